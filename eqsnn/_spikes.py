@@ -1,0 +1,133 @@
+"""The `Spikes` pytree: a fixed-length, padded buffer of spike events."""
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Float, Int
+
+EMPTY_INDEX = -1
+"""Index that marks an empty slot of a [`eqsnn.Spikes`][] buffer."""
+
+
+class Spikes(eqx.Module):
+    r"""A fixed-length buffer of spike events (time, neuron index, synaptic current).
+
+    This is the type that every eqsnn layer takes and returns. All three arrays
+    have the same trailing length `n` (the buffer size); under `jax.vmap` they
+    carry a leading batch axis.
+
+    **Empty slots.** A slot with `idx == -1` holds no spike. Layers write
+    `time == +inf` and `current == 0` into empty slots, so that sorting by time
+    puts them last and the first-spike time of a silent neuron is `+inf`. Input
+    buffers built by users may hold any time in empty slots: layers ignore it.
+    Spikes at or after the layer's `t_max` are ignored as well.
+
+    **Arguments:**
+
+    - `time`: spike times in seconds, shape `(n,)`.
+    - `idx`: neuron index of each spike, integer, shape `(n,)`; `-1` for an empty slot.
+    - `current`: synaptic current of the spiking neuron at the spike time, shape
+      `(n,)`. EventProp needs it; it defaults to zeros for input spikes.
+    - `dropped`: number of spikes that the producing layer emitted before `t_max`
+      but could not store because the buffer was full (0-d integer array;
+      defaults to 0). See [Spike budgets](../concepts/budgets.md).
+
+    **Example:**
+
+    ```python
+    import jax.numpy as jnp
+    import eqsnn
+
+    spikes = eqsnn.Spikes(time=jnp.array([1e-3, 4e-3, 2e-3]), idx=jnp.array([0, 2, 1]))
+    spikes.sort().idx  # Array([0, 1, 2], dtype=int32)
+    ```
+    """
+
+    time: Float[Array, "*batch n"]
+    idx: Int[Array, "*batch n"]
+    current: Float[Array, "*batch n"]
+    dropped: Int[Array, "*batch"]
+
+    def __init__(
+        self,
+        time: Float[ArrayLike, "*batch n"],
+        idx: Int[ArrayLike, "*batch n"],
+        current: Float[ArrayLike, "*batch n"] | None = None,
+        dropped: Int[ArrayLike, "*batch"] | int = 0,
+    ):
+        time = jnp.asarray(time)
+        if not jnp.issubdtype(time.dtype, jnp.floating):
+            time = time.astype(jnp.result_type(float))
+        idx = jnp.asarray(idx)
+        if not jnp.issubdtype(idx.dtype, jnp.integer):
+            if isinstance(idx, np.ndarray | Array) and jnp.issubdtype(idx.dtype, jnp.floating):
+                raise TypeError(
+                    f"Spikes: `idx` must hold integers, got an array of dtype {idx.dtype}."
+                )
+            idx = idx.astype(jnp.int32)
+        if time.ndim < 1:
+            raise ValueError(f"Spikes: `time` must have at least one axis, got shape {time.shape}.")
+        if idx.shape != time.shape:
+            raise ValueError(
+                "Spikes: `time` and `idx` must have the same shape, got "
+                f"time.shape={time.shape} and idx.shape={idx.shape}."
+            )
+        if current is None:
+            current = jnp.zeros_like(time)
+        else:
+            current = jnp.asarray(current, dtype=time.dtype)
+            if current.shape != time.shape:
+                raise ValueError(
+                    "Spikes: `current` must have the same shape as `time`, got "
+                    f"current.shape={current.shape} and time.shape={time.shape}."
+                )
+        self.time = time
+        self.idx = idx
+        self.current = current
+        self.dropped = jnp.broadcast_to(jnp.asarray(dropped, dtype=jnp.int32), time.shape[:-1])
+
+    @property
+    def n_slots(self) -> int:
+        """The buffer length `n` (number of slots, valid or empty)."""
+        return self.time.shape[-1]
+
+    @property
+    def valid(self) -> Int[Array, "*batch n"]:
+        """Boolean mask of the slots that hold a spike (`idx >= 0`)."""
+        return self.idx >= 0
+
+    def count(self) -> Int[Array, "*batch"]:
+        """Number of valid spikes in the buffer."""
+        return jnp.sum(self.valid, axis=-1)
+
+    def sort(self) -> "Spikes":
+        """Return the buffer ordered by time, empty slots last.
+
+        Ties keep their original order (stable sort).
+        """
+        key = jnp.where(self.valid, self.time, jnp.inf)
+        order = jnp.argsort(key, axis=-1, stable=True)
+
+        def take(x):
+            return jnp.take_along_axis(x, order, axis=-1)
+
+        return Spikes(
+            time=take(self.time), idx=take(self.idx), current=take(self.current),
+            dropped=self.dropped,
+        )
+
+    def first_spike_times(self, n_neurons: int) -> Float[Array, "*batch n_neurons"]:
+        """First spike time of each neuron `0..n_neurons-1`; `+inf` for a silent neuron.
+
+        **Arguments:**
+
+        - `n_neurons`: number of neurons (static).
+
+        **Returns:** an array of shape `(*batch, n_neurons)`.
+        """
+        if not isinstance(n_neurons, int) or n_neurons < 1:
+            raise ValueError(f"first_spike_times: `n_neurons` must be a positive int, got {n_neurons!r}.")
+        neurons = jnp.arange(n_neurons)
+        hit = self.idx[..., None, :] == neurons[:, None]
+        masked = jnp.where(hit, self.time[..., None, :], jnp.inf)
+        return jnp.min(masked, axis=-1)
