@@ -1,0 +1,28 @@
+"""Test-wide JAX configuration.
+
+Numerical tests compare against closed forms and finite differences, so everything runs
+in float64. Dtype promotion is strict, so that a silent float32/float64 or int/float mix
+inside eqsnn fails loudly here instead of costing precision for users.
+
+Strict promotion was checked against the libraries we build on (jax 0.10, equinox 0.13,
+diffrax 0.7, optax 0.2): Equinox modules and Diffrax solves (including event detection)
+work, but `optax.adam` and `optax.adamw` do not (they compute `decay ** count` with a
+Python float and an int32 step count). A test that drives such an optimiser, or that runs
+user-facing code as users would, takes `@pytest.mark.standard_promotion`.
+"""
+
+import jax
+import pytest
+
+jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_numpy_dtype_promotion", "strict")
+
+
+@pytest.fixture(autouse=True)
+def _standard_promotion(request):
+    """Relax dtype promotion to JAX's default for tests marked `standard_promotion`."""
+    if request.node.get_closest_marker("standard_promotion") is None:
+        yield
+    else:
+        with jax.numpy_dtype_promotion("standard"):
+            yield
