@@ -26,6 +26,9 @@ networks of similar size."""
 _COINCIDENCE_FACTOR = 100.0
 """Neurons within `factor * (atol + rtol * |v_th|)` of threshold at a crossing spike too."""
 
+_MAX_RESOLVES = 100
+"""Safety bound on the re-solves that locate one crossing (hidden peaks)."""
+
 
 class _Constants(NamedTuple):
     """The LIF parameters as arrays, so that they are traced rather than compiled in."""
@@ -88,6 +91,11 @@ def _solve_jit(t0, t1, v0, i0, consts, config):
     )
     n_saved = sol.stats["num_accepted_steps"] + 1
     return sol.ts, sol.ys, n_saved, sol.result == diffrax.RESULTS.event_occurred
+
+
+def _coincidence_tol(consts: _Constants, config: _Config) -> float:
+    """Voltage tolerance within which neurons count as crossing at the same time."""
+    return _COINCIDENCE_FACTOR * (config.atol + config.rtol * abs(float(consts.v_th)))
 
 
 def _solve(state: _State, t1: float, consts: _Constants, config: _Config) -> _Segment:
@@ -161,9 +169,9 @@ def _advance(
     then located by the ODE solution and the root finder. Returns the state at the stop
     and whether it is a crossing.
     """
-    tol = _COINCIDENCE_FACTOR * (config.atol + config.rtol * abs(float(consts.v_th)))
+    tol = _coincidence_tol(consts, config)
     t1 = t_end
-    while True:
+    for _ in range(_MAX_RESOLVES):
         seg = _solve(state, t1, consts, config)
         peak = _first_hidden_peak(seg, consts)
         if peak is not None:
@@ -176,6 +184,10 @@ def _advance(
             return stop, crossed
         # The ODE did not confirm the closed-form peak (below tolerance): carry on.
         state, t1 = stop, t_end
+    raise RuntimeError(
+        f"simulate_diffrax: no consistent threshold crossing after {_MAX_RESOLVES} "
+        f"re-solves near t={state.t!r}; try other `rtol`/`atol`."
+    )
 
 
 def _input_groups(input_spikes: Spikes, n_in: int, t_max: float) -> list[tuple[float, np.ndarray]]:
@@ -337,12 +349,13 @@ def simulate_diffrax(
 def _run_until(state, t_end, t_max, consts, config, w_rec, spikes):
     """Integrate to `t_end`, appending `(time, neuron, current)` for every spike."""
     v_th, v_reset = float(consts.v_th), float(consts.v_reset)
-    tol = _COINCIDENCE_FACTOR * (config.atol + config.rtol * abs(v_th))
+    tol = _coincidence_tol(consts, config)
     while state.t < t_end:
         state, crossed = _advance(state, t_end, consts, config)
         if not crossed or state.t >= t_max:
             break
-        fired = np.flatnonzero(state.v >= v_th - tol)
+        # The root finder may stop a hair below threshold: the highest neuron(s) spike.
+        fired = np.flatnonzero(state.v >= min(v_th, float(np.max(state.v))) - tol)
         spikes.extend((state.t, int(n), float(state.i[n])) for n in fired)
         v = state.v.copy()
         v[fired] = v_reset
