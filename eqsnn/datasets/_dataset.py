@@ -9,6 +9,18 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
 
+def _convert(x, dtype, only_if_not=None) -> Array:
+    """`x` as a JAX array of `dtype`; host data are converted before the transfer."""
+    if isinstance(x, jax.Array):
+        if only_if_not is not None and jnp.issubdtype(x.dtype, only_if_not):
+            return x
+        return x if x.dtype == dtype else x.astype(dtype)
+    x = np.asarray(x)
+    if only_if_not is None or not np.issubdtype(x.dtype, only_if_not):
+        x = x.astype(dtype)
+    return jax.device_put(x)  # no compilation, unlike jnp.asarray
+
+
 class Dataset(eqx.Module):
     """A labelled data set: one row of features per sample and an integer class label.
 
@@ -43,12 +55,11 @@ class Dataset(eqx.Module):
         labels: Int[ArrayLike, " n_samples"],
         n_classes: int | None = None,
     ):
-        inputs = jnp.asarray(inputs)
-        if not jnp.issubdtype(inputs.dtype, jnp.floating):
-            inputs = inputs.astype(jnp.result_type(float))
-        labels = jnp.asarray(labels)
-        if not jnp.issubdtype(labels.dtype, jnp.integer):
-            raise TypeError(f"Dataset: `labels` must hold integers, got dtype {labels.dtype}.")
+        inputs = _convert(inputs, jnp.result_type(float), only_if_not=jnp.floating)
+        labels_dtype = labels.dtype if hasattr(labels, "dtype") else np.asarray(labels).dtype
+        if not jnp.issubdtype(labels_dtype, jnp.integer):
+            raise TypeError(f"Dataset: `labels` must hold integers, got dtype {labels_dtype}.")
+        labels = _convert(labels, jnp.int32)
         if inputs.ndim != 2:
             raise ValueError(
                 f"Dataset: `inputs` must have shape (n_samples, n_features), got {inputs.shape}."
@@ -59,11 +70,11 @@ class Dataset(eqx.Module):
                 f"got {labels.shape}."
             )
         if n_classes is None:
-            n_classes = int(jnp.max(labels)) + 1 if labels.size else 1
+            n_classes = int(np.max(np.asarray(labels))) + 1 if labels.size else 1
         if not isinstance(n_classes, int) or n_classes < 1:
             raise ValueError(f"Dataset: `n_classes` must be a positive int, got {n_classes!r}.")
         self.inputs = inputs
-        self.labels = labels.astype(jnp.int32)
+        self.labels = labels
         self.n_classes = n_classes
 
     def __len__(self) -> int:
@@ -75,9 +86,16 @@ class Dataset(eqx.Module):
         return self.inputs.shape[1]
 
     def take(self, indices: Int[ArrayLike, " m"]) -> "Dataset":
-        """The samples at `indices`, in that order, as a new `Dataset`."""
-        indices = jnp.asarray(indices)
-        return Dataset(self.inputs[indices], self.labels[indices], self.n_classes)
+        """The samples at `indices`, in that order, as a new `Dataset`.
+
+        NumPy `indices` are gathered on the host, which avoids compiling a gather for
+        every new batch size; JAX `indices` are gathered with JAX (and may be traced).
+        """
+        if isinstance(indices, jax.Array):
+            return Dataset(self.inputs[indices], self.labels[indices], self.n_classes)
+        indices = np.asarray(indices)
+        inputs, labels = np.asarray(self.inputs), np.asarray(self.labels)
+        return Dataset(inputs[indices], labels[indices], self.n_classes)
 
 
 def _check_key(name: str, key) -> None:
@@ -150,6 +168,7 @@ def batches(
 
 def _batch_generator(dataset, batch_size, key, shuffle, drop_last, n_epochs):
     n = len(dataset)
+    inputs, labels = np.asarray(dataset.inputs), np.asarray(dataset.labels)
     stop = n - n % batch_size if drop_last else n
     epoch = 0
     while n_epochs is None or epoch < n_epochs:
@@ -158,7 +177,10 @@ def _batch_generator(dataset, batch_size, key, shuffle, drop_last, n_epochs):
         else:
             order = np.arange(n)
         for start in range(0, stop, batch_size):
-            yield dataset.take(order[start : start + batch_size])
+            chosen = order[start : start + batch_size]
+            yield Dataset(
+                jnp.asarray(inputs[chosen]), jnp.asarray(labels[chosen]), dataset.n_classes
+            )
         epoch += 1
 
 

@@ -1,7 +1,5 @@
 """scikit-learn's bundled 8x8 handwritten digits."""
 
-import jax.numpy as jnp
-
 from ._dataset import Dataset
 
 
@@ -34,5 +32,4 @@ def digits() -> Dataset:
             "`pip install eqsnn[datasets]` (or `pip install scikit-learn`)."
         ) from error
     bunch = load_digits()
-    inputs = jnp.asarray(bunch.data / 16.0)
-    return Dataset(inputs, jnp.asarray(bunch.target, dtype=jnp.int32), 10)
+    return Dataset(bunch.data / 16.0, bunch.target, 10)

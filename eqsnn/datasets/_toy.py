@@ -2,9 +2,8 @@
 
 import math
 
-import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import PRNGKeyArray
 
 from ._dataset import Dataset, _check_key, _numpy_rng
 
@@ -15,12 +14,12 @@ YINYANG_CLASS_NAMES = ("yin", "yang", "dot")
 """Names of the Yin-Yang classes, indexed by label."""
 
 
-def _features(xy: np.ndarray, bias: bool) -> Float[Array, "n f"]:
+def _features(xy: np.ndarray, bias: bool) -> np.ndarray:
     """`(x, y, 1 - x, 1 - y)`, plus a constant bias column when `bias` is set."""
     columns = [xy, 1.0 - xy]
     if bias:
         columns.append(np.full((xy.shape[0], 1), BIAS_VALUE))
-    return jnp.asarray(np.concatenate(columns, axis=1), dtype=jnp.result_type(float))
+    return np.concatenate(columns, axis=1)
 
 
 def _check_n(name: str, n_samples) -> None:
@@ -42,6 +41,24 @@ def _yinyang_class(xy: np.ndarray, r_big: float, r_small: float) -> np.ndarray:
     label = np.where(is_dot, 2, is_yang.astype(np.int32))
     outside = np.hypot(x - r_big, y - r_big) > r_big
     return np.where(outside, -1, label)
+
+
+def _draw_yinyang(
+    rng: np.random.Generator, wanted: list[int], r_big: float, r_small: float
+) -> np.ndarray:
+    """Rejection sampling: `wanted[c]` points of each class `c`, grouped by class."""
+    # The dots cover 2 pi r_small^2 / (2 r_big)^2 of the square: size rounds for them.
+    batch = max(256, int(2 * max(wanted) * 4 * r_big**2 / (2 * math.pi * r_small**2)))
+    found: list[list[np.ndarray]] = [[], [], []]
+    missing = list(wanted)
+    while any(missing):
+        xy = rng.uniform(0.0, 2 * r_big, size=(batch, 2))
+        labels = _yinyang_class(xy, r_big, r_small)
+        for c in range(3):
+            take = xy[labels == c][: missing[c]]
+            found[c].append(take)
+            missing[c] -= take.shape[0]
+    return np.concatenate([np.concatenate(points) for points in found])
 
 
 def yinyang(
@@ -100,21 +117,10 @@ def yinyang(
         raise ValueError(f"yinyang: `r_small` must lie in (0, r_big / 2), got {r_small!r}.")
     wanted = [n_samples // 3 + (c < n_samples % 3) for c in range(3)]
     rng = _numpy_rng(key)
-    # The dots cover 2 pi r_small^2 / (2 r_big)^2 of the square: size rounds for them.
-    batch = max(256, int(2 * max(wanted) * 4 * r_big**2 / (2 * math.pi * r_small**2)))
-    found: list[list[np.ndarray]] = [[], [], []]
-    have = [0, 0, 0]
-    while any(h < w for h, w in zip(have, wanted)):
-        xy = rng.uniform(0.0, 2 * r_big, size=(batch, 2))
-        labels = _yinyang_class(xy, r_big, r_small)
-        for c in range(3):
-            take = xy[labels == c][: wanted[c] - have[c]]
-            found[c].append(take)
-            have[c] += take.shape[0]
-    xy = np.concatenate([np.concatenate(found[c]) for c in range(3)])
+    xy = _draw_yinyang(rng, wanted, r_big, r_small)
     labels = np.repeat(np.arange(3, dtype=np.int32), wanted)
     order = rng.permutation(n_samples)
-    return Dataset(_features(xy[order], bias), jnp.asarray(labels[order]), 3)
+    return Dataset(_features(xy[order], bias), labels[order], 3)
 
 
 def circle(key: PRNGKeyArray, n_samples: int, *, bias: bool = True) -> Dataset:
@@ -146,7 +152,7 @@ def circle(key: PRNGKeyArray, n_samples: int, *, bias: bool = True) -> Dataset:
     _check_key("circle", key)
     xy = _numpy_rng(key).uniform(size=(n_samples, 2))
     inside = np.sum((xy - 0.5) ** 2, axis=1) <= 0.5 / math.pi
-    return Dataset(_features(xy, bias), jnp.asarray(inside, dtype=jnp.int32), 2)
+    return Dataset(_features(xy, bias), inside.astype(np.int32), 2)
 
 
 def linear(key: PRNGKeyArray, n_samples: int, *, bias: bool = True) -> Dataset:
@@ -176,4 +182,4 @@ def linear(key: PRNGKeyArray, n_samples: int, *, bias: bool = True) -> Dataset:
     _check_n("linear", n_samples)
     _check_key("linear", key)
     xy = _numpy_rng(key).uniform(size=(n_samples, 2))
-    return Dataset(_features(xy, bias), jnp.asarray(xy[:, 0] < xy[:, 1], dtype=jnp.int32), 2)
+    return Dataset(_features(xy, bias), (xy[:, 0] < xy[:, 1]).astype(np.int32), 2)
