@@ -1,0 +1,108 @@
+"""Shared event plumbing: input validation and ordering, overflow policy, output buffers."""
+
+import enum
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float, Int
+
+from ._spikes import EMPTY_INDEX, Spikes
+
+
+class Overflow(enum.Enum):
+    """What a layer does when it emits more spikes than its buffer holds.
+
+    - `Overflow.COUNT`: keep the earliest `n_spikes` spikes and report how many were lost in
+      [`eqsnn.Spikes`][]`.dropped` (the default).
+    - `Overflow.ERROR`: raise a runtime error (through `eqx.error_if`, also under `jit`).
+    """
+
+    COUNT = "count"
+    ERROR = "error"
+
+
+class SortedInputs(eqx.Module):
+    """Input spikes in time order, with the end of each inter-spike interval.
+
+    Slots that are empty (`idx == -1`) or at/after `t_max` are moved to the end, with time
+    `t_max` and a zero-length interval.
+    """
+
+    time: Float[Array, " k"]
+    end: Float[Array, " k"]
+    idx: Int[Array, " k"]
+    valid: Bool[Array, " k"]
+
+
+def check_input(spikes: Spikes, in_size: int, who: str) -> Spikes:
+    """Static and runtime checks of one sample of input spikes for a layer with `in_size` inputs."""
+    if not isinstance(spikes, Spikes):
+        raise TypeError(f"{who}: expected `spikes` to be an eqsnn.Spikes, got {type(spikes)}.")
+    if spikes.time.ndim != 1:
+        raise ValueError(
+            f"{who}: `spikes` must be one sample with arrays of shape (n,), got time.shape="
+            f"{spikes.time.shape}; use jax.vmap over the layer for a batch."
+        )
+    used = spikes.idx >= 0
+    time = eqx.error_if(
+        spikes.time,
+        jnp.any(used & (jnp.isnan(spikes.time) | (spikes.time < 0))),
+        f"{who}: input spike times must be non-negative and not NaN.",
+    )
+    idx = eqx.error_if(
+        spikes.idx,
+        jnp.any((spikes.idx < EMPTY_INDEX) | (spikes.idx >= in_size)),
+        f"{who}: input spike indices must lie in [-1, in_size={in_size}).",
+    )
+    return Spikes(time=time, idx=idx, current=spikes.current, dropped=spikes.dropped)
+
+
+def sort_inputs(spikes: Spikes, t_max: float) -> SortedInputs:
+    """Order input spikes by time and compute interval ends (the next input or `t_max`)."""
+    valid = (spikes.idx >= 0) & (spikes.time < t_max)
+    key = jnp.where(valid, spikes.time, t_max)
+    order = jnp.argsort(key, stable=True)
+    time = key[order]
+    end = jnp.concatenate([time[1:], jnp.full((1,), t_max, time.dtype)])
+    return SortedInputs(
+        time=time, end=end, idx=jnp.where(valid, spikes.idx, 0)[order], valid=valid[order]
+    )
+
+
+def collect_spikes(
+    time: Float[Array, " c"],
+    neuron: Int[Array, " c"],
+    current: Float[Array, " c"],
+    valid: Bool[Array, " c"],
+    n_spikes: int,
+    extra_dropped: Int[Array, ""],
+    overflow: Overflow,
+    who: str,
+) -> Spikes:
+    """Keep the `n_spikes` earliest valid candidates, sorted, padded with empty slots."""
+    n_cand = time.shape[0]
+    if n_cand < n_spikes:
+        pad = n_spikes - n_cand
+        time = jnp.concatenate([time, jnp.zeros(pad, time.dtype)])
+        neuron = jnp.concatenate([neuron, jnp.zeros(pad, neuron.dtype)])
+        current = jnp.concatenate([current, jnp.zeros(pad, current.dtype)])
+        valid = jnp.concatenate([valid, jnp.zeros(pad, bool)])
+    key = jnp.where(valid, jax.lax.stop_gradient(time), jnp.inf)
+    _, pick = jax.lax.top_k(-key, n_spikes)
+    kept = valid[pick]
+    dropped = jnp.maximum(jnp.sum(valid) - n_spikes, 0) + extra_dropped
+    out_time = jnp.where(kept, time[pick], jnp.inf)
+    if overflow is Overflow.ERROR:
+        out_time = eqx.error_if(
+            out_time,
+            dropped > 0,
+            f"{who}: more spikes than the buffer holds (n_spikes={n_spikes}); increase "
+            "`n_spikes` (or `max_spikes_per_interval`), or use overflow=Overflow.COUNT.",
+        )
+    return Spikes(
+        time=out_time,
+        idx=jnp.where(kept, neuron[pick], EMPTY_INDEX).astype(jnp.int32),
+        current=jnp.where(kept, current[pick], 0.0),
+        dropped=dropped.astype(jnp.int32),
+    )

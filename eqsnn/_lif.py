@@ -1,0 +1,130 @@
+"""The feed-forward LIF layer."""
+
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import PRNGKeyArray
+
+from ._events import Overflow, check_input
+from ._feedforward import simulate_feedforward
+from ._params import LIFParameters
+from ._spikes import Spikes
+from ._weights import InputWeights, check_size, check_t_max, normal_weights
+from .solvers import AbstractCrossingSolver, default_solver
+
+
+class LIF(eqx.Module):
+    r"""A feed-forward layer of LIF neurons, simulated exactly from event to event.
+
+    Each neuron $n$ follows
+    $\tau_\mathrm{mem}\dot V_n = v_\mathrm{leak} - V_n + I_n$,
+    $\tau_\mathrm{syn}\dot I_n = -I_n$, starting at rest ($V_n = v_\mathrm{leak}$,
+    $I_n = 0$). An input spike of input $i$ adds `weights.input[i, n]` to $I_n$; when $V_n$
+    reaches $v_\mathrm{th}$ the neuron spikes and $V_n \leftarrow v_\mathrm{reset}$.
+    Events at or after `t_max` are ignored. Spike times are exact up to floating-point
+    rounding, and gradients (with respect to the weights and the input spike times) are
+    exact too: crossing times are differentiated with the implicit-function theorem.
+
+    The layer simulates one sample; use `jax.vmap` for a batch. It composes with
+    `eqx.nn.Sequential`.
+
+    **Arguments:**
+
+    - `in_size`: number of inputs.
+    - `out_size`: number of neurons.
+    - `n_spikes`: capacity of the output buffer (this layer's spikes, all neurons together).
+    - `t_max`: simulation horizon in seconds.
+    - `params`: the [`eqsnn.LIFParameters`][] (default: the reference's defaults).
+    - `key`: a `jax.random.PRNGKey` for the weight initialisation (keyword-only).
+    - `mean`, `std`: the initial weights are drawn from $\mathcal N(\mathrm{mean}, \mathrm{std}^2)$.
+    - `duplication`: if set to `d`, inputs come in `d` consecutive copies that start with
+      equal weights (the reference's duplicated inputs); `in_size` must be a multiple of `d`.
+    - `solver`: the crossing solver (default: [`eqsnn.solvers.default_solver`][]).
+    - `max_spikes_per_interval`: how many spikes one neuron may emit between two consecutive
+      input spikes (1 suffices in the one-spike regime; raise it for bursting neurons).
+      Further spikes in that interval are counted in `dropped`.
+    - `overflow`: an [`eqsnn.Overflow`][]: count dropped spikes (default) or raise.
+
+    **Returns (from `__call__`):** the output [`eqsnn.Spikes`][], `n_spikes` slots, sorted by
+    time, indices `0..out_size-1`, empty slots `idx == -1`, `time == inf`.
+
+    **Example:**
+
+    ```python
+    import jax
+    import jax.numpy as jnp
+    import eqsnn
+
+    layer = eqsnn.LIF(2, 3, n_spikes=6, t_max=0.05, key=jax.random.PRNGKey(0), mean=2.0)
+    out = layer(eqsnn.Spikes(time=jnp.array([1e-3, 2e-3]), idx=jnp.array([0, 1])))
+    ```
+    """
+
+    weights: InputWeights
+    in_size: int = eqx.field(static=True)
+    out_size: int = eqx.field(static=True)
+    n_spikes: int = eqx.field(static=True)
+    t_max: float = eqx.field(static=True)
+    params: LIFParameters
+    solver: AbstractCrossingSolver = eqx.field(static=True)
+    max_spikes_per_interval: int = eqx.field(static=True)
+    overflow: Overflow = eqx.field(static=True)
+
+    def __init__(
+        self,
+        in_size: int,
+        out_size: int,
+        n_spikes: int,
+        t_max: float,
+        params: LIFParameters | None = None,
+        *,
+        key: PRNGKeyArray,
+        mean: float = 0.5,
+        std: float = 2.0,
+        duplication: int | None = None,
+        solver: AbstractCrossingSolver | None = None,
+        max_spikes_per_interval: int = 1,
+        overflow: Overflow = Overflow.COUNT,
+    ):
+        who = type(self).__name__
+        self.in_size = check_size("in_size", in_size, who)
+        self.out_size = check_size("out_size", out_size, who)
+        self.n_spikes = check_size("n_spikes", n_spikes, who)
+        self.t_max = check_t_max(t_max, who)
+        self.params = LIFParameters() if params is None else params
+        if not isinstance(self.params, LIFParameters):
+            raise TypeError(f"{who}: `params` must be an eqsnn.LIFParameters, got {params!r}.")
+        self.solver = default_solver(self.params) if solver is None else solver
+        if not isinstance(self.solver, AbstractCrossingSolver):
+            raise TypeError(f"{who}: `solver` must be a crossing solver, got {solver!r}.")
+        self.max_spikes_per_interval = check_size(
+            "max_spikes_per_interval", max_spikes_per_interval, who
+        )
+        if not isinstance(overflow, Overflow):
+            raise TypeError(f"{who}: `overflow` must be an eqsnn.Overflow, got {overflow!r}.")
+        self.overflow = overflow
+        w = normal_weights(key, in_size, out_size, mean, std, duplication, who)
+        self.weights = InputWeights(input=w)
+
+    def __check_init__(self):
+        shape = jnp.shape(self.weights.input)
+        if shape != (self.in_size, self.out_size):
+            raise ValueError(
+                f"{type(self).__name__}: `weights.input` must have shape "
+                f"(in_size, out_size)=({self.in_size}, {self.out_size}), got {shape}."
+            )
+
+    def __call__(self, spikes: Spikes, *, key: PRNGKeyArray | None = None) -> Spikes:
+        """Simulate the layer for one sample of input spikes (`key` is unused)."""
+        who = type(self).__name__
+        spikes = check_input(spikes, self.in_size, who)
+        return simulate_feedforward(
+            self.weights.input,
+            spikes,
+            self.params,
+            self.solver,
+            self.n_spikes,
+            self.t_max,
+            self.max_spikes_per_interval,
+            self.overflow,
+            who,
+        )

@@ -1,0 +1,62 @@
+"""Weight containers and their initialisation."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PRNGKeyArray
+
+
+class InputWeights(eqx.Module):
+    """Weights of a feed-forward layer.
+
+    **Arguments:**
+
+    - `input`: `input[i, n]` is added to the synaptic current of neuron `n` when input `i`
+      spikes; shape `(in_size, out_size)`.
+    """
+
+    input: Float[Array, "in_size out_size"]
+
+
+def check_size(name: str, value, who: str, minimum: int = 1) -> int:
+    """Validate a positive integer size argument."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{who}: `{name}` must be an int >= {minimum}, got {value!r}.")
+    return value
+
+
+def check_t_max(t_max, who: str) -> float:
+    """Validate the simulation horizon."""
+    try:
+        value = float(t_max)
+    except (TypeError, ValueError):
+        raise ValueError(f"{who}: `t_max` must be a positive number, got {t_max!r}.") from None
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"{who}: `t_max` must be positive and finite, got {t_max!r}.")
+    return value
+
+
+def normal_weights(
+    key: PRNGKeyArray,
+    in_size: int,
+    out_size: int,
+    mean: float,
+    std: float,
+    duplication: int | None,
+    who: str,
+) -> Float[Array, "in_size out_size"]:
+    """Draw weights from N(mean, std); with `duplication=d`, draw `in_size // d` rows and
+    repeat each `d` times, so that the `d` copies of an input start with the same weights."""
+    if duplication is None:
+        rows = in_size
+    else:
+        check_size("duplication", duplication, who)
+        if in_size % duplication:
+            raise ValueError(
+                f"{who}: `in_size` ({in_size}) must be a multiple of `duplication` ({duplication})."
+            )
+        rows = in_size // duplication
+    w = mean + std * jax.random.normal(key, (rows, out_size))
+    if duplication is not None:
+        w = jnp.repeat(w, duplication, axis=0)
+    return w
