@@ -115,8 +115,8 @@ def test_multiple_spikes_match_closed_form():
     n = len(times)
     assert out.idx.tolist() == [0] * n + [-1] * (16 - n)
     np.testing.assert_allclose(out.time[:n], times, rtol=RTOL_TIME)
-    np.testing.assert_allclose(np.diff(out.time[:n]), np.diff(times), rtol=1e-8)
-    np.testing.assert_allclose(out.current[:n], currents, rtol=1e-9)
+    np.testing.assert_allclose(np.diff(out.time[:n]), np.diff(times), rtol=RTOL_TIME)
+    np.testing.assert_allclose(out.current[:n], currents, rtol=RTOL_TIME)
     assert int(out.dropped) == 0
 
 
