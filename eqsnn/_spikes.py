@@ -112,7 +112,9 @@ class Spikes(eqx.Module):
             return jnp.take_along_axis(x, order, axis=-1)
 
         return Spikes(
-            time=take(self.time), idx=take(self.idx), current=take(self.current),
+            time=take(self.time),
+            idx=take(self.idx),
+            current=take(self.current),
             dropped=self.dropped,
         )
 
@@ -126,7 +128,9 @@ class Spikes(eqx.Module):
         **Returns:** an array of shape `(*batch, n_neurons)`.
         """
         if not isinstance(n_neurons, int) or n_neurons < 1:
-            raise ValueError(f"first_spike_times: `n_neurons` must be a positive int, got {n_neurons!r}.")
+            raise ValueError(
+                f"first_spike_times: `n_neurons` must be a positive int, got {n_neurons!r}."
+            )
         neurons = jnp.arange(n_neurons)
         hit = self.idx[..., None, :] == neurons[:, None]
         masked = jnp.where(hit, self.time[..., None, :], jnp.inf)
