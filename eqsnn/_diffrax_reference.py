@@ -1,7 +1,7 @@
 r"""A slow, independent reference simulator built on Diffrax event detection.
 
 The simulator integrates the LIF ODE numerically between events with
-[`diffrax.diffeqsolve`][] and locates threshold crossings with a [`diffrax.Event`][] and
+`diffrax.diffeqsolve` and locates threshold crossings with a `diffrax.Event` and
 a Newton root finder on the dense solution. It shares no code with the closed-form
 simulators, so that tests can compare the two.
 """
@@ -257,9 +257,9 @@ def simulate_diffrax(
     `recurrent_weights[n, :]` is added to $I$. Events at or after `t_max` are ignored.
 
     This is a correctness reference, not a fast simulator: a Python loop over events
-    calls a jitted [`diffrax.diffeqsolve`][] (Tsit5, PID step control with `rtol`/`atol`)
+    calls a jitted `diffrax.diffeqsolve` (Tsit5, PID step control with `rtol`/`atol`)
     from one event to the next input spike, stopping at the first threshold crossing via
-    a [`diffrax.Event`][] on $\max_n (V_n - v_\mathrm{th})$ with an `optimistix.Newton`
+    a `diffrax.Event` on $\max_n (V_n - v_\mathrm{th})$ with an `optimistix.Newton`
     root finder. It is not jittable, vmappable or differentiable as a whole.
 
     Diffrax looks at the sign of the condition only at step ends, so a voltage that

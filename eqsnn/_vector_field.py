@@ -10,7 +10,7 @@ def lif_vector_field(
     y: tuple[Float[Array, " n"], Float[Array, " n"]],
     args: LIFParameters,
 ) -> tuple[Float[Array, " n"], Float[Array, " n"]]:
-    r"""The vector field of the current-based LIF neuron, for [`diffrax.ODETerm`][].
+    r"""The vector field of the current-based LIF neuron, for `diffrax.ODETerm`.
 
     Between events the membrane voltage $V$ and synaptic current $I$ of every neuron follow
 
