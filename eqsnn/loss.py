@@ -33,7 +33,7 @@ def _check_positive(name: str, arg: str, value) -> None:
 
 def _masked_times(spikes: Spikes, n_neurons: int, t_max, fill) -> Float[Array, "*batch n k"]:
     """Times of the spikes of each neuron before `t_max`; `fill` in every other slot."""
-    hit = spikes.idx[..., None, :] == jnp.arange(n_neurons)[:, None]
+    hit = spikes.idx[..., None, :] == jnp.arange(n_neurons, dtype=spikes.idx.dtype)[:, None]
     if t_max is not None:
         hit = hit & (spikes.time[..., None, :] < t_max)
     return jnp.where(hit, spikes.time[..., None, :], fill)
@@ -209,7 +209,7 @@ def ttfs_loss(
     _check_positive("ttfs_loss", "temperature", temperature)
     times = first_spike_times(spikes, n_classes, t_max=t_max)
     log_p = jax.nn.log_softmax(-times / (temperature * tau_mem), axis=-1)
-    return -_take_label(log_p, jnp.asarray(label))
+    return -_take_label(log_p, jnp.asarray(label).astype(jnp.int32))
 
 
 def spike_count_regulariser(
@@ -249,7 +249,7 @@ def spike_count_regulariser(
     ```
     """
     _check_count("spike_count_regulariser", "n_neurons", n_neurons)
-    hit = spikes.idx[..., None, :] == jnp.arange(n_neurons)[:, None]
+    hit = spikes.idx[..., None, :] == jnp.arange(n_neurons, dtype=spikes.idx.dtype)[:, None]
     if t_max is not None:
         hit = hit & (spikes.time[..., None, :] < t_max)
     counts = jnp.sum(hit, axis=-1).astype(jnp.result_type(float))
@@ -324,5 +324,6 @@ def accuracy(
     jnp.mean(jax.vmap(accuracy, in_axes=(0, 0, None))(spikes, jnp.array([1, 1]), 2))  # 0.5
     ```
     """
-    correct = predict(spikes, n_classes, t_max=t_max) == jnp.asarray(label)
+    prediction = predict(spikes, n_classes, t_max=t_max)
+    correct = prediction == jnp.asarray(label).astype(prediction.dtype)
     return correct.astype(jnp.result_type(float))
