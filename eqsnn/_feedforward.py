@@ -28,13 +28,16 @@ class IntervalSpikes(eqx.Module):
     found: Bool[Array, "m n"]
 
 
-def _interval(params, solver, n_per_interval, weights, carry, x):
-    """Apply one input spike, then evolve all neurons to the next input, emitting spikes."""
-    u, i, overflowed = carry
-    t0, t1, idx, valid = x
+def evolve_interval(params, solver, n_per_interval, u, i, t0, t1):
+    """Evolve all neurons from `t0` to `t1` (no input in between), emitting their spikes.
+
+    `u` is the voltage above leak and `i` the current just after the input at `t0`.
+
+    **Returns:** `(u, i, more, spikes)`: the state at `t1`, the number of further crossings
+    beyond `n_per_interval` (lost), and the `IntervalSpikes` with absolute times.
+    """
     theta = params.v_th - params.v_leak
     u_reset = params.v_reset - params.v_leak
-    i = i + jnp.where(valid, weights[idx], 0.0)
     length = jnp.maximum(t1 - t0, 0.0)
     offset = jnp.zeros_like(u)
     times, currents, founds = [], [], []
@@ -52,7 +55,54 @@ def _interval(params, solver, n_per_interval, weights, carry, x):
     u = membrane(u, i, rest, params.tau_mem, params.tau_syn)
     i = synaptic_current(i, rest, params.tau_syn)
     out = IntervalSpikes(jnp.stack(times), jnp.stack(currents), jnp.stack(founds))
-    return (u, i, overflowed + jnp.sum(more, dtype=jnp.int32)), out
+    return u, i, jnp.sum(more, dtype=jnp.int32), out
+
+
+def _interval(params, solver, n_per_interval, weights, carry, x):
+    """Apply one input spike, then evolve all neurons to the next input, emitting spikes."""
+    u, i, overflowed = carry
+    t0, t1, idx, valid = x
+    i = i + jnp.where(valid, weights[idx], 0.0)
+    u, i, more, out = evolve_interval(params, solver, n_per_interval, u, i, t0, t1)
+    return (u, i, overflowed + more), out
+
+
+def collect_intervals(
+    found: IntervalSpikes,
+    overflowed: Int[Array, ""],
+    n_spikes: int,
+    t_max: float,
+    overflow: Overflow,
+    who: str,
+) -> Spikes:
+    """Gather the spikes of all intervals, shape `(k, m, n)`, into the output buffer."""
+    n_out = found.time.shape[-1]
+    neuron: Int[Array, " c"] = jnp.broadcast_to(jnp.arange(n_out), found.time.shape).reshape(-1)
+    time = found.time.reshape(-1)
+    valid = found.found.reshape(-1) & (time < t_max)
+    return collect_spikes(
+        time, neuron, found.current.reshape(-1), valid, n_spikes, overflowed, overflow, who
+    )
+
+
+def scan_intervals(
+    weights: Float[Array, "n_in n_out"],
+    sorted_in: SortedInputs,
+    params: LIFParameters,
+    solver: AbstractCrossingSolver,
+    max_spikes_per_interval: int,
+) -> tuple[IntervalSpikes, Int[Array, ""]]:
+    """Scan over the input intervals; returns every interval's spikes `(k, m, n)` and the
+    count of crossings lost to `max_spikes_per_interval`."""
+    zeros = jnp.zeros(weights.shape[1], weights.dtype)
+    init = (zeros, zeros, jnp.zeros((), jnp.int32))
+
+    def body(carry, x):
+        return _interval(params, solver, max_spikes_per_interval, weights, carry, x)
+
+    xs = (sorted_in.time, sorted_in.end, sorted_in.idx, sorted_in.valid)
+    (_, _, overflowed), found = jax.lax.scan(body, init, xs)
+    return found, overflowed
 
 
 def simulate_feedforward(
@@ -68,18 +118,5 @@ def simulate_feedforward(
 ) -> Spikes:
     """Simulate a feed-forward LIF layer exactly; see [`eqsnn.LIF`][] for the semantics."""
     sorted_in: SortedInputs = sort_inputs(inputs, t_max)
-    n_out = weights.shape[1]
-    zeros = jnp.zeros(n_out, weights.dtype)
-    init = (zeros, zeros, jnp.zeros((), jnp.int32))
-
-    def body(carry, x):
-        return _interval(params, solver, max_spikes_per_interval, weights, carry, x)
-
-    xs = (sorted_in.time, sorted_in.end, sorted_in.idx, sorted_in.valid)
-    (_, _, overflowed), found = jax.lax.scan(body, init, xs)
-    neuron: Int[Array, " c"] = jnp.broadcast_to(jnp.arange(n_out), found.time.shape).reshape(-1)
-    time = found.time.reshape(-1)
-    valid = found.found.reshape(-1) & (time < t_max)
-    return collect_spikes(
-        time, neuron, found.current.reshape(-1), valid, n_spikes, overflowed, overflow, who
-    )
+    found, overflowed = scan_intervals(weights, sorted_in, params, solver, max_spikes_per_interval)
+    return collect_intervals(found, overflowed, n_spikes, t_max, overflow, who)
