@@ -13,6 +13,7 @@ def _check_positive(name: str, arg: str, value) -> None:
         raise ValueError(f"{name}: `{arg}` must be positive (seconds), got {value!r}.")
 
 
+@eqx.filter_jit
 def spatio_temporal_encode(
     inputs: Float[ArrayLike, "*batch n_features"],
     t_late: RealScalarLike,
@@ -106,6 +107,7 @@ def spatio_temporal_encode(
     return Spikes(time=time, idx=idx)
 
 
+@eqx.filter_jit
 def target_temporal_encode(
     labels: Int[ArrayLike, "*batch"],
     n_classes: int,

@@ -13,6 +13,7 @@ from the `+inf` in empty slots, so losses and their gradients stay finite: a sil
 neuron simply gets a zero gradient.
 """
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Int
@@ -39,6 +40,7 @@ def _masked_times(spikes: Spikes, n_neurons: int, t_max, fill) -> Float[Array, "
     return jnp.where(hit, spikes.time[..., None, :], fill)
 
 
+@eqx.filter_jit
 def first_spike_times(
     spikes: Spikes, n_neurons: int, *, t_max: RealScalarLike
 ) -> Float[Array, "*batch n_neurons"]:
@@ -75,6 +77,7 @@ def first_spike_times(
     return jnp.min(_masked_times(spikes, n_neurons, t_max, t_max), axis=-1)
 
 
+@eqx.filter_jit
 def mse_loss(
     spikes: Spikes,
     target_times: Float[ArrayLike, "*batch n_neurons"],
@@ -116,6 +119,7 @@ def mse_loss(
     return jnp.sum(jnp.square((times - target_times) / tau_mem), axis=-1)
 
 
+@eqx.filter_jit
 def target_time_loss(
     spikes: Spikes,
     target_times: Float[ArrayLike, "*batch n_neurons"],
@@ -162,6 +166,7 @@ def _take_label(values: Float[Array, "*batch n"], label: Int[Array, "*batch"]) -
     return jnp.take_along_axis(values, label[..., None], axis=-1)[..., 0]
 
 
+@eqx.filter_jit
 def ttfs_loss(
     spikes: Spikes,
     label: Int[ArrayLike, "*batch"],
@@ -212,6 +217,7 @@ def ttfs_loss(
     return -_take_label(log_p, jnp.asarray(label).astype(jnp.int32))
 
 
+@eqx.filter_jit
 def spike_count_regulariser(
     spikes: Spikes,
     n_neurons: int,
@@ -256,6 +262,7 @@ def spike_count_regulariser(
     return jnp.mean(jnp.square(counts - target_count), axis=-1)
 
 
+@eqx.filter_jit
 def predict(
     spikes: Spikes, n_classes: int, *, t_max: RealScalarLike | None = None
 ) -> Int[Array, "*batch"]:
@@ -291,6 +298,7 @@ def predict(
     return jnp.where(decided, jnp.argmin(times, axis=-1), -1).astype(jnp.int32)
 
 
+@eqx.filter_jit
 def accuracy(
     spikes: Spikes,
     label: Int[ArrayLike, "*batch"],
