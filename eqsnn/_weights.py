@@ -18,6 +18,21 @@ class InputWeights(eqx.Module):
     input: Float[Array, "in_size out_size"]
 
 
+class RecurrentWeights(eqx.Module):
+    """Weights of a recurrent layer of `n` neurons.
+
+    **Arguments:**
+
+    - `input`: `input[i, n]` is added to the synaptic current of neuron `n` when input `i`
+      spikes; shape `(in_size, n)`.
+    - `recurrent`: `recurrent[j, n]` is added to the synaptic current of neuron `n` when
+      neuron `j` of the same layer spikes; shape `(n, n)`.
+    """
+
+    input: Float[Array, "in_size n"]
+    recurrent: Float[Array, "n n"]
+
+
 def check_size(name: str, value, who: str, minimum: int = 1) -> int:
     """Validate a positive integer size argument."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
