@@ -1,4 +1,8 @@
-"""Encoders: features to input spike times, labels to target spike times."""
+"""Encoders: features to input spike times, labels to target spike times.
+
+Both functions are wrapped in `eqx.filter_jit`: Python numbers are static arguments,
+JAX arrays are traced.
+"""
 
 import equinox as eqx
 import jax.numpy as jnp

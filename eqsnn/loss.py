@@ -11,6 +11,10 @@ index $\ge$ `n_neurons` are ignored.
 time `t_max` in the losses. This value is selected with `jnp.where`, never computed
 from the `+inf` in empty slots, so losses and their gradients stay finite: a silent
 neuron simply gets a zero gradient.
+
+**Compilation.** Every function is wrapped in `eqx.filter_jit`: Python numbers (such as
+`t_max`, `tau_mem`, `n_neurons`) are static, so a new value compiles anew; pass a JAX
+array for a value that changes from call to call.
 """
 
 import equinox as eqx
