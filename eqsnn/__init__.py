@@ -1,12 +1,17 @@
 """eqsnn: exact event-driven spiking neural networks in JAX and Equinox."""
 
+from . import datasets as datasets
+from . import encode as encode
+from . import loss as loss
 from . import solvers as solvers
+from ._diffrax_reference import simulate_diffrax as simulate_diffrax
 from ._events import Overflow as Overflow
 from ._flow import LIFState as LIFState
 from ._flow import lif_exponential_flow as lif_exponential_flow
 from ._lif import LIF as LIF
 from ._params import LIFParameters as LIFParameters
 from ._spikes import Spikes as Spikes
+from ._vector_field import lif_vector_field as lif_vector_field
 from ._weights import InputWeights as InputWeights
 
 __version__ = "0.1.0"

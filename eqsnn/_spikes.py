@@ -131,7 +131,7 @@ class Spikes(eqx.Module):
             raise ValueError(
                 f"first_spike_times: `n_neurons` must be a positive int, got {n_neurons!r}."
             )
-        neurons = jnp.arange(n_neurons)
+        neurons = jnp.arange(n_neurons, dtype=self.idx.dtype)
         hit = self.idx[..., None, :] == neurons[:, None]
         masked = jnp.where(hit, self.time[..., None, :], jnp.inf)
         return jnp.min(masked, axis=-1)
