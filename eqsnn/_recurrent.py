@@ -42,7 +42,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
-from ._events import Overflow, SortedInputs, collect_spikes, sort_inputs
+from ._events import Overflow, SortedInputs, sort_inputs
 from ._flow import LIFState, lif_exponential_flow, synaptic_current
 from ._params import LIFParameters
 from ._spikes import EMPTY_INDEX, Spikes
@@ -304,9 +304,35 @@ def simulate_recurrent(
         transition=transition,
         t_max=t_max,
     )
+    pending = jnp.sum(final.crossing_time < t_max, dtype=jnp.int32)
+    return collect_events(events, n_spikes, pending, overflow, who)
+
+
+def collect_events(
+    events: Event, n_spikes: int, pending: Int[Array, ""], overflow: Overflow, who: str
+) -> Spikes:
+    """The first `n_spikes` spike events of a (time-ordered) trace as a `Spikes` buffer.
+
+    `pending` is added to the spikes beyond `n_spikes` in `dropped`. The trace is already in
+    time order, so this is a compaction (the `k`-th spike event goes to slot `k`), not a sort.
+    """
     is_spike = events.kind == EventKind.SPIKE
-    # Default integer dtype, as `collect_spikes` counts with `jnp.sum` too.
-    pending = jnp.sum(final.crossing_time < t_max)
-    return collect_spikes(
-        events.time, events.idx, events.current, is_spike, n_spikes, pending, overflow, who
+    seen = jnp.cumsum(is_spike, dtype=jnp.int32)  # spike events up to and including step k
+    slot = jnp.arange(1, n_spikes + 1, dtype=jnp.int32)
+    pick = jnp.minimum(jnp.searchsorted(seen, slot), seen.shape[0] - 1)
+    kept = slot <= seen[-1]
+    dropped = jnp.maximum(seen[-1] - n_spikes, 0) + pending
+    time = jnp.where(kept, events.time[pick], jnp.inf)
+    if overflow is Overflow.ERROR:
+        time = eqx.error_if(
+            time,
+            dropped > 0,
+            f"{who}: more spikes than the buffer holds (n_spikes={n_spikes}); increase "
+            "`n_spikes`, or use overflow=Overflow.COUNT.",
+        )
+    return Spikes(
+        time=time,
+        idx=jnp.where(kept, events.idx[pick], EMPTY_INDEX),
+        current=jnp.where(kept, events.current[pick], 0.0),
+        dropped=dropped,
     )

@@ -149,22 +149,24 @@ def _per_block(name: str, value, n_blocks: int, who: str) -> tuple[float, ...]:
 
 def _layered_weights(key, in_size, layers, mean, std, duplication, mask, who):
     """N(mean[0], std[0]) input -> population 0, N(mean[k+1], std[k+1]) population k -> k+1,
-    zeros elsewhere; then the mask is applied."""
+    zeros elsewhere; then the mask is applied. Assembled in numpy (no per-shape compiles)."""
     keys = jax.random.split(key, len(layers))
     n = sum(layers)
     first = normal_weights(keys[0], in_size, layers[0], mean[0], std[0], duplication, who)
-    w_in = jnp.zeros((in_size, n), first.dtype).at[:, : layers[0]].set(first)
-    w_rec = jnp.zeros((n, n), first.dtype)
+    dtype = first.dtype
+    w_in = np.zeros((in_size, n), dtype)
+    w_in[:, : layers[0]] = np.asarray(first)
+    w_rec = np.zeros((n, n), dtype)
     bounds = _population_bounds(layers)
-    for k, ((start, stop), (nxt_start, nxt_stop)) in enumerate(
-        zip(bounds[:-1], bounds[1:], strict=True)
-    ):
+    pairs = zip(bounds[:-1], bounds[1:], strict=True)
+    for k, ((start, stop), (nxt_start, nxt_stop)) in enumerate(pairs):
         block = normal_weights(
             keys[k + 1], stop - start, nxt_stop - nxt_start, mean[k + 1], std[k + 1], None, who
         )
-        w_rec = w_rec.at[start:stop, nxt_start:nxt_stop].set(block)
+        w_rec[start:stop, nxt_start:nxt_stop] = np.asarray(block)
     return RecurrentWeights(
-        input=jnp.where(mask.input, w_in, 0.0), recurrent=jnp.where(mask.recurrent, w_rec, 0.0)
+        input=jnp.asarray(np.where(mask.input, w_in, 0.0), dtype),
+        recurrent=jnp.asarray(np.where(mask.recurrent, w_rec, 0.0), dtype),
     )
 
 
