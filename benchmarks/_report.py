@@ -1,0 +1,255 @@
+"""Markdown report of `benchmarks.run`: tables, machine and versions, RESULTS.md merging."""
+
+import enum
+import os
+import platform
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+class Regime(enum.Enum):
+    """Spiking regime of the workload."""
+
+    SINGLE = "one spike per neuron"
+    MULTI = "multi-spike (v_reset = 0)"
+
+
+REFERENCE = ("eqsnn EventPropLIF", "eqsnn LIF")
+"""The ratio denominator: the first of these that was measured."""
+
+
+METHOD = (
+    "Identical workload for every library (`benchmarks/peers.py`: same weights, input "
+    "spikes, targets and loss, float32, batch {batch}). Compile: trace + lower + XLA "
+    "compile, ahead of time. fwd / fwd+grad: median of {runs} calls after {warmup} warm-up "
+    "rounds, with `block_until_ready`; all cases of a table are timed interleaved "
+    "(round-robin), so machine load hits them alike and the ratios stay meaningful even "
+    "when absolute times are noisy. Memory: XLA buffer assignment of the compiled "
+    "executable (arguments + outputs + temporaries). Correctness: output first-spike times "
+    "against eqsnn LIF (max abs difference where both spike; spike mismatch = (sample, "
+    "output) pairs where only one of the two spikes before t_max); dropped = spikes eqsnn "
+    "lost to its budgets (must be 0). Ratio = case time / {reference} time."
+)
+
+
+# --- Report -------------------------------------------------------------------------------
+
+
+def reference_record(records: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    for name in REFERENCE:
+        for record in records:
+            if record["case"] == name and "fwd_grad_s" in record:
+                return record
+    return None
+
+
+def _status(record: dict[str, Any]) -> str | None:
+    if "skipped" in record:
+        return f"skipped: {record['skipped']}"
+    if "failed" in record:
+        return f"failed: {record['failed']}"
+    if "fwd_grad_s" not in record:
+        return "not measured"
+    return None
+
+
+def _ms(seconds: float) -> str:
+    return f"{1e3 * seconds:.3g}"
+
+
+def _mib(n_bytes: int | None) -> str:
+    return "n/a" if n_bytes is None else f"{n_bytes / 2**20:.3g}"
+
+
+def _ratio(record, reference, key) -> str:
+    if reference is None:
+        return "n/a"
+    return f"{record[key] / reference[key]:.3g}"
+
+
+POINT_HEADER = (
+    "| case | compile fwd / grad (s) | fwd (ms) | fwd+grad (ms) | fwd ratio | fwd+grad ratio "
+    "| XLA memory fwd / grad (MiB) | loss | max abs Δt vs eqsnn LIF (s) | spike mismatch "
+    "| dropped |\n|---|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def point_table(records: Sequence[dict[str, Any]]) -> str:
+    """Markdown table of one (regime, hidden) point; ratios are case / reference time."""
+    reference = reference_record(records)
+    rows = [POINT_HEADER]
+    for r in records:
+        status = _status(r)
+        if status is not None:
+            rows.append(f"| {r['case']} | {status} |" + " |" * 9)
+            continue
+        rows.append(
+            f"| {r['case']} | {r['compile_fwd_s']:.1f} / {r['compile_grad_s']:.1f} "
+            f"| {_ms(r['fwd_s'])} | {_ms(r['fwd_grad_s'])} "
+            f"| {_ratio(r, reference, 'fwd_s')} | {_ratio(r, reference, 'fwd_grad_s')} "
+            f"| {_mib(r['memory_fwd_bytes'])} / {_mib(r['memory_grad_bytes'])} "
+            f"| {r['loss']:.6g} | {r.get('max_abs_dt_s', float('nan')):.2e} "
+            f"| {r.get('spike_mismatch', 'n/a')} | {r.get('dropped', 'n/a')} |"
+        )
+    ref = "none measured" if reference is None else reference["case"]
+    rows.append(f"\nRatios: case time / {ref} time (> 1: slower than eqsnn).")
+    return "\n".join(rows)
+
+
+def _exponent(points: Sequence[tuple[int, float]]) -> str:
+    """Least-squares slope of log(time) over log(hidden): 1 is linear growth."""
+    if len(points) < 2:
+        return "n/a"
+    x, y = np.log([p[0] for p in points]), np.log([p[1] for p in points])
+    return f"{np.polyfit(x, y, 1)[0]:.2f}"
+
+
+def scaling_table(records: Sequence[dict[str, Any]], key: str) -> str:
+    """Rows: cases; columns: hidden sizes; cells: time in ms (ratio to the reference)."""
+    sizes = sorted({r["hidden"] for r in records})
+    names = list(dict.fromkeys(r["case"] for r in records))
+    head = "| case | " + " | ".join(f"hidden {h}" for h in sizes) + " | growth exponent |"
+    rows = [head, "|---" * (len(sizes) + 2) + "|"]
+    for name in names:
+        cells, points = [], []
+        for hidden in sizes:
+            at = [r for r in records if r["hidden"] == hidden]
+            r = next((r for r in at if r["case"] == name), None)
+            if r is None or _status(r) is not None:
+                cells.append("—" if r is None else _status(r).split(" (")[0])
+                continue
+            points.append((hidden, r[key]))
+            cells.append(f"{_ms(r[key])} ({_ratio(r, reference_record(at), key)}×)")
+        rows.append(f"| {name} | " + " | ".join(cells) + f" | {_exponent(points)} |")
+    return "\n".join(rows)
+
+
+def _group(records, regime: Regime) -> dict[int, list[dict[str, Any]]]:
+    groups: dict[int, list[dict[str, Any]]] = {}
+    for r in records:
+        if r["regime"] == regime.name.lower():
+            groups.setdefault(r["hidden"], []).append(r)
+    return groups
+
+
+def _budget_line(records: Sequence[dict[str, Any]]) -> str:
+    budgets = next((r["budgets"] for r in records if "budgets" in r), None)
+    if budgets is None:
+        return ""
+    return "Spike budgets from the probe (maxima over the batch): " + ", ".join(
+        f"{k} = {v}" for k, v in budgets.items()
+    )
+
+
+def peers_section(records: Sequence[dict[str, Any]], info: str) -> str:
+    """The "Peers" section: machine, versions, command, then one table per point."""
+    parts = [info]
+    for regime in Regime:
+        for hidden, group in sorted(_group(records, regime).items()):
+            parts.append(f"### {regime.value}, hidden {hidden}\n\n{point_table(group)}")
+            if regime is Regime.MULTI:
+                parts.append(_budget_line(group))
+    return "\n\n".join(p for p in parts if p)
+
+
+def scaling_section(records: Sequence[dict[str, Any]]) -> str:
+    """The "Scaling" section: time against hidden size, per regime, with growth exponents."""
+    parts = [
+        "Cells: median time in ms (ratio to the eqsnn reference at that size). Growth "
+        "exponent: least-squares slope of log(time) over log(hidden) across the measured "
+        "sizes (1 = linear). Same run, machine and command as the Peers section."
+    ]
+    for regime in Regime:
+        group = [r for rs in _group(records, regime).values() for r in rs]
+        if not group:
+            continue
+        for key, title in (("fwd_grad_s", "forward+gradient"), ("fwd_s", "forward")):
+            parts.append(f"### {regime.value}: {title}\n\n{scaling_table(group, key)}")
+    return "\n\n".join(parts)
+
+
+# --- Machine, versions, RESULTS.md --------------------------------------------------------
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _version(dist: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _eqsnn_version() -> str:
+    import eqsnn
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        rev = subprocess.run(
+            ["git", "-C", str(root), "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        rev = "unknown commit"
+    return f"{eqsnn.__version__} ({rev})"
+
+
+def machine_info(command: str, started: str, load: tuple[float, ...]) -> str:
+    """Markdown list: machine, JAX backend and devices, versions, command, date, load."""
+    import jax
+
+    devices = ", ".join(sorted({f"{d.platform}:{d.device_kind}" for d in jax.devices()}))
+    versions = ", ".join(
+        f"{name} {_version(name)}"
+        for name in ("jax", "jaxlib", "equinox", "diffrax", "numpy", "jaxsnn", "eventax")
+    )
+    now_load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return "\n".join(
+        [
+            f"- Machine: {_cpu_model()}, {os.cpu_count()} logical cores, "
+            f"{platform.system()} {platform.release()}, Python {platform.python_version()}",
+            f"- JAX backend: {jax.default_backend()}; devices: {devices} (x{len(jax.devices())})",
+            f"- Versions: eqsnn {_eqsnn_version()}, {versions}",
+            f"- Command: `{command}`",
+            f"- Date: {started} (UTC start); load average (1, 5, 15 min) at start "
+            f"{', '.join(f'{x:.1f}' for x in load)}, at end {now_load}",
+        ]
+    )
+
+
+def merge_sections(text: str, sections: dict[str, str]) -> str:
+    """Replace (or append) the `## title` sections of a Markdown text, keeping the others."""
+    lines = text.splitlines()
+    heads = [i for i, line in enumerate(lines) if line.startswith("## ")] + [len(lines)]
+    preamble = "\n".join(lines[: heads[0]]).strip() or "# Benchmark results"
+    blocks = [
+        (lines[a][3:].strip(), "\n".join(lines[a + 1 : b]).strip())
+        for a, b in zip(heads, heads[1:], strict=False)
+    ]
+    out, done = [], set()
+    for title, body in blocks:
+        if title in sections:
+            body, done = sections[title], done | {title}
+        out.append((title, body))
+    out += [(title, body) for title, body in sections.items() if title not in done]
+    return preamble + "\n\n" + "\n\n".join(f"## {t}\n\n{b}" for t, b in out) + "\n"
+
+
+PEERS_TITLE = "Peers (Yin-Yang, batch 64)"
+SCALING_TITLE = "Scaling"

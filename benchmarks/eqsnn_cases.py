@@ -1,0 +1,329 @@
+"""eqsnn on the peers' Yin-Yang workload, as `PeerCase`s.
+
+The builders here return the same `PeerCase` as `benchmarks.peers`, on the identical work:
+the weights, input spike times and targets of `yinyang_workload`, the loss
+`mse_first_spike_loss`, float32. The 5 features are 5 inputs, each delivering its spike
+`DUPLICATION = 5` times (25 input events, tied weights `w_in` of shape `(5, hidden)`), as
+jaxsnn's `Linear` and eventax's `(5, duplication)` spike arrays do.
+
+eqsnn layers simulate one sample; the batch is a `jax.vmap`. Which layer classes exist
+depends on the eqsnn version: a builder for a missing class raises `PeerUnavailable`, so the
+driver reports it as skipped. The multi-spike budget keyword of the layer constructors is
+looked up by signature (`max_spikes_per_neuron`, formerly `max_spikes_per_interval`) in
+`budget_kwargs`, the one place that knows it.
+"""
+
+import enum
+import inspect
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from benchmarks.peers import (
+    DUPLICATION,
+    N_CLASSES,
+    N_FEATURES,
+    T_MAX,
+    TAU_MEM,
+    TAU_SYN,
+    V_RESET_SINGLE_SPIKE,
+    V_TH,
+    PeerCase,
+    PeerUnavailable,
+    mse_first_spike_loss,
+    yinyang_workload,
+)
+
+BUDGET_KEYWORDS = ("max_spikes_per_neuron", "max_spikes_per_interval")
+"""Names of the per-neuron spike budget argument, newest first."""
+
+
+class EqsnnLayer(enum.Enum):
+    """The eqsnn layer class a case uses (value: the attribute name in `eqsnn`)."""
+
+    LIF = "LIF"
+    """Feed-forward `LIF` layers, gradients by autodiff."""
+    EVENTPROP = "EventPropLIF"
+    """Feed-forward `EventPropLIF` layers, gradients by the EventProp adjoint."""
+    RECURRENT_EVENTPROP = "RecurrentEventPropLIF"
+    """One `RecurrentEventPropLIF([hidden, 3])` (layered connectivity, global event loop)."""
+
+
+class Budgets(NamedTuple):
+    """Spike budgets of the hidden and the output population, per sample.
+
+    `*_per_neuron` is the most spikes one neuron emits, `*_per_interval` the most one
+    neuron emits between two consecutive inputs of its layer (the older budget semantics),
+    `*_spikes` the most spikes of the whole population (the layer's `n_spikes`).
+    """
+
+    hidden_per_neuron: int
+    output_per_neuron: int
+    hidden_per_interval: int
+    output_per_interval: int
+    hidden_spikes: int
+    output_spikes: int
+
+    def layer(self, population: int) -> dict[str, int]:
+        """Budget keyword values of population 0 (hidden) or 1 (output)."""
+        return {
+            "max_spikes_per_neuron": self[population],
+            "max_spikes_per_interval": self[2 + population],
+        }
+
+
+def single_spike_budgets(hidden: int) -> Budgets:
+    """One spike per neuron (`v_reset = -1000`): buffers of one slot per neuron."""
+    return Budgets(1, 1, 1, 1, hidden, N_CLASSES)
+
+
+def lif_parameters(multi_spike: bool):
+    """The workload's neuron parameters; `multi_spike` sets `v_reset = 0`."""
+    import eqsnn
+
+    v_reset = 0.0 if multi_spike else V_RESET_SINGLE_SPIKE
+    return eqsnn.LIFParameters(
+        tau_syn=TAU_SYN, tau_mem=TAU_MEM, v_th=V_TH, v_leak=0.0, v_reset=v_reset
+    )
+
+
+def budget_kwargs(cls: type, budgets: Budgets, population: int | None) -> dict[str, int]:
+    """The constructor keyword of `cls` for the spike budget of `population` (0: hidden,
+    1: output, `None`: both, for a layer that holds both populations).
+
+    Returns `{}` for a class without such an argument (a recurrent layer's global event
+    loop is bounded by its `n_spikes` only).
+    """
+    parameters = inspect.signature(cls).parameters
+    if population is None:
+        hidden, output = budgets.layer(0), budgets.layer(1)
+        values = {name: max(hidden[name], output[name]) for name in hidden}
+    else:
+        values = budgets.layer(population)
+    for name in BUDGET_KEYWORDS:
+        if name in parameters:
+            return {name: values[name]}
+    return {}
+
+
+def eqsnn_input_spikes(feature_times: np.ndarray):
+    """Batched `eqsnn.Spikes`: every feature spike `DUPLICATION` times from its input."""
+    import jax.numpy as jnp
+
+    import eqsnn
+
+    batch = feature_times.shape[0]
+    times = np.repeat(feature_times, DUPLICATION, axis=1)
+    idx = np.repeat(np.arange(N_FEATURES), DUPLICATION)[None].repeat(batch, 0)
+    return eqsnn.Spikes(time=jnp.asarray(times), idx=jnp.asarray(idx, dtype=jnp.int32))
+
+
+def _layer_class(kind: EqsnnLayer) -> type:
+    try:
+        import eqsnn
+    except Exception as err:
+        raise PeerUnavailable(f"import eqsnn failed: {err!r}") from err
+    cls = getattr(eqsnn, kind.value, None)
+    if cls is None:
+        raise PeerUnavailable(f"eqsnn.{kind.value} does not exist in this version")
+    return cls
+
+
+def _feedforward_model(cls: type, work, params, budgets: Budgets, key):
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+
+    k1, k2 = jax.random.split(key)
+    hidden = work.w_in.shape[1]
+    kwargs = [budget_kwargs(cls, budgets, population) for population in (0, 1)]
+    if budgets != single_spike_budgets(hidden) and not kwargs[0]:
+        raise PeerUnavailable(f"eqsnn.{cls.__name__} takes no spike budget {BUDGET_KEYWORDS}")
+    common = dict(t_max=T_MAX, params=params)
+    hidden_layer = cls(N_FEATURES, hidden, budgets.hidden_spikes, key=k1, **common, **kwargs[0])
+    output_layer = cls(hidden, N_CLASSES, budgets.output_spikes, key=k2, **common, **kwargs[1])
+    hidden_layer = eqx.tree_at(lambda m: m.weights.input, hidden_layer, jnp.asarray(work.w_in))
+    output_layer = eqx.tree_at(lambda m: m.weights.input, output_layer, jnp.asarray(work.w_out))
+    return (hidden_layer, output_layer)
+
+
+def _feedforward_spikes(model, spikes):
+    hidden_layer, output_layer = model
+    hidden_spikes = hidden_layer(spikes)
+    return hidden_spikes, output_layer(hidden_spikes)
+
+
+def _recurrent_model(cls: type, work, params, budgets: Budgets, key):
+    import equinox as eqx
+    import jax.numpy as jnp
+
+    hidden = work.w_in.shape[1]
+    n = hidden + N_CLASSES
+    layer = cls(
+        N_FEATURES,
+        [hidden, N_CLASSES],
+        budgets.hidden_spikes + budgets.output_spikes,
+        T_MAX,
+        params,
+        key=key,
+        **budget_kwargs(cls, budgets, None),
+    )
+    w_in = np.zeros((N_FEATURES, n), np.float32)
+    w_in[:, :hidden] = work.w_in
+    w_rec = np.zeros((n, n), np.float32)
+    w_rec[:hidden, hidden:] = work.w_out
+    return eqx.tree_at(
+        lambda m: (m.weights.input, m.weights.recurrent),
+        layer,
+        (jnp.asarray(w_in), jnp.asarray(w_rec)),
+    )
+
+
+def _recurrent_spikes(layer, spikes):
+    out = layer(spikes)
+    return layer.population_spikes(out, 0), layer.population_spikes(out, -1)
+
+
+class SpikeStats(NamedTuple):
+    """What one batch emitted: the budgets it needs, and the spikes lost to the budgets."""
+
+    counts: Budgets
+    """Maxima over the samples (a `Budgets` that would drop nothing)."""
+    dropped: int
+    """Spikes lost, summed over the batch and both populations (`Spikes.dropped`)."""
+
+
+def _most_per_neuron(idx: np.ndarray, n: int) -> int:
+    hits = idx[..., None] == np.arange(n)
+    return int(hits.sum(axis=-2).max(initial=0))
+
+
+def _most_per_interval(time, idx, in_time, in_valid, n: int) -> int:
+    """Most spikes of one neuron between two consecutive inputs, over the samples."""
+    most = 0
+    for t, i, t_in, v_in in zip(time, idx, in_time, in_valid, strict=True):
+        inputs = np.sort(t_in[v_in])
+        interval = np.searchsorted(inputs, t[i >= 0], side="right")
+        keys = interval * n + i[i >= 0]
+        most = max(most, int(np.unique(keys, return_counts=True)[1].max(initial=0)))
+    return most
+
+
+def spike_counts(hid, out, in_time: np.ndarray, hidden: int) -> Budgets:
+    """The `Budgets` a batch needs, from its hidden and output `Spikes` (batched)."""
+    hid_t, hid_i = np.asarray(hid.time), np.asarray(hid.idx)
+    out_t, out_i = np.asarray(out.time), np.asarray(out.idx)
+    return Budgets(
+        max(_most_per_neuron(hid_i, hidden), 1),
+        max(_most_per_neuron(out_i, N_CLASSES), 1),
+        max(_most_per_interval(hid_t, hid_i, in_time, np.isfinite(in_time), hidden), 1),
+        max(_most_per_interval(out_t, out_i, hid_t, hid_i >= 0, N_CLASSES), 1),
+        max(int((hid_i >= 0).sum(axis=-1).max()), 1),
+        max(int((out_i >= 0).sum(axis=-1).max()), 1),
+    )
+
+
+def _spike_stats(simulate: Callable[..., Any], model, spikes, hidden: int) -> SpikeStats:
+    import equinox as eqx
+    import jax
+
+    hid, out = eqx.filter_jit(jax.vmap(simulate, in_axes=(None, 0)))(model, spikes)
+    dropped = int(np.sum(np.asarray(hid.dropped)) + np.sum(np.asarray(out.dropped)))
+    if simulate is _recurrent_spikes:  # one buffer: population views share `dropped`
+        dropped = int(np.sum(np.asarray(out.dropped)))
+    return SpikeStats(spike_counts(hid, out, np.asarray(spikes.time), hidden), dropped)
+
+
+def _build(kind: EqsnnLayer, batch: int, hidden: int, multi_spike: bool, budgets, seed: int):
+    import jax
+
+    cls = _layer_class(kind)
+    work = yinyang_workload(batch, hidden, seed)
+    params = lif_parameters(multi_spike)
+    key = jax.random.PRNGKey(seed)
+    if kind is EqsnnLayer.RECURRENT_EVENTPROP:
+        return _recurrent_model(cls, work, params, budgets, key), _recurrent_spikes, work
+    return _feedforward_model(cls, work, params, budgets, key), _feedforward_spikes, work
+
+
+def _global_loop_class() -> type:
+    """eqsnn's recurrent LIF layer: its global event loop has no per-neuron budget."""
+    import eqsnn
+
+    cls = getattr(eqsnn, "RecurrentLIF", None)
+    if cls is None:  # not yet exported: the module of its first commit
+        from eqsnn._recurrent_lif import RecurrentLIF as cls
+    return cls
+
+
+def multi_spike_budgets(batch: int, hidden: int, seed: int = 0, tries: int = 4) -> Budgets:
+    """Budgets that drop nothing with `v_reset = 0`: the counts of a probe simulation.
+
+    The probe is eqsnn's recurrent LIF layer with layered connectivity (the same network,
+    one global event loop bounded only by its buffer), with a buffer of 16 spikes per
+    neuron, doubled until nothing is dropped.
+    """
+    import jax
+
+    cls = _global_loop_class()
+    work = yinyang_workload(batch, hidden, seed)
+    spikes = eqsnn_input_spikes(work.feature_times)
+    n_spikes = 16 * (hidden + N_CLASSES)
+    for _ in range(tries):
+        probe = Budgets(1, 1, 1, 1, n_spikes, 0)
+        model = _recurrent_model(cls, work, lif_parameters(True), probe, jax.random.PRNGKey(seed))
+        stats = _spike_stats(_recurrent_spikes, model, spikes, hidden)
+        if stats.dropped == 0:
+            return stats.counts
+        n_spikes *= 2
+    raise RuntimeError(f"a probe buffer of {n_spikes // 2} spikes still dropped spikes")
+
+
+def eqsnn_yinyang(
+    batch: int = 64,
+    hidden: int = 100,
+    kind: EqsnnLayer = EqsnnLayer.EVENTPROP,
+    multi_spike: bool = False,
+    budgets: Budgets | None = None,
+    seed: int = 0,
+) -> PeerCase:
+    """eqsnn Yin-Yang case: `5 -> hidden -> 3`, the workload of `benchmarks.peers`.
+
+    `budgets` defaults to one spike per neuron (single-spike regime) or to
+    `multi_spike_budgets` (`multi_spike=True`, `v_reset = 0`). `meta["spike_stats"]` is a
+    thunk returning the `SpikeStats` of the case (to check `dropped == 0`).
+    """
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+
+    if budgets is None:
+        budgets = (
+            multi_spike_budgets(batch, hidden, seed)
+            if multi_spike
+            else single_spike_budgets(hidden)
+        )
+    model, simulate, work = _build(kind, batch, hidden, multi_spike, budgets, seed)
+    spikes = eqsnn_input_spikes(work.feature_times)
+    targets = jnp.asarray(work.target_times)
+
+    def forward(model, spikes):
+        _, out = jax.vmap(simulate, in_axes=(None, 0))(model, spikes)
+        return out.first_spike_times(N_CLASSES)
+
+    def loss(model, spikes, targets):
+        return mse_first_spike_loss(forward(model, spikes), targets)
+
+    return PeerCase(
+        name=f"eqsnn {kind.value}",
+        forward=eqx.filter_jit(forward),
+        forward_args=(model, spikes),
+        value_and_grad=eqx.filter_jit(eqx.filter_value_and_grad(loss)),
+        grad_args=(model, spikes, targets),
+        meta={
+            "budgets": budgets._asdict(),
+            "multi_spike": multi_spike,
+            "spike_stats": lambda: _spike_stats(simulate, model, spikes, hidden),
+        },
+    )

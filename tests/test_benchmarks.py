@@ -1,0 +1,74 @@
+"""Smoke tests of the benchmark driver `benchmarks.run`: its eqsnn part in a tiny
+configuration, a missing peer reported as skipped, and the RESULTS.md merge."""
+
+import importlib.util
+import math
+from pathlib import Path
+
+import jax
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def run():
+    """`benchmarks.run`, imported from the repository root (not an installed package)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(ROOT))
+        from benchmarks import run
+
+        yield run
+
+
+def _unavailable(batch, hidden, regime, budgets):
+    from benchmarks.peers import PeerUnavailable
+
+    raise PeerUnavailable("import notapeer failed: ModuleNotFoundError")
+
+
+@pytest.mark.standard_promotion
+def test_eqsnn_part_and_missing_peer(run):
+    """The driver's eqsnn part runs (float32, as the benchmark) and a missing peer is skipped."""
+    specs = [spec for spec in run.SPECS if spec.name == "eqsnn LIF"]
+    specs.append(run.Spec("notapeer", _unavailable))
+    if importlib.util.find_spec("jaxsnn") is None:
+        specs += [spec for spec in run.SPECS if spec.name.startswith("jaxsnn")]
+    with jax.enable_x64(False):
+        records = run.measure(specs, batch=2, hidden_sizes=[3], n_runs=1)
+    by_case = {record["case"]: record for record in records}
+    assert "failed" not in by_case["eqsnn LIF"], by_case["eqsnn LIF"]["failed"]
+    eqsnn = by_case["eqsnn LIF"]
+    assert eqsnn["fwd_s"] > 0 and eqsnn["fwd_grad_s"] > 0 and eqsnn["compile_grad_s"] > 0
+    assert eqsnn["dropped"] == 0 and eqsnn["max_abs_dt_s"] == 0.0
+    assert math.isfinite(eqsnn["loss"])
+    assert by_case["notapeer"]["skipped"].startswith("import notapeer failed")
+    for name, record in by_case.items():
+        if name.startswith("jaxsnn"):
+            assert "import jaxsnn failed" in record["skipped"]
+    table = run.peers_section(records, "machine info")
+    assert "| notapeer | skipped: import notapeer failed" in table
+    assert "| eqsnn LIF | " in table and "### one spike per neuron, hidden 3" in table
+    assert "skipped" in run.scaling_section(records)
+
+
+def test_too_slow_is_reported(run):
+    record = {
+        "hidden": 100,
+        "compile_fwd_s": 1.0,
+        "compile_grad_s": 1.0,
+        "fwd_s": 0.1,
+        "fwd_grad_s": 0.2,
+    }
+    assert run._too_slow(record, 200, n_runs=20, budget_s=100.0) is None
+    reason = run._too_slow(record, 800, n_runs=20, budget_s=100.0)
+    assert reason.startswith("too slow (> 100 s")
+
+
+def test_merge_keeps_other_sections(run):
+    text = "# Benchmark results\n\n## Training\n\nkept\n\n## Scaling\n\nold\n"
+    merged = run.merge_sections(text, {run.PEERS_TITLE: "peers", run.SCALING_TITLE: "new"})
+    assert "## Training\n\nkept" in merged and "## Scaling\n\nnew" in merged
+    assert "old" not in merged and f"## {run.PEERS_TITLE}\n\npeers" in merged
+    assert merged.startswith("# Benchmark results")
+    assert run.merge_sections(merged, {run.SCALING_TITLE: "new"}) == merged
