@@ -16,6 +16,17 @@ class Regime(enum.Enum):
 
     SINGLE = "one spike per neuron"
     MULTI = "multi-spike (v_reset = 0)"
+    BUDGET = "multi-spike (v_reset = 0), spike budgets scaled"
+
+    @property
+    def multi_spike(self) -> bool:
+        """Whether neurons reset to 0 (and may spike many times)."""
+        return self is not Regime.SINGLE
+
+    @property
+    def axis(self) -> str:
+        """The record key this regime sweeps: `"hidden"` or `"budget_scale"`."""
+        return "budget_scale" if self is Regime.BUDGET else "hidden"
 
 
 REFERENCE = ("eqsnn EventPropLIF", "eqsnn LIF")
@@ -101,23 +112,27 @@ def point_table(records: Sequence[dict[str, Any]]) -> str:
 
 
 def _exponent(points: Sequence[tuple[int, float]]) -> str:
-    """Least-squares slope of log(time) over log(hidden): 1 is linear growth."""
+    """Least-squares slope of log(time) over log(size): 1 is linear growth."""
     if len(points) < 2:
         return "n/a"
     x, y = np.log([p[0] for p in points]), np.log([p[1] for p in points])
     return f"{np.polyfit(x, y, 1)[0]:.2f}"
 
 
-def scaling_table(records: Sequence[dict[str, Any]], key: str) -> str:
-    """Rows: cases; columns: hidden sizes; cells: time in ms (ratio to the reference)."""
-    sizes = sorted({r["hidden"] for r in records})
+def _label(axis: str, value: int) -> str:
+    return f"budgets ×{value}" if axis == "budget_scale" else f"hidden {value}"
+
+
+def scaling_table(records: Sequence[dict[str, Any]], key: str, axis: str = "hidden") -> str:
+    """Rows: cases; columns: values of `axis`; cells: time in ms (ratio to the reference)."""
+    sizes = sorted({r[axis] for r in records})
     names = list(dict.fromkeys(r["case"] for r in records))
-    head = "| case | " + " | ".join(f"hidden {h}" for h in sizes) + " | growth exponent |"
+    head = "| case | " + " | ".join(_label(axis, h) for h in sizes) + " | growth exponent |"
     rows = [head, "|---" * (len(sizes) + 2) + "|"]
     for name in names:
         cells, points = [], []
         for hidden in sizes:
-            at = [r for r in records if r["hidden"] == hidden]
+            at = [r for r in records if r[axis] == hidden]
             r = next((r for r in at if r["case"] == name), None)
             if r is None or _status(r) is not None:
                 cells.append("—" if r is None else _status(r).split(" (")[0])
@@ -129,10 +144,11 @@ def scaling_table(records: Sequence[dict[str, Any]], key: str) -> str:
 
 
 def _group(records, regime: Regime) -> dict[int, list[dict[str, Any]]]:
+    """The records of `regime`, by the value of its sweep axis."""
     groups: dict[int, list[dict[str, Any]]] = {}
     for r in records:
         if r["regime"] == regime.name.lower():
-            groups.setdefault(r["hidden"], []).append(r)
+            groups.setdefault(r[regime.axis], []).append(r)
     return groups
 
 
@@ -140,7 +156,7 @@ def _budget_line(records: Sequence[dict[str, Any]]) -> str:
     budgets = next((r["budgets"] for r in records if "budgets" in r), None)
     if budgets is None:
         return ""
-    return "Spike budgets from the probe (maxima over the batch): " + ", ".join(
+    return "Spike budgets (the probe's maxima over the batch, times the scale): " + ", ".join(
         f"{k} = {v}" for k, v in budgets.items()
     )
 
@@ -149,9 +165,12 @@ def peers_section(records: Sequence[dict[str, Any]], info: str) -> str:
     """The "Peers" section: machine, versions, command, then one table per point."""
     parts = [info]
     for regime in Regime:
-        for hidden, group in sorted(_group(records, regime).items()):
-            parts.append(f"### {regime.value}, hidden {hidden}\n\n{point_table(group)}")
-            if regime is Regime.MULTI:
+        for value, group in sorted(_group(records, regime).items()):
+            where = f"hidden {group[0]['hidden']}"
+            if regime is Regime.BUDGET:
+                where += f", {_label(regime.axis, value)}"
+            parts.append(f"### {regime.value}, {where}\n\n{point_table(group)}")
+            if regime.multi_spike:
                 parts.append(_budget_line(group))
     return "\n\n".join(p for p in parts if p)
 
@@ -159,16 +178,19 @@ def peers_section(records: Sequence[dict[str, Any]], info: str) -> str:
 def scaling_section(records: Sequence[dict[str, Any]]) -> str:
     """The "Scaling" section: time against hidden size, per regime, with growth exponents."""
     parts = [
-        "Cells: median time in ms (ratio to the eqsnn reference at that size). Growth "
-        "exponent: least-squares slope of log(time) over log(hidden) across the measured "
-        "sizes (1 = linear). Same run, machine and command as the Peers section."
+        "Cells: median time in ms (ratio to the eqsnn reference at that point). Growth "
+        "exponent: least-squares slope of log(time) over log(hidden size), or over "
+        "log(budget scale) for the spike-budget sweep (every per-neuron budget and buffer "
+        "times the scale, at a fixed hidden size), across the measured points (1 = linear). "
+        "Same run, machine and command as the Peers section."
     ]
     for regime in Regime:
         group = [r for rs in _group(records, regime).values() for r in rs]
         if not group:
             continue
         for key, title in (("fwd_grad_s", "forward+gradient"), ("fwd_s", "forward")):
-            parts.append(f"### {regime.value}: {title}\n\n{scaling_table(group, key)}")
+            table = scaling_table(group, key, regime.axis)
+            parts.append(f"### {regime.value}: {title}\n\n{table}")
     return "\n\n".join(parts)
 
 

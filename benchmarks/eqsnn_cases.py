@@ -14,6 +14,7 @@ looked up by signature (`max_spikes_per_neuron`, formerly `max_spikes_per_interv
 """
 
 import enum
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -257,12 +258,13 @@ def _global_loop_class() -> type:
     return cls
 
 
+@functools.cache
 def multi_spike_budgets(batch: int, hidden: int, seed: int = 0, tries: int = 4) -> Budgets:
     """Budgets that drop nothing with `v_reset = 0`: the counts of a probe simulation.
 
     The probe is eqsnn's recurrent LIF layer with layered connectivity (the same network,
     one global event loop bounded only by its buffer), with a buffer of 16 spikes per
-    neuron, doubled until nothing is dropped.
+    neuron, doubled until nothing is dropped. Cached per argument set.
     """
     import jax
 

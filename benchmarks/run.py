@@ -26,7 +26,8 @@ Ratios are `case time / eqsnn reference time`, the reference being `eqsnn EventP
 as skipped. A case whose extrapolated cost (compile + all runs, quadratic in hidden size
 from the previous size) exceeds `--budget` seconds is skipped as too slow at that size and
 above. Multi-spike budgets come from an exact probe (`eqsnn_cases.multi_spike_budgets`) and
-are passed to eqsnn and jaxsnn alike; eventax sizes its own event budget.
+are given to every library: eqsnn's per-layer buffers and per-neuron budgets, jaxsnn's
+per-layer event counts (`n_steps`), eventax's event-loop length (`max_event_steps`).
 """
 
 import argparse
@@ -63,6 +64,8 @@ DEFAULT_HIDDEN = (50, 100, 200, 400, 800, 1600)
 DEFAULT_MULTI_HIDDEN = (50, 100, 200)
 SHORT_HIDDEN = (100, 400)
 SHORT_MULTI_HIDDEN = (100,)
+DEFAULT_BUDGET_SCALES = (1, 2, 4)
+SHORT_BUDGET_SCALES = ()
 RESULTS = Path(__file__).with_name("RESULTS.md")
 N_WARMUP = 2
 
@@ -76,7 +79,7 @@ class Spec(NamedTuple):
 
 def _eqsnn(kind: ec.EqsnnLayer) -> Spec:
     def build(batch, hidden, regime, budgets):
-        return ec.eqsnn_yinyang(batch, hidden, kind, regime is Regime.MULTI, budgets)
+        return ec.eqsnn_yinyang(batch, hidden, kind, regime.multi_spike, budgets)
 
     return Spec(f"eqsnn {kind.value}", build)
 
@@ -84,13 +87,13 @@ def _eqsnn(kind: ec.EqsnnLayer) -> Spec:
 def _jaxsnn(method: peers.JaxsnnGradient) -> Spec:
     def build(batch, hidden, regime, budgets):
         steps = {}
-        if regime is Regime.MULTI:  # events per layer: its inputs and its own spikes
+        if regime.multi_spike:  # events per layer: its inputs and its own spikes
             n_in = peers.N_FEATURES * peers.DUPLICATION
             steps = {
                 "n_steps_hidden": n_in + budgets.hidden_spikes,
                 "n_steps_output": budgets.hidden_spikes + budgets.output_spikes,
             }
-        return peers.jaxsnn_yinyang(batch, hidden, method, regime is Regime.MULTI, **steps)
+        return peers.jaxsnn_yinyang(batch, hidden, method, regime.multi_spike, **steps)
 
     autodiff = method is peers.JaxsnnGradient.AUTODIFF
     return Spec("jaxsnn " + ("LIF" if autodiff else "EventProp"), build)
@@ -114,8 +117,8 @@ def _with_event_budget(case: PeerCase, steps: int) -> PeerCase:
 
 def _eventax() -> Spec:
     def build(batch, hidden, regime, budgets):
-        case = peers.eventax_yinyang(batch, hidden, True, regime is Regime.MULTI)
-        if regime is Regime.MULTI:  # one event loop: inputs, hidden and output spikes
+        case = peers.eventax_yinyang(batch, hidden, True, regime.multi_spike)
+        if regime.multi_spike:  # one event loop: inputs, hidden and output spikes
             n_in = peers.N_FEATURES * peers.DUPLICATION
             case = _with_event_budget(case, n_in + budgets.hidden_spikes + budgets.output_spikes)
         return case
@@ -230,29 +233,32 @@ def _log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def _too_slow(record: dict[str, Any], new_hidden: int, n_runs: int, budget_s: float) -> str | None:
-    """Reason to skip a case at `new_hidden` from its cost at `record["hidden"]`, if any."""
+def _too_slow(
+    record: dict[str, Any], axis: str, new_value: int, n_runs: int, budget_s: float
+) -> str | None:
+    """Reason to skip a case at `axis = new_value` (`axis`: "hidden" or "budget_scale")
+    from its measured cost at `record[axis]`, extrapolated quadratically; `None` if none."""
     if "fwd_grad_s" not in record:
         return None
     cost = record["compile_fwd_s"] + record["compile_grad_s"]
     cost += (N_WARMUP + n_runs) * (record["fwd_s"] + record["fwd_grad_s"])
-    estimate = cost * (new_hidden / record["hidden"]) ** 2
+    estimate = cost * (new_value / record[axis]) ** 2
     if estimate <= budget_s:
         return None
-    return (
-        f"too slow (> {budget_s:g} s: {estimate:.0f} s extrapolated from hidden {record['hidden']})"
-    )
+    where = f"{axis.replace('_', ' ')} {record[axis]}"
+    return f"too slow (> {budget_s:g} s: {estimate:.0f} s extrapolated from {where})"
 
 
-def _build_all(specs, batch, hidden, regime, budgets, skip) -> tuple[dict, dict, dict]:
+def _build_all(specs, batch, point, regime, budgets, skip) -> tuple[dict, dict, dict]:
     """Build and compile every case; returns (records, compiled, cases) keyed by name."""
     records, compiled, cases = {}, {}, {}
+    hidden = point["hidden"]
     for spec in specs:
-        records[spec.name] = {"case": spec.name, "regime": regime.name.lower(), "hidden": hidden}
+        records[spec.name] = {"case": spec.name, "regime": regime.name.lower(), **point}
         if spec.name in skip:
             records[spec.name]["skipped"] = skip[spec.name]
             continue
-        _log(f"{regime.name.lower()} hidden={hidden}: build + compile {spec.name}")
+        _log(f"{regime.name.lower()} {point}: build + compile {spec.name}")
         try:
             case = spec.build(batch, hidden, regime, budgets)
             compiled[spec.name], measured = _prepare(case)
@@ -276,14 +282,21 @@ def measure_point(
     regime: Regime,
     n_runs: int,
     skip: dict[str, str],
+    budget_scale: int = 1,
 ) -> list[dict[str, Any]]:
-    """All cases at one hidden size and regime: compile, check, time interleaved."""
+    """All cases at one hidden size and regime: compile, check, time interleaved.
+
+    In the multi-spike regimes every budget is the probe's count times `budget_scale`.
+    """
+    point: dict[str, Any] = {"hidden": hidden}
     budgets = None
-    if regime is Regime.MULTI:
-        _log(f"multi hidden={hidden}: probing spike budgets")
+    if regime.multi_spike:
+        _log(f"{regime.name.lower()} hidden={hidden}: probing spike budgets")
         budgets = ec.multi_spike_budgets(batch, hidden)
-        _log(f"multi hidden={hidden}: {budgets}")
-    records, compiled, cases = _build_all(specs, batch, hidden, regime, budgets, skip)
+        budgets = ec.Budgets(*(budget_scale * b for b in budgets))
+        point["budget_scale"] = budget_scale
+        _log(f"{regime.name.lower()} {point}: {budgets}")
+    records, compiled, cases = _build_all(specs, batch, point, regime, budgets, skip)
     reference = None
     if "eqsnn LIF" in compiled:
         reference = np.asarray(compiled["eqsnn LIF"].forward(), dtype=np.float64)
@@ -293,7 +306,7 @@ def measure_point(
         except Exception as err:
             records[name]["failed"] = _error(err)
             del compiled[name]
-    _log(f"{regime.name.lower()} hidden={hidden}: timing {len(compiled)} cases interleaved")
+    _log(f"{regime.name.lower()} {point}: timing {len(compiled)} cases interleaved")
     for name, timing in _time_interleaved(compiled, n_runs).items():
         records[name] |= timing
     if budgets is not None:
@@ -308,23 +321,27 @@ def measure(
     hidden_sizes: Sequence[int],
     regimes: dict[Regime, Sequence[int]] | None = None,
     n_runs: int = 20,
-    budget_s: float = 300.0,
+    budget_s: float = 600.0,
+    budget_hidden: int = 100,
 ) -> list[dict[str, Any]]:
-    """Every case over the hidden sizes of each regime (default: `hidden_sizes`, single)."""
+    """Every case over the sweep of each regime: hidden sizes, or (`Regime.BUDGET`) budget
+    scales at `budget_hidden`. `regimes` defaults to `{Regime.SINGLE: hidden_sizes}`."""
     regimes = {Regime.SINGLE: hidden_sizes} if regimes is None else regimes
     records = []
-    for regime, sizes in regimes.items():
+    for regime, values in regimes.items():
+        axis = regime.axis
         skip: dict[str, str] = {}
         last: dict[str, dict[str, Any]] = {}
-        for hidden in sorted(sizes):
+        for value in sorted(values):
             for name, record in last.items():
-                reason = _too_slow(record, hidden, n_runs, budget_s)
+                reason = _too_slow(record, axis, value, n_runs, budget_s)
                 if reason and name not in skip:
                     skip[name] = reason
-            point = measure_point(specs, batch, hidden, regime, n_runs, skip)
-            for record in point:
-                if "fwd_grad_s" in record:
-                    last[record["case"]] = record
+            if regime is Regime.BUDGET:
+                point = measure_point(specs, batch, budget_hidden, regime, n_runs, skip, value)
+            else:
+                point = measure_point(specs, batch, value, regime, n_runs, skip)
+            last |= {r["case"]: r for r in point if "fwd_grad_s" in r}
             records += point
     return records
 
@@ -338,6 +355,10 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--short", action="store_true", help="hidden 100, 400; 10 runs")
     parser.add_argument("--hidden", type=_hidden_list, help="one-spike sizes, e.g. 50,100")
     parser.add_argument("--multi-hidden", type=_hidden_list, help="multi-spike sizes ('' none)")
+    parser.add_argument(
+        "--budget-scales", type=_hidden_list, help="spike-budget sweep, e.g. 1,2,4 ('' none)"
+    )
+    parser.add_argument("--budget-hidden", type=int, default=100, help="hidden size of it")
     parser.add_argument("--runs", type=int, help="timed calls per case (default 20; short 10)")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--budget", type=float, help="seconds per case (default 600; short 60)")
@@ -350,6 +371,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         args.hidden = SHORT_HIDDEN if args.short else DEFAULT_HIDDEN
     if args.multi_hidden is None:
         args.multi_hidden = SHORT_MULTI_HIDDEN if args.short else DEFAULT_MULTI_HIDDEN
+    if args.budget_scales is None:
+        args.budget_scales = SHORT_BUDGET_SCALES if args.short else DEFAULT_BUDGET_SCALES
     if args.runs is None:
         args.runs = 10 if args.short else 20
     if args.budget is None:
@@ -367,8 +390,14 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     if args.only:
         wanted = args.only.split(",")
         specs = tuple(s for s in SPECS if any(w in s.name for w in wanted))
-    regimes = {Regime.SINGLE: args.hidden, Regime.MULTI: args.multi_hidden}
-    records = measure(specs, args.batch, args.hidden, regimes, args.runs, args.budget)
+    regimes = {
+        Regime.SINGLE: args.hidden,
+        Regime.MULTI: args.multi_hidden,
+        Regime.BUDGET: args.budget_scales,
+    }
+    records = measure(
+        specs, args.batch, args.hidden, regimes, args.runs, args.budget, args.budget_hidden
+    )
     reference = reference_record(records)
     method = METHOD.format(
         batch=args.batch,

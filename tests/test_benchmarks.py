@@ -60,9 +60,9 @@ def test_too_slow_is_reported(run):
         "fwd_s": 0.1,
         "fwd_grad_s": 0.2,
     }
-    assert run._too_slow(record, 200, n_runs=20, budget_s=100.0) is None
-    reason = run._too_slow(record, 800, n_runs=20, budget_s=100.0)
-    assert reason.startswith("too slow (> 100 s")
+    assert run._too_slow(record, "hidden", 200, n_runs=20, budget_s=100.0) is None
+    reason = run._too_slow(record, "hidden", 800, n_runs=20, budget_s=100.0)
+    assert reason.startswith("too slow (> 100 s") and "from hidden 100" in reason
 
 
 def test_merge_keeps_other_sections(run):
@@ -72,3 +72,39 @@ def test_merge_keeps_other_sections(run):
     assert "old" not in merged and f"## {run.PEERS_TITLE}\n\npeers" in merged
     assert merged.startswith("# Benchmark results")
     assert run.merge_sections(merged, {run.SCALING_TITLE: "new"}) == merged
+
+
+def _record(case, regime, hidden, seconds, **extra):
+    return {
+        "case": case,
+        "regime": regime,
+        "hidden": hidden,
+        "compile_fwd_s": 1.0,
+        "compile_grad_s": 2.0,
+        "fwd_s": seconds,
+        "fwd_grad_s": 2 * seconds,
+        "memory_fwd_bytes": 2**20,
+        "memory_grad_bytes": None,
+        "loss": 0.5,
+        **extra,
+    }
+
+
+def test_report_ratios_and_growth(run):
+    """Ratios divide by the eqsnn reference; the growth exponent is the log-log slope."""
+    records = [
+        _record("eqsnn LIF", "single", 100, 0.01, dropped=0),
+        _record("jaxsnn LIF", "single", 100, 0.05),
+        _record("eqsnn LIF", "single", 200, 0.02, dropped=0),
+        {"case": "jaxsnn LIF", "regime": "single", "hidden": 200, "skipped": "too slow (> 1 s"},
+        _record("eqsnn LIF", "budget", 100, 0.01, budget_scale=1, budgets={"hidden_spikes": 9}),
+        _record("eqsnn LIF", "budget", 100, 0.04, budget_scale=4, budgets={"hidden_spikes": 36}),
+    ]
+    table = run.peers_section(records, "info")
+    assert "| jaxsnn LIF | 1.0 / 2.0 | 50 | 100 | 5 | 5 | 1 / n/a |" in table
+    assert "### multi-spike (v_reset = 0), spike budgets scaled, hidden 100, budgets ×4" in table
+    assert "hidden_spikes = 36" in table
+    scaling = run.scaling_section(records)
+    assert "| eqsnn LIF | 20 (1×) | 40 (1×) | 1.00 |" in scaling
+    assert "| jaxsnn LIF | 100 (5×) | skipped: too slow | n/a |" in scaling
+    assert "| budgets ×1 | budgets ×4 |" in scaling
