@@ -1,0 +1,238 @@
+r"""Export to and import from NIR, the Neuromorphic Intermediate Representation.
+
+[NIR](https://neuroir.org) (PyPI `nir`) describes a spiking network as a graph of nodes
+(`Input`, `Linear`, `CubaLIF`, `Output`, ...) that many simulators and chips read and
+write. This module needs the `nir` package: `pip install 'eqsnn[nir]'`.
+
+**The neuron.** NIR's `CubaLIF` node is
+
+$$
+\tau_\mathrm{syn}\dot I' = -I' + w_\mathrm{in} \odot x, \qquad
+\tau_\mathrm{mem}\dot V = v_\mathrm{leak} - V + r \odot I',
+$$
+
+with reset to $v_\mathrm{reset}$ when $V$ crosses $v_\mathrm{threshold}$. Its input
+$x = W_\mathrm{NIR}\, S$ comes from a `Linear` node, and a spike train is a sum of unit
+Dirac deltas, $S_i(t) = \sum_k \delta(t - t_i^k)$. Integrating over one spike of input
+$i$ shows that $I'_n$ jumps by $w_{\mathrm{in},n} W_{\mathrm{NIR}}[n, i] / \tau_\mathrm{syn}$.
+With $I = r \odot I'$ this is eqsnn's neuron (see [`eqsnn.LIFParameters`][]),
+$\tau_\mathrm{mem}\dot V = v_\mathrm{leak} - V + I$, $\tau_\mathrm{syn}\dot I = -I$,
+whose current jumps by $W[i, n]$, if and only if
+
+$$
+W[i, n] = \frac{r_n\, w_{\mathrm{in},n}}{\tau_\mathrm{syn}}\, W_\mathrm{NIR}[n, i].
+$$
+
+[`eqsnn.nir.to_nir`][] writes $W_\mathrm{NIR} = W^\top$, $r = 1$ and
+$w_\mathrm{in} = \tau_\mathrm{syn}$, so the weights are stored unchanged and the factor is
+exactly one. [`eqsnn.nir.from_nir`][] applies the formula to any `CubaLIF`, so per-neuron
+$r$ and $w_\mathrm{in}$ are folded into the weights. Times are in seconds, as everywhere
+in eqsnn; voltages and currents keep their values.
+"""
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import equinox as eqx
+import numpy as np
+
+from ._events import Overflow
+from ._lif import LIF
+from ._nir import META, build_layers, chain, check_supported, import_nir
+from .solvers import AbstractCrossingSolver
+
+if TYPE_CHECKING:
+    import nir
+
+__all__ = ["from_nir", "to_nir"]
+
+
+def _layers_of(model) -> list[LIF]:
+    if isinstance(model, LIF):
+        layers = [model]
+    elif isinstance(model, eqx.nn.Sequential):
+        layers = list(model.layers)
+    elif isinstance(model, list | tuple):
+        layers = list(model)
+    else:
+        raise TypeError(
+            "to_nir: `model` must be an eqsnn.LIF, or an eqx.nn.Sequential, list or tuple of "
+            f"them, got {type(model).__name__}."
+        )
+    if not layers:
+        raise ValueError("to_nir: `model` holds no layers.")
+    for k, layer in enumerate(layers):
+        if not isinstance(layer, LIF):
+            raise TypeError(
+                f"to_nir: layer {k} is a {type(layer).__name__}; eqsnn exports eqsnn.LIF "
+                "layers (and subclasses such as eqsnn.EventPropLIF)."
+            )
+        if k and layer.in_size != layers[k - 1].out_size:
+            raise ValueError(
+                f"to_nir: layer {k} has in_size={layer.in_size} but layer {k - 1} has "
+                f"out_size={layers[k - 1].out_size}."
+            )
+    return layers
+
+
+def _cuba_lif(nir, layer: LIF):
+    p = layer.params
+
+    def full(value: float) -> np.ndarray:
+        return np.full(layer.out_size, value, dtype=np.float64)
+
+    return nir.CubaLIF(
+        tau_syn=full(p.tau_syn),
+        tau_mem=full(p.tau_mem),
+        r=full(1.0),
+        v_leak=full(p.v_leak),
+        v_threshold=full(p.v_th),
+        v_reset=full(p.v_reset),
+        w_in=full(p.tau_syn),
+        metadata={
+            META: {
+                "layer": type(layer).__name__,
+                "n_spikes": layer.n_spikes,
+                "t_max": layer.t_max,
+                "max_spikes_per_interval": layer.max_spikes_per_interval,
+                "overflow": layer.overflow.value,
+            }
+        },
+    )
+
+
+def to_nir(model: LIF | eqx.nn.Sequential | Sequence[LIF]) -> "nir.NIRGraph":
+    r"""Export a feed-forward network of eqsnn layers to a NIR graph.
+
+    Layer $k$ becomes a `Linear` node `linear_k` (weight $W^\top$, shape
+    `(out_size, in_size)`) followed by a `CubaLIF` node `lif_k` (every parameter an array
+    of shape `(out_size,)`, with $r = 1$ and $w_\mathrm{in} = \tau_\mathrm{syn}$, so that
+    the dynamics are identical: see [how the neuron maps](../howto/nir.md#how-the-neuron-maps));
+    the chain starts at an `Input` node `input` and ends at an `Output` node `output`.
+    Weights keep their dtype, parameters are float64.
+
+    NIR has no field for what eqsnn needs beyond the dynamics: the horizon `t_max`, the
+    spike budget `n_spikes`, `max_spikes_per_interval`, the overflow policy and the layer
+    class are stored in each `CubaLIF` node's `metadata["eqsnn"]`, where
+    [`eqsnn.nir.from_nir`][] finds them. The crossing solver is not stored (the import
+    picks the default solver unless told otherwise).
+
+    **Arguments:**
+
+    - `model`: an [`eqsnn.LIF`][] (or subclass), or an `eqx.nn.Sequential`, list or tuple
+      of them, first layer first.
+
+    **Returns:** a `nir.NIRGraph`; save it with `nir.write(path, graph)`.
+
+    **Raises:** `ImportError` without the `nir` package; `TypeError` for a layer that is
+    not an [`eqsnn.LIF`][]; `ValueError` if consecutive layer sizes do not match.
+
+    **Example:**
+
+    ```python
+    import jax
+    import nir
+    import eqsnn
+    from eqsnn.nir import to_nir
+
+    layer = eqsnn.LIF(2, 3, n_spikes=6, t_max=0.05, key=jax.random.PRNGKey(0))
+    graph = to_nir(layer)
+    sorted(graph.nodes)  # ['input', 'lif_0', 'linear_0', 'output']
+    ```
+    """
+    nir = import_nir()
+    layers = _layers_of(model)
+    nodes: dict[str, Any] = {"input": nir.Input(input_type=np.array([layers[0].in_size]))}
+    edges: list[tuple[str, str]] = []
+    previous = "input"
+    for k, layer in enumerate(layers):
+        linear, lif = f"linear_{k}", f"lif_{k}"
+        weight = np.ascontiguousarray(np.asarray(layer.weights.input).T)
+        nodes[linear] = nir.Linear(weight=weight)
+        nodes[lif] = _cuba_lif(nir, layer)
+        edges += [(previous, linear), (linear, lif)]
+        previous = lif
+    nodes["output"] = nir.Output(output_type=np.array([layers[-1].out_size]))
+    edges.append((previous, "output"))
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata={META: {"format": 1}})
+
+
+def from_nir(
+    graph: "nir.NIRGraph",
+    *,
+    n_spikes: int | Sequence[int] | None = None,
+    t_max: float | Sequence[float] | None = None,
+    layer: type[LIF] = LIF,
+    solver: AbstractCrossingSolver | None = None,
+    max_spikes_per_interval: int | None = None,
+    overflow: Overflow | None = None,
+) -> eqx.nn.Sequential:
+    r"""Import a NIR graph as an `eqx.nn.Sequential` of eqsnn layers.
+
+    The graph must be a chain `Input → [Linear | Affine] → CubaLIF → … → Output`. Each
+    `CubaLIF` node becomes one layer, whose weights come from the `Linear` (or `Affine`
+    with zero bias) node before it, scaled by $r\, w_\mathrm{in} / \tau_\mathrm{syn}$ (see
+    [how the neuron maps](../howto/nir.md#how-the-neuron-maps)); without a weight node the
+    connection is one-to-one. Graphs
+    written by [`eqsnn.nir.to_nir`][] come back with the same weights, parameters and
+    spikes, bit for bit.
+
+    What NIR does not store is taken from the arguments, or else from the node's
+    `metadata["eqsnn"]` written by [`eqsnn.nir.to_nir`][].
+
+    **Arguments:**
+
+    - `graph`: a `nir.NIRGraph`, e.g. from `nir.read(path)`.
+    - `n_spikes`: output buffer size of each layer (one int for all, or one per `CubaLIF`
+      in chain order); required unless the graph records it.
+    - `t_max`: simulation horizon in seconds (one for all, or one per layer); required
+      unless the graph records it.
+    - `layer`: the layer class, [`eqsnn.LIF`][] (default) or a subclass with the same
+      constructor, such as `eqsnn.EventPropLIF`.
+    - `solver`: the crossing solver of every layer (default: chosen from the parameters).
+    - `max_spikes_per_interval`, `overflow`: as for [`eqsnn.LIF`][] (default: recorded
+      value, else 1 and `Overflow.COUNT`).
+
+    **Returns:** an `eqx.nn.Sequential` of layers, first layer first.
+
+    **Raises:** `ImportError` without the `nir` package; `ValueError`, naming the node,
+    for what eqsnn cannot express: node types other than `Input`, `Output`, `Linear`,
+    `Affine` and `CubaLIF` (convolutions, `LIF`, `Delay`, subgraphs, ...), an `Affine`
+    with a non-zero bias, neuron parameters that differ between the neurons of one node
+    (eqsnn layers share one [`eqsnn.LIFParameters`][]), multi-dimensional shapes,
+    branches, merges and recurrent loops.
+
+    **Example:**
+
+    ```python
+    import jax
+    import eqsnn
+    from eqsnn.nir import from_nir, to_nir
+
+    layer = eqsnn.LIF(2, 3, n_spikes=6, t_max=0.05, key=jax.random.PRNGKey(0))
+    model = from_nir(to_nir(layer))  # eqx.nn.Sequential([LIF])
+    ```
+    """
+    nir = import_nir()
+    if not isinstance(graph, nir.NIRGraph):
+        raise TypeError(f"from_nir: `graph` must be a nir.NIRGraph, got {type(graph).__name__}.")
+    if not (isinstance(layer, type) and issubclass(layer, LIF)):
+        raise TypeError(f"from_nir: `layer` must be eqsnn.LIF or a subclass, got {layer!r}.")
+    check_supported(nir, graph)
+    path = chain(nir, graph)
+    n_layers = sum(isinstance(graph.nodes[name], nir.CubaLIF) for name in path)
+    for arg, value in (("n_spikes", n_spikes), ("t_max", t_max)):
+        if isinstance(value, list | tuple) and len(value) != n_layers:
+            raise ValueError(
+                f"from_nir: `{arg}` has {len(value)} entries but the graph has {n_layers} "
+                "CubaLIF nodes."
+            )
+    options = dict(
+        n_spikes=n_spikes,
+        t_max=t_max,
+        layer=layer,
+        solver=solver,
+        max_spikes_per_interval=max_spikes_per_interval,
+        overflow=overflow,
+    )
+    return eqx.nn.Sequential(build_layers(nir, graph, path, options))
