@@ -1,4 +1,4 @@
-"""NIR import internals: graph checks and the CubaLIF -> eqsnn.LIF conversion.
+"""NIR import internals: graph checks and the conversion of CubaLIF nodes to layers.
 
 The maths of the conversion is in the docstring of `eqsnn.nir`.
 """
@@ -11,6 +11,8 @@ import numpy as np
 from ._events import Overflow
 from ._lif import LIF
 from ._params import LIFParameters
+from ._recurrent_lif import Connectivity, ConnectivityMask
+from ._weights import RecurrentWeights
 
 META = "eqsnn"
 """Key of the node metadata in which eqsnn stores what NIR has no field for."""
@@ -51,8 +53,22 @@ def check_supported(nir, graph) -> None:
         )
 
 
-def chain(nir, graph) -> list[str]:
-    """The node names from the Input node to the Output node; the graph must be a chain."""
+def recurrent_loops(nir, graph) -> dict[str, str]:
+    """`{cuba_lif: weight}` for each weight node that a CubaLIF feeds back into itself."""
+    loops = {}
+    for name, node in graph.nodes.items():
+        if isinstance(node, nir.Linear | nir.Affine):
+            pre = [a for a, b in graph.edges if b == name]
+            post = [b for a, b in graph.edges if a == name]
+            looped = len(pre) == len(post) == 1 and pre == post
+            if looped and isinstance(graph.nodes.get(pre[0]), nir.CubaLIF):
+                loops[pre[0]] = name
+    return loops
+
+
+def chain(nir, graph, loops: dict[str, str]) -> list[str]:
+    """The node names from the Input node to the Output node, recurrent loops set aside;
+    the rest of the graph must be a chain."""
     inputs = [k for k, v in graph.nodes.items() if isinstance(v, nir.Input)]
     outputs = [k for k, v in graph.nodes.items() if isinstance(v, nir.Output)]
     if len(inputs) != 1 or len(outputs) != 1:
@@ -60,13 +76,15 @@ def chain(nir, graph) -> list[str]:
             f"from_nir: the graph must have one Input and one Output node, got inputs "
             f"{inputs} and outputs {outputs}."
         )
+    looped = {edge for cell, w in loops.items() for edge in ((cell, w), (w, cell))}
     successors: dict[str, list[str]] = {}
     predecessors: dict[str, list[str]] = {}
     for pre, post in graph.edges:
         if pre not in graph.nodes or post not in graph.nodes:
             raise ValueError(f"from_nir: edge {(pre, post)!r} names an unknown node.")
-        successors.setdefault(pre, []).append(post)
-        predecessors.setdefault(post, []).append(pre)
+        if (pre, post) not in looped:
+            successors.setdefault(pre, []).append(post)
+            predecessors.setdefault(post, []).append(pre)
     for name, linked, direction in [
         *((k, v, "outgoing") for k, v in successors.items()),
         *((k, v, "incoming") for k, v in predecessors.items()),
@@ -74,7 +92,7 @@ def chain(nir, graph) -> list[str]:
         if len(linked) > 1:
             raise ValueError(
                 f"from_nir: node {name!r} has {len(linked)} {direction} edges ({linked}); "
-                "eqsnn imports chains (no branches, merges or recurrent loops)."
+                "eqsnn imports chains (no branches, merges or skip connections)."
             )
     path = [inputs[0]]
     while path[-1] != outputs[0]:
@@ -85,7 +103,7 @@ def chain(nir, graph) -> list[str]:
                 f"reaches the output {outputs[0]!r}."
             )
         path.append(following[0])
-    if off := sorted(set(graph.nodes) - set(path)):
+    if off := sorted(set(graph.nodes) - set(path) - set(loops.values())):
         raise ValueError(f"from_nir: node(s) {off} are not on the chain from input to output.")
     return path
 
@@ -104,23 +122,38 @@ def _shared_value(name: str, node, field: str, n: int) -> float:
     return float(value[0])
 
 
-def _input_weights(name: str, node, weight: np.ndarray | None, in_size: int, n: int):
-    """eqsnn's `(in_size, n)` weights: W[i, n] = r_n w_in_n / tau_syn_n * W_nir[n, i]."""
-    scale = (
-        np.asarray(node.r, dtype=np.float64)
-        * np.asarray(node.w_in, dtype=np.float64)
-        / np.asarray(node.tau_syn, dtype=np.float64)
-    )
+def _neurons(name: str, node) -> tuple[int, LIFParameters, np.ndarray]:
+    """Size, parameters and weight scale `r w_in / tau_syn` (per neuron) of a CubaLIF."""
+    if np.ndim(node.v_threshold) != 1:
+        raise ValueError(
+            f"from_nir: node {name!r}: eqsnn layers are 1-d, got parameters of shape "
+            f"{np.shape(node.v_threshold)}."
+        )
+    n = int(np.size(node.v_threshold))
+    try:
+        shared = {ours: _shared_value(name, node, field, n) for ours, field in _SHARED.items()}
+        params = LIFParameters(**shared)
+    except ValueError as error:
+        raise ValueError(f"from_nir: node {name!r}: {error}") from None
+    scale = np.asarray(node.r, np.float64) * np.asarray(node.w_in, np.float64) / params.tau_syn
     if scale.shape != (n,):
         raise ValueError(f"from_nir: node {name!r}: `r` and `w_in` must have shape ({n},).")
-    if weight is None:  # CubaLIF fed directly by the input or a CubaLIF: one-to-one.
-        if in_size != n:
-            raise ValueError(
-                f"from_nir: node {name!r} has {n} neurons but no weight node before it, and "
-                f"its input has {in_size} channels."
-            )
-        return np.diag(scale)
-    return weight.T.astype(np.float64) * scale
+    return n, params, scale
+
+
+def _weight(nir, name: str, node, n_in: int) -> np.ndarray:
+    """The `(n_out, n_in)` matrix of a Linear or zero-bias Affine node."""
+    if isinstance(node, nir.Affine) and np.any(np.asarray(node.bias) != 0):
+        raise ValueError(
+            f"from_nir: node {name!r} is an Affine with a non-zero bias; eqsnn neurons "
+            "have no constant input current."
+        )
+    weight = np.asarray(node.weight)
+    if weight.ndim != 2 or weight.shape[1] != n_in:
+        raise ValueError(
+            f"from_nir: node {name!r}: weight must have shape (n_out, {n_in}), got {weight.shape}."
+        )
+    return weight
 
 
 def _option(name: str, explicit, k: int, meta: dict, key: str):
@@ -135,32 +168,62 @@ def _option(name: str, explicit, k: int, meta: dict, key: str):
     return meta[key]
 
 
-def _layer(name: str, node, weight, in_size: int, k: int, options: dict) -> LIF:
-    n = int(np.size(node.v_threshold))
-    try:
-        params = LIFParameters(
-            **{ours: _shared_value(name, node, f, n) for ours, f in _SHARED.items()}
-        )
-    except ValueError as error:
-        raise ValueError(f"from_nir: node {name!r}: {error}") from None
-    w = _input_weights(name, node, weight, in_size, n)
+def _settings(name: str, node, k: int, options: dict) -> dict:
+    """Constructor arguments that NIR has no field for: arguments, else metadata."""
     meta = (node.metadata or {}).get(META, {})
-    per_interval = options["max_spikes_per_interval"]
     overflow = options["overflow"]
-    layer = options["layer"](
-        in_size,
-        n,
-        int(_option(name, options["n_spikes"], k, meta, "n_spikes")),
-        float(_option(name, options["t_max"], k, meta, "t_max")),
-        params,
+    return dict(
+        n_spikes=int(_option(name, options["n_spikes"], k, meta, "n_spikes")),
+        t_max=float(_option(name, options["t_max"], k, meta, "t_max")),
         key=jax.random.PRNGKey(0),
         solver=options["solver"],
-        max_spikes_per_interval=int(
-            meta.get("max_spikes_per_interval", 1) if per_interval is None else per_interval
-        ),
-        overflow=Overflow(meta.get("overflow", "count")) if overflow is None else overflow,
+        overflow=Overflow(str(meta.get("overflow", "count"))) if overflow is None else overflow,
     )
-    return eqx.tree_at(lambda m: m.weights.input, layer, jnp.asarray(w))
+
+
+def _feedforward(name: str, node, w_in: np.ndarray, k: int, options: dict) -> LIF:
+    n, params, scale = _neurons(name, node)
+    meta = (node.metadata or {}).get(META, {})
+    per_interval = options["max_spikes_per_interval"]
+    if per_interval is None:
+        per_interval = int(meta.get("max_spikes_per_interval", 1))
+    layer = options["layer"](
+        w_in.shape[0],
+        n,
+        params=params,
+        max_spikes_per_interval=per_interval,
+        **_settings(name, node, k, options),
+    )
+    return eqx.tree_at(lambda m: m.weights.input, layer, jnp.asarray(w_in * scale))
+
+
+def _connectivity(name: str, meta: dict, n: int):
+    """The recorded population sizes and connectivity mask, else one fully connected pool."""
+    layers = tuple(int(size) for size in np.atleast_1d(meta.get("layers", [n])))
+    if sum(layers) != n:
+        raise ValueError(f"from_nir: node {name!r}: recorded `layers` {layers} do not sum to {n}.")
+    if "mask_input" not in meta:
+        return layers, Connectivity.FULL
+    mask = ConnectivityMask(
+        np.asarray(meta["mask_input"], bool), np.asarray(meta["mask_recurrent"], bool)
+    )
+    return layers, mask
+
+
+def _recurrent(name: str, node, w_in: np.ndarray, w_rec: np.ndarray, k: int, options: dict):
+    n, params, scale = _neurons(name, node)
+    layers, connectivity = _connectivity(name, (node.metadata or {}).get(META, {}), n)
+    layer = options["recurrent_layer"](
+        w_in.shape[0], layers, params=params, connectivity=connectivity,
+        **_settings(name, node, k, options),
+    )  # fmt: skip
+    w_in, w_rec = w_in * scale, w_rec * scale
+    if np.any(w_in[~layer.mask.input] != 0) or np.any(w_rec[~layer.mask.recurrent] != 0):
+        raise ValueError(
+            f"from_nir: node {name!r}: non-zero weights outside the recorded connectivity mask."
+        )
+    weights = RecurrentWeights(input=jnp.asarray(w_in), recurrent=jnp.asarray(w_rec))
+    return eqx.tree_at(lambda m: m.weights, layer, weights)
 
 
 def _input_size(name: str, node) -> int:
@@ -172,31 +235,35 @@ def _input_size(name: str, node) -> int:
     return int(shape[0])
 
 
-def build_layers(nir, graph, path: list[str], options: dict) -> list[LIF]:
+def build_layers(nir, graph, path: list[str], loops: dict[str, str], options: dict) -> list:
+    """One layer per CubaLIF of the chain, with the weights of the node before it."""
     size = _input_size(path[0], graph.nodes[path[0]])
     weight, weight_name, layers = None, None, []
     for name in path[1:-1]:
         node = graph.nodes[name]
-        if isinstance(node, nir.CubaLIF):
-            layers.append(_layer(name, node, weight, size, len(layers), options))
-            size, weight, weight_name = layers[-1].out_size, None, None
+        if not isinstance(node, nir.CubaLIF):
+            if weight_name is not None:
+                raise ValueError(
+                    f"from_nir: weight nodes {weight_name!r} and {name!r} follow each other; "
+                    "eqsnn needs exactly one Linear or Affine node between neuron nodes."
+                )
+            weight, weight_name = _weight(nir, name, node, size), name
             continue
-        if weight_name is not None:
-            raise ValueError(
-                f"from_nir: weight nodes {weight_name!r} and {name!r} follow each other; eqsnn "
-                "needs exactly one Linear or Affine node between neuron nodes."
-            )
-        if isinstance(node, nir.Affine) and np.any(np.asarray(node.bias) != 0):
-            raise ValueError(
-                f"from_nir: node {name!r} is an Affine with a non-zero bias; eqsnn neurons "
-                "have no constant input current."
-            )
-        weight, weight_name = np.asarray(node.weight), name
-        if weight.shape[1:] != (size,):
-            raise ValueError(
-                f"from_nir: node {name!r}: weight must have shape (n_out, {size}), got "
-                f"{weight.shape}."
-            )
+        n = int(np.size(node.v_threshold))
+        if weight is None:  # fed directly by the input or a CubaLIF: one-to-one
+            if size != n:
+                raise ValueError(
+                    f"from_nir: node {name!r} has {n} neurons but no weight node before it, "
+                    f"and its input has {size} channels."
+                )
+            weight = np.eye(n)
+        w_in = weight.T.astype(np.float64)
+        if name in loops:
+            w_rec = _weight(nir, loops[name], graph.nodes[loops[name]], n).T.astype(np.float64)
+            layers.append(_recurrent(name, node, w_in, w_rec, len(layers), options))
+        else:
+            layers.append(_feedforward(name, node, w_in, len(layers), options))
+        size, weight, weight_name = n, None, None
     if weight_name is not None:
         raise ValueError(f"from_nir: weight node {weight_name!r} feeds no CubaLIF node.")
     if not layers:

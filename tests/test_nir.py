@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import eqsnn
+from eqsnn._recurrent_lif import RecurrentLIF
 from eqsnn.nir import from_nir, to_nir
 
 try:
@@ -170,6 +171,53 @@ def test_arguments_override_metadata_and_are_required_without_it():
     assert [layer.overflow for layer in model.layers] == [eqsnn.Overflow.COUNT] * 2
 
 
+@needs_nir
+@simulates
+def test_recurrent_round_trip_keeps_populations_mask_and_spikes(tmp_path):
+    k1, k2 = jax.random.split(jax.random.PRNGKey(1))
+    params = eqsnn.LIFParameters(tau_syn=5e-3, tau_mem=1e-2, v_th=0.6, v_reset=-1000.0)
+    model = eqx.nn.Sequential(
+        [
+            RecurrentLIF(3, [4, 2], 10, T_MAX, params, key=k1, mean=[2.0, 1.5], std=0.5),
+            eqsnn.LIF(6, 2, 4, T_MAX, params, key=k2, mean=1.0, std=0.5),
+        ]
+    )
+    graph = to_nir(model)
+    assert ("lif_0", "recurrent_0") in graph.edges and ("recurrent_0", "lif_0") in graph.edges
+    np.testing.assert_array_equal(
+        graph.nodes["recurrent_0"].weight, np.asarray(model.layers[0].weights.recurrent).T
+    )
+    path = tmp_path / "recurrent.nir"
+    nir.write(path, graph)
+    imported = from_nir(nir.read(path))
+    assert eqx.tree_equal(imported, model)  # populations and connectivity mask included
+    want, got = model(INPUT), imported(INPUT)
+    assert int(want.count()) > 0
+    np.testing.assert_array_equal(got.time, want.time)
+    np.testing.assert_array_equal(got.idx, want.idx)
+
+
+@needs_nir
+def test_foreign_recurrent_loop_is_one_fully_connected_population():
+    n = 3
+    rec = np.arange(9.0).reshape(3, 3)
+    graph = nir.NIRGraph(
+        nodes={
+            "in": nir.Input(input_type=np.array([2])),
+            "w": nir.Linear(weight=np.ones((n, 2))),
+            "cell": _cuba(n, w_in=np.ones(n)),  # weights scale by r w_in / tau_syn = 200
+            "rec": nir.Linear(weight=rec),
+            "out": nir.Output(output_type=np.array([n])),
+        },
+        edges=[("in", "w"), ("w", "cell"), ("cell", "rec"), ("rec", "cell"), ("cell", "out")],
+    )
+    (layer,) = from_nir(graph, n_spikes=8, t_max=T_MAX).layers
+    assert isinstance(layer, RecurrentLIF) and layer.layers == (n,)
+    assert layer.mask.recurrent.all() and layer.mask.input.all()
+    np.testing.assert_allclose(layer.weights.input, np.ones((2, n)) / 5e-3, rtol=1e-15)
+    np.testing.assert_allclose(layer.weights.recurrent, rec.T / 5e-3, rtol=1e-15)
+
+
 def _graph(nodes, edges):
     return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
 
@@ -216,8 +264,21 @@ def test_what_eqsnn_cannot_express_is_refused_by_node_name():
             {"cell": _cuba(2, v_leak=np.ones(2))},
             chain,
         ),
-        "node 'cell' has 2 outgoing edges": (
-            {"rec": nir.Linear(weight=np.eye(2))},
+        "node 'w' has 2 outgoing edges": ({}, [*chain, ("w", "out")]),
+        "node 'cell' has 2 outgoing edges": ({}, [*chain, ("cell", "cell")]),
+        "node 'cell': non-zero weights outside the recorded connectivity mask": (
+            {
+                "cell": _cuba(
+                    2,
+                    metadata={
+                        "eqsnn": {
+                            "mask_input": np.ones((2, 2), bool),
+                            "mask_recurrent": np.eye(2, dtype=bool),
+                        }
+                    },
+                ),
+                "rec": nir.Linear(weight=np.ones((2, 2))),
+            },  # fmt: skip
             [*chain, ("cell", "rec"), ("rec", "cell")],
         ),
         "weight nodes 'w' and 'w2' follow each other": (
@@ -240,9 +301,9 @@ def test_to_nir_refuses_what_it_cannot_export():
     model = _model()
     with pytest.raises(TypeError, match="layer 1 is a Linear"):
         to_nir(eqx.nn.Sequential([model.layers[0], eqx.nn.Linear(4, 2, key=jax.random.key(0))]))
-    with pytest.raises(ValueError, match="layer 1 has in_size=3 but layer 0 has out_size=2"):
+    with pytest.raises(ValueError, match="layer 1 has in_size=3 but layer 0 has 2 neurons"):
         to_nir([model.layers[1], model.layers[0]])
-    with pytest.raises(TypeError, match="must be an eqsnn.LIF"):
+    with pytest.raises(TypeError, match="must be an eqsnn.LIF or RecurrentLIF"):
         to_nir("LIF")
     with pytest.raises(TypeError, match="must be a nir.NIRGraph"):
         from_nir(model)
