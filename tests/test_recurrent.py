@@ -20,9 +20,10 @@ import pytest
 
 from eqsnn import LIF, LIFParameters, Overflow, Spikes
 from eqsnn._diffrax_reference import simulate_diffrax
-from eqsnn._recurrent import EventKind, trajectory, transition_with_recurrence
+from eqsnn._recurrent import EventKind, trajectory, transition_without_recurrence
 from eqsnn._recurrent_lif import Connectivity, ConnectivityMask, RecurrentLIF
-from eqsnn._weights import RecurrentWeights
+from eqsnn._weights import InputWeights, RecurrentWeights
+from eqsnn.solvers import default_solver
 
 T_MAX = 0.05
 ONE_SPIKE = LIFParameters(tau_syn=5e-3, tau_mem=1e-2, v_th=1.0, v_reset=-1000.0)
@@ -262,19 +263,33 @@ def test_simultaneous_crossings_are_all_emitted():
     np.testing.assert_array_equal(spikes.current[spikes.idx == 0], spikes.current[spikes.idx == 1])
 
 
-def test_tie_events_are_consecutive_steps():
-    """The twin spikes are two events at the same time, lowest index first."""
-    layer = _dense(jnp.full((DENSE_IN, DENSE_N), 6.0).at[:, 2:].set(0.0), jnp.zeros((6, 6)))
-    inputs = Spikes(jnp.array([1e-3]), jnp.array([0]))
-    _, events = trajectory(
-        layer.weights, inputs, inputs.n_slots + 8,
-        params=layer.params, solver=layer.solver,
-        transition=transition_with_recurrence, t_max=T_MAX,
-    )  # fmt: skip
+def test_event_trace_of_a_feed_forward_loop():
+    """`trajectory` without recurrence: one event per step in time order, twin spikes as
+    two consecutive events at the same time (lowest index first), padding at the end."""
+    w_in = jnp.full((DENSE_IN, DENSE_N), 6.0).at[:, 2:].set(0.0)
+    inputs = Spikes(jnp.array([1e-3, 3e-2]), jnp.array([0, -1]))
+    final, events = jax.jit(
+        lambda w, x: trajectory(
+            InputWeights(w),
+            x,
+            6,
+            params=MULTI_GENERIC,
+            solver=default_solver(MULTI_GENERIC),
+            transition=transition_without_recurrence,
+            t_max=T_MAX,
+        )  # fmt: skip
+    )(w_in, inputs)
+    kinds = events.kind.tolist()
+    assert kinds[0] == EventKind.INPUT and events.idx[0] == 0 and events.time[0] == 1e-3
     spikes = events.kind == EventKind.SPIKE
     assert events.idx[spikes].tolist()[:2] == [0, 1]
-    assert events.time[spikes][0] == events.time[spikes][1]
-    assert bool(jnp.all(jnp.diff(events.time[events.kind != EventKind.NONE]) >= 0))
+    assert events.time[spikes][0] == events.time[spikes][1] > 1e-3
+    assert events.current[spikes][0] == events.current[spikes][1] > 0
+    happened = events.kind != EventKind.NONE
+    assert bool(jnp.all(jnp.diff(events.time[happened]) >= 0))
+    # Once nothing is left before t_max the steps are padding: time inf, idx -1.
+    assert kinds[-1] == EventKind.NONE and events.idx[-1] == -1 and events.time[-1] == jnp.inf
+    assert int(final.input_head) == 1
 
 
 # --- overflow ------------------------------------------------------------------------------
