@@ -51,7 +51,7 @@ from .solvers import AbstractCrossingSolver
 
 
 class EventKind(enum.IntEnum):
-    """What a step of the event loop processed (stored as an integer in [`Event`][]`.kind`).
+    """What a step of the event loop processed (stored as an integer in `Event.kind`).
 
     - `EventKind.NONE`: nothing (no event is left before `t_max`; the step is padding).
     - `EventKind.INPUT`: an input spike; `Event.idx` is the input index.
