@@ -33,6 +33,8 @@ class SortedInputs(eqx.Module):
     end: Float[Array, " k"]
     idx: Int[Array, " k"]
     valid: Bool[Array, " k"]
+    order: Int[Array, " k"]
+    """`order[k]` is the slot of the input buffer that holds the k-th spike in time."""
 
 
 def check_input(spikes: Spikes, in_size: int, who: str) -> Spikes:
@@ -66,8 +68,33 @@ def sort_inputs(spikes: Spikes, t_max: float) -> SortedInputs:
     time = key[order]
     end = jnp.concatenate([time[1:], jnp.full((1,), t_max, time.dtype)])
     return SortedInputs(
-        time=time, end=end, idx=jnp.where(valid, spikes.idx, 0)[order], valid=valid[order]
+        time=time,
+        end=end,
+        idx=jnp.where(valid, spikes.idx, 0)[order],
+        valid=valid[order],
+        order=order,
     )
+
+
+def select_spikes(
+    time: Float[Array, " c"], valid: Bool[Array, " c"], n_spikes: int
+) -> tuple[Int[Array, " n_spikes"], Bool[Array, " n_spikes"]]:
+    """Indices of the `n_spikes` earliest valid candidates (time order), and which are real.
+
+    Candidates must number at least `n_spikes` (pad first). Equal times keep candidate order.
+    """
+    key = jnp.where(valid, jax.lax.stop_gradient(time), jnp.inf)
+    _, pick = jax.lax.top_k(-key, n_spikes)
+    return pick, valid[pick]
+
+
+def pad_candidates(n_spikes: int, *arrays):
+    """Pad candidate arrays (time, neuron, current, valid) to at least `n_spikes` entries."""
+    n_cand = arrays[0].shape[0]
+    if n_cand >= n_spikes:
+        return arrays
+    pad = n_spikes - n_cand
+    return tuple(jnp.concatenate([a, jnp.zeros(pad, a.dtype)]) for a in arrays)
 
 
 def collect_spikes(
@@ -81,16 +108,8 @@ def collect_spikes(
     who: str,
 ) -> Spikes:
     """Keep the `n_spikes` earliest valid candidates, sorted, padded with empty slots."""
-    n_cand = time.shape[0]
-    if n_cand < n_spikes:
-        pad = n_spikes - n_cand
-        time = jnp.concatenate([time, jnp.zeros(pad, time.dtype)])
-        neuron = jnp.concatenate([neuron, jnp.zeros(pad, neuron.dtype)])
-        current = jnp.concatenate([current, jnp.zeros(pad, current.dtype)])
-        valid = jnp.concatenate([valid, jnp.zeros(pad, bool)])
-    key = jnp.where(valid, jax.lax.stop_gradient(time), jnp.inf)
-    _, pick = jax.lax.top_k(-key, n_spikes)
-    kept = valid[pick]
+    time, neuron, current, valid = pad_candidates(n_spikes, time, neuron, current, valid)
+    pick, kept = select_spikes(time, valid, n_spikes)
     dropped = jnp.maximum(jnp.sum(valid) - n_spikes, 0) + extra_dropped
     out_time = jnp.where(kept, time[pick], jnp.inf)
     if overflow is Overflow.ERROR:
@@ -98,7 +117,7 @@ def collect_spikes(
             out_time,
             dropped > 0,
             f"{who}: more spikes than the buffer holds (n_spikes={n_spikes}); increase "
-            "`n_spikes` (or `max_spikes_per_interval`), or use overflow=Overflow.COUNT.",
+            "`n_spikes` (or the per-neuron spike budget), or use overflow=Overflow.COUNT.",
         )
     return Spikes(
         time=out_time,

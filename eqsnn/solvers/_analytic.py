@@ -13,7 +13,32 @@ class TTFSSolver(AbstractCrossingSolver):
     $z_+ = \big(u_0 + I_0 + \sqrt{(u_0+I_0)^2 - 4 I_0\theta}\big) / (2 I_0)$ and
     $t^* = -\tau_\mathrm{mem}\log z_+$. Both terms of the numerator are positive inside the
     bracket, so there is no cancellation. Only valid for `tau_mem == 2 * tau_syn`.
+
+    Existence is decided in closed form too: the crossing exists iff $I_0 > 0$, the peak
+    $z^* = (u_0 + I_0)/(2I_0)$ lies after the start ($z^* < 1$), the discriminant is
+    non-negative, and $z_+ \ge e^{-\Delta t_\mathrm{max}/\tau_\mathrm{mem}}$ (or at once, if
+    $u_0 \ge \theta$): one `exp`, one `sqrt` and one `log` per neuron.
     """
+
+    def _z_plus(self, u0, i0, theta):
+        b = u0 + i0
+        disc = b * b - 4.0 * i0 * theta
+        rising = (i0 > 0) & (b < 2.0 * i0) & (disc >= 0)
+        i_safe = jnp.where(rising, i0, 1.0)
+        z = (b + jnp.sqrt(jnp.where(rising, disc, 0.0))) / (2.0 * i_safe)
+        return z, rising
+
+    def exists(self, u0, i0, theta, dt_max, tau_mem, tau_syn):
+        z, rising = self._z_plus(u0, i0, theta)
+        return (u0 >= theta) | (rising & (z >= jnp.exp(-dt_max / tau_mem)))
+
+    def solve(self, u0, i0, theta, dt_max, tau_mem, tau_syn):
+        z, rising = self._z_plus(u0, i0, theta)
+        already = u0 >= theta
+        found = already | (rising & (z >= jnp.exp(-dt_max / tau_mem)))
+        t = -tau_mem * jnp.log(jnp.clip(z, jnp.finfo(z.dtype).tiny, 1.0))
+        t = jnp.where(already, 0.0, jnp.minimum(t, dt_max))
+        return jnp.where(found, t, dt_max), found
 
     def root(self, u0, i0, theta, t_hi, tau_mem, tau_syn):
         b = u0 + i0

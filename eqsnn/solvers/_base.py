@@ -58,6 +58,26 @@ class AbstractCrossingSolver(eqx.Module):
     def root(self, u0, i0, theta, t_hi, tau_mem, tau_syn) -> Float[Array, "*n"]:
         """Locate the crossing inside `[0, t_hi]`, given that it exists there."""
 
+    def exists(self, u0, i0, theta, dt_max, tau_mem, tau_syn) -> Bool[Array, "*n"]:
+        """Whether there is a crossing within `[0, dt_max]` (no gradient)."""
+        return crossing_bracket(u0, i0, theta, dt_max, tau_mem, tau_syn)[0]
+
+    def solve(self, u0, i0, theta, dt_max, tau_mem, tau_syn):
+        """Crossing time (`dt_max` where there is none) and existence, without gradients.
+
+        The default brackets the root in closed form and calls `root` on the bracket;
+        analytic solvers may override it with a cheaper formula.
+        """
+        found, t_hi = crossing_bracket(u0, i0, theta, dt_max, tau_mem, tau_syn)
+        # Solve on harmless inputs where there is no crossing, then mask.
+        i_safe = jnp.where(found, i0, 1.0)
+        u_safe = jnp.where(found, u0, 0.0)
+        theta_safe = jnp.where(found, theta, 0.5)
+        t_safe = jnp.where(found, t_hi, 0.0)
+        t = self.root(u_safe, i_safe, theta_safe, t_safe, tau_mem, tau_syn)
+        t = jnp.clip(t, 0.0, t_safe)
+        return jnp.where(found, t, dt_max), found
+
     def __call__(
         self,
         u0: Float[ArrayLike, "*n"],
@@ -91,15 +111,7 @@ class AbstractCrossingSolver(eqx.Module):
 
 @partial(jax.custom_jvp, nondiff_argnums=(0,))
 def _crossing(solver, u0, i0, theta, dt_max, tau_mem, tau_syn):
-    found, t_hi = crossing_bracket(u0, i0, theta, dt_max, tau_mem, tau_syn)
-    # Solve on harmless inputs where there is no crossing, then mask.
-    i_safe = jnp.where(found, i0, 1.0)
-    u_safe = jnp.where(found, u0, 0.0)
-    theta_safe = jnp.where(found, theta, 0.5)
-    t_safe = jnp.where(found, t_hi, 0.0)
-    t = solver.root(u_safe, i_safe, theta_safe, t_safe, tau_mem, tau_syn)
-    t = jnp.clip(t, 0.0, t_safe)
-    return jnp.where(found, t, dt_max), found
+    return solver.solve(u0, i0, theta, dt_max, tau_mem, tau_syn)
 
 
 @_crossing.defjvp

@@ -1,0 +1,161 @@
+r"""EventProp for the feed-forward layer, on the parallel-in-time forward pass.
+
+Between events the adjoint system of Wunderlich & Pehle (2021) is linear, so it can be
+evaluated in closed form. With $u = V - v_\mathrm{leak}$ and a neuron's spikes
+$s_1 < \dots < s_R$, each spike is the root of
+
+$$
+F_r = \sum_k w_k\, \kappa(s_r - t_k) + \delta \sum_{q<r} e^{-(s_r - s_q)/\tau_\mathrm{mem}}
+      - \theta = 0,
+$$
+
+where $\kappa$ is the voltage response to a unit current jump, $\delta = v_\mathrm{reset} -
+v_\mathrm{th}$ the reset jump and $\theta = v_\mathrm{th} - v_\mathrm{leak}$. Walking the
+spikes backwards, the adjoint jump at spike $r$ is
+$\mu_r = -a_r / \dot u(s_r^-)$ with $\dot u(s_r^-) = (I(s_r) - \theta)/\tau_\mathrm{mem}$ (the
+synaptic current at the spike, which is why EventProp needs it) and
+$a_r = \partial L/\partial s_r + \delta\,\tau_\mathrm{mem}^{-1}
+\sum_{r'>r} \mu_{r'} e^{-(s_{r'} - s_r)/\tau_\mathrm{mem}}$ (the running sum is the adjoint
+voltage $\lambda_V$ propagated back between spikes). Then
+$\partial L/\partial w_{kn} = \sum_r \mu_r \kappa(s_r - t_k)$ (this is
+$-\tau_\mathrm{syn}\lambda_I(t_k)$) and
+$\partial L/\partial t_k = -\sum_{n,r} w_{kn}\, \mu_r\, \kappa'(s_r - t_k)$, summed over the
+spikes after $t_k$; cotangents on the recorded currents add the terms of
+$I(s_r) = \sum_k w_k e^{-(s_r - t_k)/\tau_\mathrm{syn}}$. The backward pass stores only the
+sorted inputs and the spikes, never the root finder's work.
+"""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from ._events import collect_spikes, pad_candidates, select_spikes, sort_inputs
+from ._feedforward_parallel import candidates, neuron_spikes
+from ._flow import membrane
+from ._spikes import Spikes
+
+
+def eventprop_feedforward(weights, inputs: Spikes, config) -> Spikes:
+    """Simulate a feed-forward layer; its VJP is the closed-form EventProp adjoint.
+
+    Gradients reach `weights` and `inputs.time`. `config` is the layer (its `params`,
+    `solver`, `n_spikes`, `t_max`, spike budget and overflow policy are used).
+    """
+    # Integer indices computed by a differentiated upstream layer arrive as (float0-)
+    # perturbed values, which `eqx.filter_custom_vjp` rejects; they carry no gradient.
+    return _eventprop((weights, inputs.time), jax.lax.stop_gradient(inputs.idx), config)
+
+
+@eqx.filter_custom_vjp
+def _eventprop(weights_and_times, idx, config):
+    weights, time = weights_and_times
+    inputs = Spikes(time=time, idx=idx)
+    sorted_in = sort_inputs(inputs, config.t_max)
+    spikes = _neuron_spikes(weights, sorted_in, config)
+    extra = jnp.sum(spikes.more, dtype=jnp.int32)
+    return collect_spikes(
+        *candidates(spikes), config.n_spikes, extra, config.overflow, type(config).__name__
+    )
+
+
+def _neuron_spikes(weights, sorted_in, config):
+    return neuron_spikes(
+        weights,
+        sorted_in,
+        config.params,
+        config.solver,
+        config.t_max,
+        config.max_spikes_per_neuron,
+    )
+
+
+@_eventprop.def_fwd
+def _fwd(perturbed, weights_and_times, idx, config):
+    weights, time = weights_and_times
+    inputs = Spikes(time=time, idx=idx)
+    sorted_in = sort_inputs(inputs, config.t_max)
+    spikes = _neuron_spikes(weights, sorted_in, config)
+    cand = candidates(spikes)
+    extra = jnp.sum(spikes.more, dtype=jnp.int32)
+    out = collect_spikes(*cand, config.n_spikes, extra, config.overflow, type(config).__name__)
+    time, _, _, valid = pad_candidates(config.n_spikes, cand[0], cand[1], cand[2], cand[3])
+    pick, kept = select_spikes(time, valid, config.n_spikes)
+    return out, (sorted_in, spikes, pick, kept)
+
+
+def _candidate_cotangent(ct, pick, kept, shape):
+    """Route cotangents of the output slots back to the `(S, N)` spikes (NaN-safe)."""
+    if ct is None:
+        return jnp.zeros(shape)
+    ct = jnp.where(kept, ct, 0.0)
+    n_cand = shape[0] * shape[1]
+    flat = jnp.zeros(max(n_cand, pick.shape[0]), ct.dtype).at[pick].add(ct)
+    return flat[:n_cand].reshape(shape)
+
+
+@_eventprop.def_bwd
+def _bwd(residuals, grad_out, perturbed, weights_and_times, idx, config):
+    sorted_in, spikes, pick, kept = residuals
+    weights, time = weights_and_times
+    params = config.params
+    shape = spikes.time.shape
+    g_time = _candidate_cotangent(grad_out.time, pick, kept, shape).astype(weights.dtype)
+    g_cur = _candidate_cotangent(grad_out.current, pick, kept, shape).astype(weights.dtype)
+    g_cur = jnp.where(spikes.valid, g_cur, 0.0)
+    mu = adjoint_jumps(spikes, g_time - g_cur * spikes.current / params.tau_syn, params)
+    w = jnp.where(sorted_in.valid[:, None], weights[sorted_in.idx], 0.0)
+    d_w, d_t = input_gradients(spikes, mu, g_cur, sorted_in, w, params)
+    grad_w = (
+        jnp.zeros_like(weights).at[sorted_in.idx].add(jnp.where(sorted_in.valid[:, None], d_w, 0.0))
+    )
+    d_t = jnp.where(sorted_in.valid, d_t, 0.0)
+    return grad_w, jnp.zeros_like(time).at[sorted_in.order].set(d_t)
+
+
+def adjoint_jumps(spikes, grad_time, params):
+    r"""The adjoint jumps $\mu_r$ at every neuron's spikes, walking the spikes backwards.
+
+    **Arguments:**
+
+    - `spikes`: the per-neuron spikes of the forward pass (`(S, N)` arrays).
+    - `grad_time`: $\partial L / \partial s_r$ including the current terms, `(S, N)`.
+    - `params`: the neuron parameters.
+
+    **Returns:** $\mu$, shape `(S, N)`, zero for spikes that did not happen.
+    """
+    theta = params.v_th - params.v_leak
+    delta = params.v_reset - params.v_th
+    slope = (spikes.current - theta) / params.tau_mem
+    ok = spikes.valid & (slope > 0)
+
+    def back(carry, x):
+        lam, s_next = carry
+        s, g, ok_r, slope_r, valid = x
+        lam = lam * jnp.exp(-jnp.maximum(s_next - s, 0.0) / params.tau_mem)
+        a = g + delta / params.tau_mem * lam
+        mu = jnp.where(ok_r, -a / jnp.where(ok_r, slope_r, 1.0), 0.0)
+        lam = jnp.where(valid, lam + mu, lam)
+        return (lam, jnp.where(valid, s, s_next)), mu
+
+    zeros = jnp.zeros_like(spikes.time[0])
+    xs = (spikes.time, grad_time, ok, slope, spikes.valid)
+    _, mu = jax.lax.scan(back, (zeros, spikes.time[-1]), xs, reverse=True)
+    return mu
+
+
+def input_gradients(spikes, mu, g_cur, sorted_in, w, params):
+    """Gradients w.r.t. the weight of every (sorted) input event and its time.
+
+    **Returns:** `(d_w, d_t)` of shapes `(K, N)` and `(K,)`.
+    """
+    lag = spikes.time[:, None, :] - sorted_in.time[None, :, None]  # (S, K, N)
+    causal = spikes.valid[:, None, :] & (lag > 0)
+    lag = jnp.where(causal, lag, 0.0)
+    decay = jnp.exp(-lag / params.tau_syn)
+    kappa = membrane(0.0, 1.0, lag, params.tau_mem, params.tau_syn)
+    kappa_dot = (decay - kappa) / params.tau_mem
+    mu, g_cur = mu[:, None, :], g_cur[:, None, :]
+    d_w = jnp.sum(jnp.where(causal, mu * kappa + g_cur * decay, 0.0), axis=0)
+    per_neuron = jnp.where(causal, -mu * kappa_dot + g_cur * decay / params.tau_syn, 0.0)
+    d_t = jnp.sum(w * jnp.sum(per_neuron, axis=0), axis=-1)
+    return d_w, d_t
