@@ -10,8 +10,12 @@ from ._flow import LIFState as LIFState
 from ._flow import lif_exponential_flow as lif_exponential_flow
 from ._lif import LIF as LIF
 from ._params import LIFParameters as LIFParameters
+from ._recurrent_lif import Connectivity as Connectivity
+from ._recurrent_lif import ConnectivityMask as ConnectivityMask
+from ._recurrent_lif import RecurrentLIF as RecurrentLIF
 from ._spikes import Spikes as Spikes
 from ._vector_field import lif_vector_field as lif_vector_field
 from ._weights import InputWeights as InputWeights
+from ._weights import RecurrentWeights as RecurrentWeights
 
 __version__ = "0.1.0"

@@ -110,7 +110,7 @@ def collect_spikes(
     """Keep the `n_spikes` earliest valid candidates, sorted, padded with empty slots."""
     time, neuron, current, valid = pad_candidates(n_spikes, time, neuron, current, valid)
     pick, kept = select_spikes(time, valid, n_spikes)
-    dropped = jnp.maximum(jnp.sum(valid) - n_spikes, 0) + extra_dropped
+    dropped = jnp.maximum(jnp.sum(valid, dtype=jnp.int32) - n_spikes, 0) + extra_dropped
     out_time = jnp.where(kept, time[pick], jnp.inf)
     if overflow is Overflow.ERROR:
         out_time = eqx.error_if(
