@@ -1,32 +1,12 @@
 r"""The reference's functional API: layers as `(init_fn, apply_fn)` pairs, chained by `serial`.
 
-Code written for jaxsnn 0.2.0 (`jaxsnn.event.modules.leaky_integrate_and_fire` and
-`jaxsnn.base.compose.serial`) ports by changing imports. Each factory here is a thin
-wrapper over an eqsnn layer module: `init_fn` builds the module and returns its weights,
-`apply_fn` puts the weights into the module and calls it, so the spikes and gradients are
-those of the module (there is no second simulator).
-
-The calling convention is that of the jaxsnn 0.2.0 code:
-
-- `init_fn(rng, input_size) -> (rng, output_size, weights)`;
-- `apply_fn(weights, spikes, external=None, carry=None) -> (carry, layer_weights,
-  spikes, recording)`, where `weights` is the list of all layers' weights and `carry` is
-  `(layer_index, layer_start)`, threaded from layer to layer by [`eqsnn.functional.serial`][].
-
-**Global indices.** As in jaxsnn, spike indices are global across the network: the inputs
-are `0..input_size-1`, the first layer's neurons follow, and so on. A layer whose first
-neuron is `layer_start` reads the input spikes with indices in
-`[layer_start - in_size, layer_start)` (others are ignored) and emits indices
-`layer_start + n`. The modules themselves use local indices; the wrapper translates.
-
-**Differences from jaxsnn 0.2.0**, all on the page *Functional API (jaxsnn style)*:
-a layer's output holds only its own spikes (jaxsnn also copies the input events into it),
-so `n_spikes` is the budget of the layer's own spikes and a jaxsnn budget is always large
-enough; spikes are [`eqsnn.Spikes`][] (the `EventPropSpike` fields plus `dropped`);
-`params` is an [`eqsnn.LIFParameters`][]; `RecurrentLIF` keeps every weight trainable,
-as jaxsnn does. The type annotations printed in the jaxsnn 0.2.0 documentation
-(`apply_fn(layer_start, weights, spikes) -> spikes`) predate its code; eqsnn follows
-the code.
+Code written for jaxsnn 0.2.0 ports by changing imports. Each factory wraps an eqsnn layer
+module: `init_fn` builds the module and returns its weights, `apply_fn` puts the weights
+into the module and calls it, so spikes and gradients are those of the module. As in
+jaxsnn, spike indices are global across the network (inputs first, then each layer's
+neurons); the modules use local indices and the wrappers translate. The calling
+convention and the differences from jaxsnn are on the how-to page *Functional API
+(jaxsnn style)*.
 """
 
 from collections.abc import Callable, Sequence
@@ -202,7 +182,7 @@ def LIF(
     - `apply_fn(weights, spikes, external=None, carry=None) -> (carry, weights[k], out,
       out)`: simulates layer `k = carry[0]` (0 if `carry` is None) on one sample of input
       [`eqsnn.Spikes`][] with global indices, and returns the new carry and the output
-      spikes with global indices (see the module docstring).
+      spikes with [global indices](../howto/functional_api.md#the-calling-convention).
 
     **Example:**
 
@@ -402,6 +382,11 @@ def serial(*layers: tuple[InitFn, ApplyFn]) -> tuple[Callable, Callable]:
         carry: Carry | None = None,
     ) -> tuple[Carry | None, list[Weights], Spikes, list[Spikes]]:
         """Simulate the layers in order; returns every layer's output spikes."""
+        if carry is None and len(weights) != len(apply_fns):
+            raise ValueError(
+                f"functional.serial: `weights` holds {len(weights)} entries for "
+                f"{len(apply_fns)} layers; pass the list that init_fn returned."
+            )
         used: list[Weights] = []
         recording: list[Spikes] = []
         for layer_apply in apply_fns:

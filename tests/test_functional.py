@@ -173,6 +173,9 @@ def test_bad_arguments_raise():
         functional.serial()
     init_fn, apply_fn = functional.LIF(2, 4, T_MAX, PARAMS)
     _, _, w = init_fn(jax.random.PRNGKey(0), IN)
+    _, serial_apply = functional.serial(*_pairs())
+    with pytest.raises(ValueError, match="holds 1 entries for 2 layers"):
+        serial_apply([w], INPUT)
     with pytest.raises(ValueError, match="`external`"):
         apply_fn([w], INPUT, external=INPUT)
     with pytest.raises(TypeError, match="list of all layers"):
