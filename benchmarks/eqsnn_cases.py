@@ -248,16 +248,6 @@ def _build(kind: EqsnnLayer, batch: int, hidden: int, multi_spike: bool, budgets
     return _feedforward_model(cls, work, params, budgets, key), _feedforward_spikes, work
 
 
-def _global_loop_class() -> type:
-    """eqsnn's recurrent LIF layer: its global event loop has no per-neuron budget."""
-    import eqsnn
-
-    cls = getattr(eqsnn, "RecurrentLIF", None)
-    if cls is None:  # not yet exported: the module of its first commit
-        from eqsnn._recurrent_lif import RecurrentLIF as cls
-    return cls
-
-
 @functools.cache
 def multi_spike_budgets(batch: int, hidden: int, seed: int = 0, tries: int = 4) -> Budgets:
     """Budgets that drop nothing with `v_reset = 0`: the counts of a probe simulation.
@@ -268,7 +258,9 @@ def multi_spike_budgets(batch: int, hidden: int, seed: int = 0, tries: int = 4) 
     """
     import jax
 
-    cls = _global_loop_class()
+    import eqsnn
+
+    cls = eqsnn.RecurrentLIF
     work = yinyang_workload(batch, hidden, seed)
     spikes = eqsnn_input_spikes(work.feature_times)
     n_spikes = 16 * (hidden + N_CLASSES)
