@@ -89,7 +89,8 @@ def _with_weights(
     if not isinstance(weights, InputWeights | RecurrentWeights):
         raise TypeError(
             f"functional.{who}: weights[{layer_index}] must be the weights returned by an "
-            f"init_fn (eqsnn.InputWeights or RecurrentWeights), got {type(weights).__name__}."
+            f"init_fn (eqsnn.InputWeights or eqsnn.RecurrentWeights), got "
+            f"{type(weights).__name__}."
         )
     skeleton = skeletons(jnp.shape(weights.input)[0])
     expected = jax.tree_util.tree_map(jnp.shape, skeleton.weights)
@@ -233,7 +234,7 @@ def RecurrentLIF(
 ) -> tuple[InitFn, ApplyFn]:
     r"""A recurrent layer of LIF populations, as jaxsnn's `(init_fn, apply_fn)` pair.
 
-    A wrapper of eqsnn's recurrent LIF layer with `Connectivity.FULL`, with the
+    A wrapper of [`eqsnn.RecurrentLIF`][] with `Connectivity.FULL`, with the
     signature of jaxsnn 0.2.0's `RecurrentLIF`. As in jaxsnn, only the input block of the
     first population and the blocks from population $k$ to $k+1$ are drawn at
     initialisation, every other weight starts at zero, and *every* weight is simulated

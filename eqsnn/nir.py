@@ -64,7 +64,7 @@ def _layers_of(model) -> list[Layer]:
         layers = list(model)
     else:
         raise TypeError(
-            "to_nir: `model` must be an eqsnn.LIF or RecurrentLIF, or an eqx.nn.Sequential, "
+            "to_nir: `model` must be an eqsnn.LIF or eqsnn.RecurrentLIF, or an eqx.nn.Sequential, "
             f"list or tuple of them, got {type(model).__name__}."
         )
     if not layers:
@@ -73,7 +73,7 @@ def _layers_of(model) -> list[Layer]:
         if not isinstance(layer, LIF | RecurrentLIF):
             raise TypeError(
                 f"to_nir: layer {k} is a {type(layer).__name__}; eqsnn exports eqsnn.LIF and "
-                "RecurrentLIF layers (and their subclasses)."
+                "eqsnn.RecurrentLIF layers (and their subclasses)."
             )
         if k and layer.in_size != _out_size(layers[k - 1]):
             raise ValueError(
@@ -130,7 +130,7 @@ def to_nir(model: LIF | eqx.nn.Sequential | Sequence[LIF]) -> "nir.NIRGraph":
     `(n, in_size)`) followed by a `CubaLIF` node `lif_k` (every parameter an array of
     shape `(n,)`, with $r = 1$ and $w_\mathrm{in} = \tau_\mathrm{syn}$, so that the
     dynamics are identical: see [how the neuron maps](../howto/nir.md#how-the-neuron-maps)).
-    A recurrent layer (`RecurrentLIF`) also gets a `Linear` node `recurrent_k`
+    A recurrent layer ([`eqsnn.RecurrentLIF`][]) also gets a `Linear` node `recurrent_k`
     (its recurrent weights transposed, `(n, n)`, with the connectivity mask applied) on a
     loop `lif_k → recurrent_k → lif_k`. The chain starts at an `Input` node `input` and
     ends at an `Output` node `output`. Weights keep their dtype, parameters are float64.
@@ -144,7 +144,7 @@ def to_nir(model: LIF | eqx.nn.Sequential | Sequence[LIF]) -> "nir.NIRGraph":
 
     **Arguments:**
 
-    - `model`: an [`eqsnn.LIF`][] or `RecurrentLIF` (or subclass), or an
+    - `model`: an [`eqsnn.LIF`][] or [`eqsnn.RecurrentLIF`][] (or subclass), or an
       `eqx.nn.Sequential`, list or tuple of them, first layer first.
 
     **Returns:** a `nir.NIRGraph`; save it with `nir.write(path, graph)`.
@@ -222,7 +222,7 @@ def from_nir(
       unless the graph records it.
     - `layer`: the class of feed-forward layers, [`eqsnn.LIF`][] (default) or a subclass
       with the same constructor, such as `eqsnn.EventPropLIF`.
-    - `recurrent_layer`: the class of recurrent layers, `RecurrentLIF` (default) or a
+    - `recurrent_layer`: the class of recurrent layers, [`eqsnn.RecurrentLIF`][] (default) or a
       subclass with the same constructor.
     - `solver`: the crossing solver of every layer (default: chosen from the parameters).
     - `max_spikes_per_interval` (feed-forward layers), `overflow`: as for
@@ -256,7 +256,7 @@ def from_nir(
         raise TypeError(f"from_nir: `layer` must be eqsnn.LIF or a subclass, got {layer!r}.")
     if not (isinstance(recurrent_layer, type) and issubclass(recurrent_layer, RecurrentLIF)):
         raise TypeError(
-            f"from_nir: `recurrent_layer` must be RecurrentLIF or a subclass, got "
+            f"from_nir: `recurrent_layer` must be eqsnn.RecurrentLIF or a subclass, got "
             f"{recurrent_layer!r}."
         )
     check_supported(nir, graph)

@@ -16,12 +16,6 @@ import pytest
 
 import eqsnn
 from eqsnn import functional
-from eqsnn._recurrent_lif import Connectivity, RecurrentLIF
-
-# `LIF` fails under strict promotion with x64 (`collect_spikes` in eqsnn/_events.py adds an
-# int64 count to an int32 one); the simulating tests run with standard promotion until that
-# is fixed. Nothing here depends on promotion: every array is float64 or int32 already.
-simulates = pytest.mark.standard_promotion
 
 PARAMS = eqsnn.LIFParameters(tau_syn=5e-3, tau_mem=1e-2, v_th=0.6, v_reset=-1000.0)
 T_MAX = 0.05
@@ -52,7 +46,6 @@ def _valid_time_sum(spikes):
     return jnp.sum(jnp.where(spikes.valid, spikes.time, 0.0))
 
 
-@simulates
 def test_serial_matches_sequential_spikes_and_gradients():
     key = jax.random.PRNGKey(0)
     init_fn, apply_fn = functional.serial(*_pairs())
@@ -90,7 +83,6 @@ def test_serial_matches_sequential_spikes_and_gradients():
     np.testing.assert_array_equal(g_t, m_t)
 
 
-@simulates
 def test_jit_and_vmap_match_one_sample_at_a_time():
     init_fn, apply_fn = functional.serial(*_pairs())
     _, weights = init_fn(jax.random.PRNGKey(1), IN)
@@ -106,7 +98,6 @@ def test_jit_and_vmap_match_one_sample_at_a_time():
         np.testing.assert_array_equal(out.idx[b], want.idx)
 
 
-@simulates
 def test_layer_reads_only_its_own_input_range():
     """jaxsnn copies a layer's input events into its output; the next layer ignores them."""
     init_fn, apply_fn = functional.LIF(OUT, 4, T_MAX, PARAMS, mean=1.5, std=0.5)
@@ -137,15 +128,14 @@ def test_construct_init_fn_matches_layer_init():
     assert not np.array_equal(w.input[0], w.input[2])
 
 
-@simulates
 def test_recurrent_lif_is_the_full_connectivity_module():
     key = jax.random.PRNGKey(4)
     init_fn, apply_fn = functional.RecurrentLIF([HIDDEN, OUT], 10, T_MAX, PARAMS, [2.0, 1.5], 0.5)
     rng, n, w = init_fn(key, IN)
     _, w_init = functional.construct_recurrent_init_fn([HIDDEN, OUT], [2.0, 1.5], 0.5)(key, IN)[1:]
-    layer = RecurrentLIF(
+    layer = eqsnn.RecurrentLIF(
         IN, [HIDDEN, OUT], 10, T_MAX, PARAMS, key=jax.random.split(key)[1],
-        mean=[2.0, 1.5], std=0.5, connectivity=Connectivity.FULL,
+        mean=[2.0, 1.5], std=0.5, connectivity=eqsnn.Connectivity.FULL,
     )  # fmt: skip
     assert n == HIDDEN + OUT
     for got in (w, w_init):

@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 
 import eqsnn
-from eqsnn._recurrent_lif import RecurrentLIF
 from eqsnn.nir import from_nir, to_nir
 
 try:
@@ -26,10 +25,6 @@ except ImportError:  # CI installs it; locally `pip install 'eqsnn[nir]'`.
     nir = None
 
 needs_nir = pytest.mark.skipif(nir is None, reason="needs the nir package (eqsnn[nir])")
-# `LIF` fails under strict promotion with x64 (`collect_spikes` in eqsnn/_events.py adds an
-# int64 count to an int32 one); simulating tests run with standard promotion until that is
-# fixed. Every array here is float64 or int32 already.
-simulates = pytest.mark.standard_promotion
 
 T_MAX = 0.05
 INPUT = eqsnn.Spikes(time=jnp.array([3e-3, 1e-3, 2e-3, 4e-3]), idx=jnp.array([0, 1, 2, -1]))
@@ -51,7 +46,6 @@ def _model():
 
 
 @needs_nir
-@simulates
 def test_round_trip_through_a_file_reproduces_layers_and_spikes(tmp_path):
     model = _model()
     path = tmp_path / "model.nir"
@@ -121,7 +115,6 @@ def _nir_first_spikes(weight, node, spikes, dt):
 
 
 @needs_nir
-@simulates
 def test_cuba_lif_mapping_matches_nir_equations():
     """A graph in another convention (r != 1, w_in per neuron, Affine with zero bias)."""
     rng = np.random.default_rng(0)
@@ -155,7 +148,6 @@ def test_cuba_lif_mapping_matches_nir_equations():
 
 
 @needs_nir
-@simulates
 def test_arguments_override_metadata_and_are_required_without_it():
     graph = to_nir(_model())
     for name in ("lif_0", "lif_1"):
@@ -172,13 +164,12 @@ def test_arguments_override_metadata_and_are_required_without_it():
 
 
 @needs_nir
-@simulates
 def test_recurrent_round_trip_keeps_populations_mask_and_spikes(tmp_path):
     k1, k2 = jax.random.split(jax.random.PRNGKey(1))
     params = eqsnn.LIFParameters(tau_syn=5e-3, tau_mem=1e-2, v_th=0.6, v_reset=-1000.0)
     model = eqx.nn.Sequential(
         [
-            RecurrentLIF(3, [4, 2], 10, T_MAX, params, key=k1, mean=[2.0, 1.5], std=0.5),
+            eqsnn.RecurrentLIF(3, [4, 2], 10, T_MAX, params, key=k1, mean=[2.0, 1.5], std=0.5),
             eqsnn.LIF(6, 2, 4, T_MAX, params, key=k2, mean=1.0, std=0.5),
         ]
     )
@@ -212,7 +203,7 @@ def test_foreign_recurrent_loop_is_one_fully_connected_population():
         edges=[("in", "w"), ("w", "cell"), ("cell", "rec"), ("rec", "cell"), ("cell", "out")],
     )
     (layer,) = from_nir(graph, n_spikes=8, t_max=T_MAX).layers
-    assert isinstance(layer, RecurrentLIF) and layer.layers == (n,)
+    assert isinstance(layer, eqsnn.RecurrentLIF) and layer.layers == (n,)
     assert layer.mask.recurrent.all() and layer.mask.input.all()
     np.testing.assert_allclose(layer.weights.input, np.ones((2, n)) / 5e-3, rtol=1e-15)
     np.testing.assert_allclose(layer.weights.recurrent, rec.T / 5e-3, rtol=1e-15)
@@ -303,7 +294,7 @@ def test_to_nir_refuses_what_it_cannot_export():
         to_nir(eqx.nn.Sequential([model.layers[0], eqx.nn.Linear(4, 2, key=jax.random.key(0))]))
     with pytest.raises(ValueError, match="layer 1 has in_size=3 but layer 0 has 2 neurons"):
         to_nir([model.layers[1], model.layers[0]])
-    with pytest.raises(TypeError, match="must be an eqsnn.LIF or RecurrentLIF"):
+    with pytest.raises(TypeError, match="must be an eqsnn.LIF or eqsnn.RecurrentLIF"):
         to_nir("LIF")
     with pytest.raises(TypeError, match="must be a nir.NIRGraph"):
         from_nir(model)
