@@ -16,6 +16,7 @@ import pytest
 
 import eqsnn
 from eqsnn import functional
+from eqsnn._eventprop import EventPropLIF  # not yet exported as eqsnn.EventPropLIF
 
 PARAMS = eqsnn.LIFParameters(tau_syn=5e-3, tau_mem=1e-2, v_th=0.6, v_reset=-1000.0)
 T_MAX = 0.05
@@ -81,6 +82,40 @@ def test_serial_matches_sequential_spikes_and_gradients():
         assert jnp.any(g.input != 0)
         np.testing.assert_array_equal(g.input, layer.weights.input)
     np.testing.assert_array_equal(g_t, m_t)
+
+
+def test_eventprop_lif_matches_the_module():
+    key = jax.random.PRNGKey(5)
+    init_fn, apply_fn = functional.serial(
+        functional.EventPropLIF(HIDDEN, 6, T_MAX, PARAMS, mean=2.0, std=0.5),
+        functional.EventPropLIF(OUT, 4, T_MAX, PARAMS, 1.5, 0.5, wrap_only_step=True),
+    )
+    _, weights = init_fn(key, IN)
+    key, k1 = jax.random.split(key)
+    _, k2 = jax.random.split(key)
+    model = eqx.nn.Sequential(
+        [
+            EventPropLIF(IN, HIDDEN, 6, T_MAX, PARAMS, key=k1, mean=2.0, std=0.5),
+            EventPropLIF(HIDDEN, OUT, 4, T_MAX, PARAMS, key=k2, mean=1.5, std=0.5,
+                         wrap_only_step=True),
+        ]
+    )  # fmt: skip
+
+    def functional_loss(weights):
+        return _valid_time_sum(apply_fn(weights, INPUT)[2])
+
+    def module_loss(model):
+        return _valid_time_sum(model(INPUT))
+
+    _, _, out, _ = apply_fn(weights, INPUT)
+    want = model(INPUT)
+    assert int(want.count()) > 0
+    np.testing.assert_array_equal(out.time, want.time)
+    grads = jax.grad(functional_loss)(weights)
+    grads_eqx = eqx.filter_grad(module_loss)(model)
+    for g, layer in zip(grads, grads_eqx.layers, strict=True):
+        assert jnp.any(g.input != 0)
+        np.testing.assert_array_equal(g.input, layer.weights.input)
 
 
 def test_jit_and_vmap_match_one_sample_at_a_time():

@@ -1,0 +1,225 @@
+"""The layer factories (LIF, EventPropLIF, RecurrentLIF) and the weight initialisers."""
+
+from collections.abc import Callable, Sequence
+
+from jaxtyping import PRNGKeyArray
+
+from .._eventprop import EventPropLIF as _EventPropLIFModule
+from .._events import Overflow
+from .._lif import LIF as _LIFModule
+from .._params import LIFParameters
+from .._recurrent_lif import Connectivity
+from .._recurrent_lif import RecurrentLIF as _RecurrentLIFModule
+from .._weights import InputWeights, RecurrentWeights, check_size
+from ..solvers import AbstractCrossingSolver
+from ._wrap import ApplyFn, InitFn, Skeletons, init_apply
+
+
+def LIF(
+    n_hidden: int,
+    n_spikes: int,
+    t_max: float,
+    params: LIFParameters,
+    mean: float = 0.5,
+    std: float = 2.0,
+    duplication: int | None = None,
+    *,
+    solver: AbstractCrossingSolver | None = None,
+    max_spikes_per_interval: int = 1,
+    overflow: Overflow = Overflow.COUNT,
+) -> tuple[InitFn, ApplyFn]:
+    r"""A feed-forward layer of LIF neurons, as jaxsnn's `(init_fn, apply_fn)` pair.
+
+    A wrapper of [`eqsnn.LIF`][], with the signature of jaxsnn 0.2.0's `LIF`.
+
+    **Arguments:**
+
+    - `n_hidden`: number of neurons of the layer.
+    - `n_spikes`: capacity of the layer's output buffer (its own spikes only).
+    - `t_max`: simulation horizon in seconds.
+    - `params`: the [`eqsnn.LIFParameters`][].
+    - `mean`, `std`: initial weights are drawn from $\mathcal N(\mathrm{mean}, \mathrm{std}^2)$.
+    - `duplication`: inputs come in `duplication` consecutive copies with equal initial
+      weights (the input size must be a multiple of it).
+    - `solver`, `max_spikes_per_interval`, `overflow` (keyword-only, eqsnn additions):
+      passed to [`eqsnn.LIF`][].
+
+    **Returns:** `(init_fn, apply_fn)`:
+
+    - `init_fn(rng, input_size) -> (rng, n_hidden, weights)`: splits `rng`, builds the
+      [`eqsnn.LIF`][] with one half and returns the other half, the layer's output size
+      and its [`eqsnn.InputWeights`][].
+    - `apply_fn(weights, spikes, external=None, carry=None) -> (carry, weights[k], out,
+      out)`: simulates layer `k = carry[0]` (0 if `carry` is None) on one sample of input
+      [`eqsnn.Spikes`][] with global indices, and returns the new carry and the output
+      spikes with [global indices](../howto/functional_api.md#the-calling-convention).
+
+    **Example:**
+
+    ```python
+    import jax
+    import jax.numpy as jnp
+    import eqsnn
+    from eqsnn import functional
+
+    init_fn, apply_fn = functional.LIF(3, n_spikes=6, t_max=0.05, params=eqsnn.LIFParameters())
+    _, n_out, weights = init_fn(jax.random.PRNGKey(0), 2)
+    spikes = eqsnn.Spikes(time=jnp.array([1e-3, 2e-3]), idx=jnp.array([0, 1]))
+    _, _, out, _ = apply_fn([weights], spikes)  # out.idx in 2..4 (global), or -1
+    ```
+    """
+    options = dict(solver=solver, max_spikes_per_interval=max_spikes_per_interval)
+    return _feedforward(_LIFModule, n_hidden, n_spikes, t_max, params, mean, std, duplication,
+                        overflow=overflow, **options)  # fmt: skip
+
+
+def EventPropLIF(
+    n_hidden: int,
+    n_spikes: int,
+    t_max: float,
+    params: LIFParameters,
+    mean: float = 0.5,
+    std: float = 2.0,
+    wrap_only_step: bool = False,
+    duplication: int | None = None,
+    *,
+    solver: AbstractCrossingSolver | None = None,
+    max_spikes_per_interval: int = 1,
+    overflow: Overflow = Overflow.COUNT,
+) -> tuple[InitFn, ApplyFn]:
+    r"""A feed-forward LIF layer with EventProp gradients, as jaxsnn's `(init_fn, apply_fn)`.
+
+    A wrapper of `eqsnn.EventPropLIF`, with the signature of jaxsnn 0.2.0's
+    `EventPropLIF`: the spikes are those of [`eqsnn.functional.LIF`][], the gradients come
+    from the EventProp adjoint.
+
+    **Arguments:** as [`eqsnn.functional.LIF`][], plus
+
+    - `wrap_only_step`: if `False` (default), one custom VJP covers the whole trajectory;
+      if `True`, each step has its own (same gradients).
+
+    **Returns:** `(init_fn, apply_fn)` as for [`eqsnn.functional.LIF`][].
+    """
+    options = dict(solver=solver, max_spikes_per_interval=max_spikes_per_interval)
+    return _feedforward(_EventPropLIFModule, n_hidden, n_spikes, t_max, params, mean, std,
+                        duplication, overflow=overflow, wrap_only_step=wrap_only_step,
+                        **options)  # fmt: skip
+
+
+def _feedforward(module, n_hidden, n_spikes, t_max, params, mean, std, duplication, **options):
+    """The `(init_fn, apply_fn)` pair of a feed-forward layer class."""
+    who = module.__name__
+    check_size("n_hidden", n_hidden, f"functional.{who}")
+
+    def build(in_size: int, key: PRNGKeyArray):
+        return module(
+            in_size, n_hidden, n_spikes, t_max, params,
+            key=key, mean=mean, std=std, duplication=duplication, **options,
+        )  # fmt: skip
+
+    return init_apply(Skeletons(build, duplication), n_hidden, who)
+
+
+def RecurrentLIF(
+    layers: Sequence[int],
+    n_spikes: int,
+    t_max: float,
+    params: LIFParameters,
+    mean: float | Sequence[float],
+    std: float | Sequence[float],
+    duplication: int | None = None,
+    *,
+    solver: AbstractCrossingSolver | None = None,
+    overflow: Overflow = Overflow.COUNT,
+) -> tuple[InitFn, ApplyFn]:
+    r"""A recurrent layer of LIF populations, as jaxsnn's `(init_fn, apply_fn)` pair.
+
+    A wrapper of [`eqsnn.RecurrentLIF`][] with `Connectivity.FULL`, with the
+    signature of jaxsnn 0.2.0's `RecurrentLIF`. As in jaxsnn, only the input block of the
+    first population and the blocks from population $k$ to $k+1$ are drawn at
+    initialisation, every other weight starts at zero, and *every* weight is simulated
+    and trained (the recurrent weights are a full `(n, n)` matrix).
+
+    **Arguments:**
+
+    - `layers`: the population sizes; the layer has `sum(layers)` neurons, numbered
+      population after population.
+    - `n_spikes`: capacity of the output buffer (spikes of all populations together).
+    - `t_max`: simulation horizon in seconds.
+    - `params`: the [`eqsnn.LIFParameters`][].
+    - `mean`, `std`: one entry per drawn block (input block first, then population
+      $k \to k+1$), or one number for all.
+    - `duplication`: inputs come in `duplication` consecutive copies with equal initial
+      weights.
+    - `solver`, `overflow` (keyword-only, eqsnn additions): passed to the layer.
+
+    **Returns:** `(init_fn, apply_fn)` as for [`eqsnn.functional.LIF`][]; `init_fn` returns
+    `sum(layers)` as the output size and the weights have fields `input` `(in, n)` and
+    `recurrent` `(n, n)`.
+    """
+    who = "RecurrentLIF"
+    if isinstance(layers, int) or not isinstance(layers, Sequence) or not layers:
+        raise ValueError(
+            f"functional.{who}: `layers` must be a non-empty sequence of population sizes, "
+            f"got {layers!r}."
+        )
+    sizes = tuple(check_size("layers[k]", size, f"functional.{who}") for size in layers)
+
+    def build(in_size: int, key: PRNGKeyArray) -> _RecurrentLIFModule:
+        return _RecurrentLIFModule(
+            in_size,
+            sizes,
+            n_spikes,
+            t_max,
+            params,
+            key=key,
+            mean=mean,
+            std=std,
+            duplication=duplication,
+            solver=solver,
+            connectivity=Connectivity.FULL,
+            overflow=overflow,
+        )
+
+    return init_apply(Skeletons(build, duplication), sum(sizes), who)
+
+
+def construct_init_fn(
+    n_hidden: int, mean: float, std: float, duplication: int | None = None
+) -> Callable[[PRNGKeyArray, int], tuple[PRNGKeyArray, int, InputWeights]]:
+    r"""The weight initialiser of a feed-forward layer, as in jaxsnn.
+
+    **Arguments:** `n_hidden`, `mean`, `std`, `duplication` as for
+    [`eqsnn.functional.LIF`][].
+
+    **Returns:** `init_fn(rng, input_size) -> (rng, n_hidden, weights)`; the weights
+    equal those that [`eqsnn.functional.LIF`][]'s `init_fn` returns for the same `rng`.
+    """
+    check_size("n_hidden", n_hidden, "functional.construct_init_fn")
+
+    def build(in_size: int, key: PRNGKeyArray) -> _LIFModule:
+        return _LIFModule(
+            in_size, n_hidden, 1, 1.0, key=key, mean=mean, std=std, duplication=duplication
+        )
+
+    init_fn, _ = init_apply(Skeletons(build, duplication), n_hidden, "construct_init_fn")
+    return init_fn
+
+
+def construct_recurrent_init_fn(
+    layers: Sequence[int],
+    mean: float | Sequence[float],
+    std: float | Sequence[float],
+    duplication: int | None = None,
+) -> Callable[[PRNGKeyArray, int], tuple[PRNGKeyArray, int, RecurrentWeights]]:
+    r"""The weight initialiser of a recurrent layer, as in jaxsnn.
+
+    **Arguments:** `layers`, `mean`, `std`, `duplication` as for
+    [`eqsnn.functional.RecurrentLIF`][].
+
+    **Returns:** `init_fn(rng, input_size) -> (rng, sum(layers), weights)`; the weights
+    equal those that [`eqsnn.functional.RecurrentLIF`][]'s `init_fn` returns for the same
+    `rng`.
+    """
+    init_fn, _ = RecurrentLIF(layers, 1, 1.0, LIFParameters(), mean, std, duplication)
+    return init_fn
