@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import eqsnn
+from eqsnn._eventprop import EventPropLIF  # not yet exported as eqsnn.EventPropLIF
 from eqsnn.nir import from_nir, to_nir
 
 try:
@@ -207,6 +208,18 @@ def test_foreign_recurrent_loop_is_one_fully_connected_population():
     assert layer.mask.recurrent.all() and layer.mask.input.all()
     np.testing.assert_allclose(layer.weights.input, np.ones((2, n)) / 5e-3, rtol=1e-15)
     np.testing.assert_allclose(layer.weights.recurrent, rec.T / 5e-3, rtol=1e-15)
+
+
+@needs_nir
+def test_import_as_another_layer_class():
+    model = _model()
+    imported = from_nir(to_nir(model), layer=EventPropLIF)
+    for got, want in zip(imported.layers, model.layers, strict=True):
+        assert type(got) is EventPropLIF
+        np.testing.assert_array_equal(got.weights.input, want.weights.input)
+        assert (got.params, got.n_spikes, got.t_max) == (want.params, want.n_spikes, want.t_max)
+    with pytest.raises(TypeError, match="`layer` must be eqsnn.LIF or a subclass"):
+        from_nir(to_nir(model), layer=eqsnn.RecurrentLIF)
 
 
 def _graph(nodes, edges):
