@@ -89,12 +89,16 @@ def lif_parameters(multi_spike: bool):
     )
 
 
-def budget_kwargs(cls: type, budgets: Budgets, population: int | None) -> dict[str, int]:
+def budget_kwargs(
+    cls: type, budgets: Budgets, population: int | None, keyword: str | None = None
+) -> dict[str, int]:
     """The constructor keyword of `cls` for the spike budget of `population` (0: hidden,
     1: output, `None`: both, for a layer that holds both populations).
 
-    Returns `{}` for a class without such an argument (a recurrent layer's global event
-    loop is bounded by its `n_spikes` only).
+    `keyword` picks one of `BUDGET_KEYWORDS` (e.g. to measure the engine that the older
+    keyword selects while both exist); by default the newest that `cls` takes. Returns `{}`
+    for a class without any (a recurrent layer's global event loop is bounded by its
+    `n_spikes` only); raises `PeerUnavailable` if `cls` lacks the requested `keyword`.
     """
     parameters = inspect.signature(cls).parameters
     if population is None:
@@ -102,9 +106,11 @@ def budget_kwargs(cls: type, budgets: Budgets, population: int | None) -> dict[s
         values = {name: max(hidden[name], output[name]) for name in hidden}
     else:
         values = budgets.layer(population)
-    for name in BUDGET_KEYWORDS:
+    for name in BUDGET_KEYWORDS if keyword is None else (keyword,):
         if name in parameters:
             return {name: values[name]}
+    if keyword is not None:
+        raise PeerUnavailable(f"eqsnn.{cls.__name__} has no `{keyword}` argument")
     return {}
 
 
@@ -131,14 +137,14 @@ def _layer_class(kind: EqsnnLayer) -> type:
     return cls
 
 
-def _feedforward_model(cls: type, work, params, budgets: Budgets, key):
+def _feedforward_model(cls: type, work, params, budgets: Budgets, key, keyword=None):
     import equinox as eqx
     import jax
     import jax.numpy as jnp
 
     k1, k2 = jax.random.split(key)
     hidden = work.w_in.shape[1]
-    kwargs = [budget_kwargs(cls, budgets, population) for population in (0, 1)]
+    kwargs = [budget_kwargs(cls, budgets, population, keyword) for population in (0, 1)]
     if budgets != single_spike_budgets(hidden) and not kwargs[0]:
         raise PeerUnavailable(f"eqsnn.{cls.__name__} takes no spike budget {BUDGET_KEYWORDS}")
     common = dict(t_max=T_MAX, params=params)
@@ -155,7 +161,7 @@ def _feedforward_spikes(model, spikes):
     return hidden_spikes, output_layer(hidden_spikes)
 
 
-def _recurrent_model(cls: type, work, params, budgets: Budgets, key):
+def _recurrent_model(cls: type, work, params, budgets: Budgets, key, keyword=None):
     import equinox as eqx
     import jax.numpy as jnp
 
@@ -168,7 +174,7 @@ def _recurrent_model(cls: type, work, params, budgets: Budgets, key):
         T_MAX,
         params,
         key=key,
-        **budget_kwargs(cls, budgets, None),
+        **budget_kwargs(cls, budgets, None, keyword),
     )
     w_in = np.zeros((N_FEATURES, n), np.float32)
     w_in[:, :hidden] = work.w_in
@@ -236,16 +242,15 @@ def _spike_stats(simulate: Callable[..., Any], model, spikes, hidden: int) -> Sp
     return SpikeStats(spike_counts(hid, out, np.asarray(spikes.time), hidden), dropped)
 
 
-def _build(kind: EqsnnLayer, batch: int, hidden: int, multi_spike: bool, budgets, seed: int):
+def _build(kind: EqsnnLayer, batch, hidden, multi_spike: bool, budgets, seed, keyword=None):
     import jax
 
     cls = _layer_class(kind)
     work = yinyang_workload(batch, hidden, seed)
-    params = lif_parameters(multi_spike)
-    key = jax.random.PRNGKey(seed)
+    args = (cls, work, lif_parameters(multi_spike), budgets, jax.random.PRNGKey(seed), keyword)
     if kind is EqsnnLayer.RECURRENT_EVENTPROP:
-        return _recurrent_model(cls, work, params, budgets, key), _recurrent_spikes, work
-    return _feedforward_model(cls, work, params, budgets, key), _feedforward_spikes, work
+        return _recurrent_model(*args), _recurrent_spikes, work
+    return _feedforward_model(*args), _feedforward_spikes, work
 
 
 @functools.cache
@@ -281,12 +286,15 @@ def eqsnn_yinyang(
     multi_spike: bool = False,
     budgets: Budgets | None = None,
     seed: int = 0,
+    budget_keyword: str | None = None,
 ) -> PeerCase:
     """eqsnn Yin-Yang case: `5 -> hidden -> 3`, the workload of `benchmarks.peers`.
 
     `budgets` defaults to one spike per neuron (single-spike regime) or to
-    `multi_spike_budgets` (`multi_spike=True`, `v_reset = 0`). `meta["spike_stats"]` is a
-    thunk returning the `SpikeStats` of the case (to check `dropped == 0`).
+    `multi_spike_budgets` (`multi_spike=True`, `v_reset = 0`). `budget_keyword` forces one
+    of `BUDGET_KEYWORDS` (see `budget_kwargs`; the case name then shows it).
+    `meta["spike_stats"]` is a thunk returning the `SpikeStats` of the case (to check
+    `dropped == 0`).
     """
     import equinox as eqx
     import jax
@@ -298,7 +306,8 @@ def eqsnn_yinyang(
             if multi_spike
             else single_spike_budgets(hidden)
         )
-    model, simulate, work = _build(kind, batch, hidden, multi_spike, budgets, seed)
+    model, simulate, work = _build(kind, batch, hidden, multi_spike, budgets, seed, budget_keyword)
+    keyword = budget_kwargs(_layer_class(kind), budgets, None, budget_keyword)
     spikes = eqsnn_input_spikes(work.feature_times)
     targets = jnp.asarray(work.target_times)
 
@@ -310,13 +319,13 @@ def eqsnn_yinyang(
         return mse_first_spike_loss(forward(model, spikes), targets)
 
     return PeerCase(
-        name=f"eqsnn {kind.value}",
+        name=f"eqsnn {kind.value}" + ("" if budget_keyword is None else f" [{budget_keyword}]"),
         forward=eqx.filter_jit(forward),
         forward_args=(model, spikes),
         value_and_grad=eqx.filter_jit(eqx.filter_value_and_grad(loss)),
         grad_args=(model, spikes, targets),
         meta={
-            "budgets": budgets._asdict(),
+            "budget_keyword": next(iter(keyword), "none"),
             "multi_spike": multi_spike,
             "spike_stats": lambda: _spike_stats(simulate, model, spikes, hidden),
         },

@@ -77,11 +77,13 @@ class Spec(NamedTuple):
     build: Callable[[int, int, Regime, ec.Budgets | None], PeerCase]
 
 
-def _eqsnn(kind: ec.EqsnnLayer) -> Spec:
+def _eqsnn(kind: ec.EqsnnLayer, keyword: str | None = None) -> Spec:
     def build(batch, hidden, regime, budgets):
-        return ec.eqsnn_yinyang(batch, hidden, kind, regime.multi_spike, budgets)
+        return ec.eqsnn_yinyang(
+            batch, hidden, kind, regime.multi_spike, budgets, budget_keyword=keyword
+        )
 
-    return Spec(f"eqsnn {kind.value}", build)
+    return Spec(f"eqsnn {kind.value}" + ("" if keyword is None else f" [{keyword}]"), build)
 
 
 def _jaxsnn(method: peers.JaxsnnGradient) -> Spec:
@@ -129,6 +131,8 @@ def _eventax() -> Spec:
 SPECS = (
     _eqsnn(ec.EqsnnLayer.LIF),
     _eqsnn(ec.EqsnnLayer.EVENTPROP),
+    # The sequential engine (scan over input intervals) while the layers still offer it.
+    _eqsnn(ec.EqsnnLayer.EVENTPROP, "max_spikes_per_interval"),
     _eqsnn(ec.EqsnnLayer.RECURRENT_EVENTPROP),
     _jaxsnn(peers.JaxsnnGradient.AUTODIFF),
     _jaxsnn(peers.JaxsnnGradient.EVENTPROP),
@@ -229,6 +233,10 @@ def _error(err: Exception) -> str:
     return f"{type(err).__name__}: {text}"[:300].replace("|", "/")
 
 
+def _where(point: dict[str, Any]) -> str:
+    return " ".join(f"{key}={value}" for key, value in point.items())
+
+
 def _log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
@@ -258,7 +266,7 @@ def _build_all(specs, batch, point, regime, budgets, skip) -> tuple[dict, dict, 
         if spec.name in skip:
             records[spec.name]["skipped"] = skip[spec.name]
             continue
-        _log(f"{regime.name.lower()} {point}: build + compile {spec.name}")
+        _log(f"{regime.name.lower()} {_where(point)}: build + compile {spec.name}")
         try:
             case = spec.build(batch, hidden, regime, budgets)
             compiled[spec.name], measured = _prepare(case)
@@ -295,7 +303,7 @@ def measure_point(
         budgets = ec.multi_spike_budgets(batch, hidden)
         budgets = ec.Budgets(*(budget_scale * b for b in budgets))
         point["budget_scale"] = budget_scale
-        _log(f"{regime.name.lower()} {point}: {budgets}")
+        _log(f"{regime.name.lower()} {_where(point)}: {budgets}")
     records, compiled, cases = _build_all(specs, batch, point, regime, budgets, skip)
     reference = None
     if "eqsnn LIF" in compiled:
@@ -306,7 +314,7 @@ def measure_point(
         except Exception as err:
             records[name]["failed"] = _error(err)
             del compiled[name]
-    _log(f"{regime.name.lower()} {point}: timing {len(compiled)} cases interleaved")
+    _log(f"{regime.name.lower()} {_where(point)}: timing {len(compiled)} cases interleaved")
     for name, timing in _time_interleaved(compiled, n_runs).items():
         records[name] |= timing
     if budgets is not None:
