@@ -69,7 +69,8 @@ def _status(record: dict[str, Any]) -> str | None:
 
 
 def _ms(seconds: float) -> str:
-    return f"{1e3 * seconds:.3g}"
+    ms = 1e3 * seconds
+    return f"{ms:.0f}" if ms >= 1000 else f"{ms:.3g}"
 
 
 def _mib(n_bytes: int | None) -> str:
@@ -216,19 +217,27 @@ def _version(dist: str) -> str:
         return "not installed"
 
 
-def _eqsnn_version() -> str:
-    import eqsnn
-
+def _git(*args: str) -> str:
     root = Path(__file__).resolve().parents[1]
     try:
-        rev = subprocess.run(
-            ["git", "-C", str(root), "describe", "--always", "--dirty"],
-            capture_output=True,
-            text=True,
-            check=True,
+        return subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, text=True, check=True
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        rev = "unknown commit"
+        return ""
+
+
+def _eqsnn_version() -> str:
+    """`__version__`, the commit, and the uncommitted files of the package (if any)."""
+    import eqsnn
+
+    rev = _git("describe", "--always", "--dirty") or "unknown commit"
+    changed = [
+        line.split(None, 1)[-1]
+        for line in _git("status", "--porcelain", "--", "eqsnn").splitlines()
+    ]
+    if changed:
+        rev += f"; uncommitted in eqsnn/: {', '.join(changed)}"
     return f"{eqsnn.__version__} ({rev})"
 
 
@@ -241,7 +250,15 @@ def machine_info(command: str, started: str, load: tuple[float, ...]) -> str:
         f"{name} {_version(name)}"
         for name in ("jax", "jaxlib", "equinox", "diffrax", "numpy", "jaxsnn", "eventax")
     )
-    now_load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    now = os.getloadavg()
+    now_load = ", ".join(f"{x:.1f}" for x in now)
+    cores = os.cpu_count() or 1
+    busy = max(load[0], now[0]) > cores / 2
+    note = (
+        f"- **Loaded machine**: other work ran alongside (load average up to "
+        f"{max(load[0], now[0]):.1f} on {cores} cores), so absolute times are inflated and "
+        "noisy; the ratios, from interleaved timing, are the numbers to compare."
+    )
     return "\n".join(
         [
             f"- Machine: {_cpu_model()}, {os.cpu_count()} logical cores, "
@@ -252,6 +269,7 @@ def machine_info(command: str, started: str, load: tuple[float, ...]) -> str:
             f"- Date: {started} (UTC start); load average (1, 5, 15 min) at start "
             f"{', '.join(f'{x:.1f}' for x in load)}, at end {now_load}",
         ]
+        + ([note] if busy else [])
     )
 
 
