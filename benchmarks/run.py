@@ -331,9 +331,11 @@ def measure(
     n_runs: int = 20,
     budget_s: float = 600.0,
     budget_hidden: int = 100,
+    on_point: Callable[[list[dict[str, Any]]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Every case over the sweep of each regime: hidden sizes, or (`Regime.BUDGET`) budget
-    scales at `budget_hidden`. `regimes` defaults to `{Regime.SINGLE: hidden_sizes}`."""
+    scales at `budget_hidden`. `regimes` defaults to `{Regime.SINGLE: hidden_sizes}`.
+    `on_point(records so far)` is called after each point (e.g. to save partial results)."""
     regimes = {Regime.SINGLE: hidden_sizes} if regimes is None else regimes
     records = []
     for regime, values in regimes.items():
@@ -351,6 +353,8 @@ def measure(
                 point = measure_point(specs, batch, value, regime, n_runs, skip)
             last |= {r["case"]: r for r in point if "fwd_grad_s" in r}
             records += point
+            if on_point is not None:
+                on_point(records)
     return records
 
 
@@ -390,8 +394,33 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def _report(args, command: str, started: str, load, records, final: bool) -> None:
+    """Print (final only) and save the tables; `--write` merges them into RESULTS.md."""
+    reference = reference_record(records)
+    method = METHOD.format(
+        batch=args.batch,
+        runs=args.runs,
+        warmup=N_WARMUP,
+        reference=" or ".join(REFERENCE) if reference is None else reference["case"],
+    )
+    info = machine_info(command, started, load) + "\n\n" + method
+    if not final:
+        info += "\n\n**Partial results: the run was still in progress when this was written.**"
+    sections = {PEERS_TITLE: peers_section(records, info), SCALING_TITLE: scaling_section(records)}
+    if final:
+        for title, body in sections.items():
+            print(f"## {title}\n\n{body}\n")
+    if args.json:
+        args.json.write_text(json.dumps(records, indent=1, default=str))
+    if args.write:
+        text = args.results.read_text() if args.results.exists() else ""
+        args.results.write_text(merge_sections(text, sections))
+        _log(f"wrote {args.results}" + ("" if final else " (partial)"))
+
+
 def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    """Run the benchmark; print the tables; with `--write`, update RESULTS.md."""
+    """Run the benchmark; print the tables; with `--write`, update RESULTS.md (after every
+    point, so an interrupted run leaves its partial results, marked as such)."""
     args = _parse(argv)
     command = "python -m benchmarks.run " + " ".join(sys.argv[1:] if argv is None else argv)
     started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M")
@@ -405,26 +434,14 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         Regime.MULTI: args.multi_hidden,
         Regime.BUDGET: args.budget_scales,
     }
+
+    def partial(records):
+        _report(args, command, started, load, records, final=False)
+
     records = measure(
-        specs, args.batch, args.hidden, regimes, args.runs, args.budget, args.budget_hidden
+        specs, args.batch, args.hidden, regimes, args.runs, args.budget, args.budget_hidden, partial
     )
-    reference = reference_record(records)
-    method = METHOD.format(
-        batch=args.batch,
-        runs=args.runs,
-        warmup=N_WARMUP,
-        reference=" or ".join(REFERENCE) if reference is None else reference["case"],
-    )
-    info = machine_info(command, started, load) + "\n\n" + method
-    sections = {PEERS_TITLE: peers_section(records, info), SCALING_TITLE: scaling_section(records)}
-    for title, body in sections.items():
-        print(f"## {title}\n\n{body}\n")
-    if args.json:
-        args.json.write_text(json.dumps(records, indent=1, default=str))
-    if args.write:
-        text = args.results.read_text() if args.results.exists() else ""
-        args.results.write_text(merge_sections(text, sections))
-        _log(f"wrote {args.results}")
+    _report(args, command, started, load, records, final=True)
     return records
 
 
