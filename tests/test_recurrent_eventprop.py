@@ -4,8 +4,10 @@ Tolerance. EventProp and autodiff compute the same derivative by different seque
 floating-point operations, so they agree to rounding: 1e-8 relative (to the largest gradient
 entry of the same leaf) leaves orders of magnitude of margin over the ~1e-13 measured.
 
-Runtime. Compilation dominates; every configuration compiles one EventProp and one autodiff
-gradient function (weights and input times are traced, losses are static).
+Runtime. Compilation dominates (about 60 s of CPU for the whole file, most of it compiling),
+so three configurations cover layered one-spike (tau ratio 2), layered multi-spike and dense
+recurrence multi-spike (ratio 1.5); each compiles one EventProp and one autodiff gradient
+function for both losses at once, and the other tests reuse those compilations.
 """
 
 import equinox as eqx
@@ -113,7 +115,6 @@ def _max_rel(a, b):
 CASES = [
     ("layered-one-spike-2", [4, 3], 2.0, -1000.0, Connectivity.LAYERED, 0, 7, None),
     ("layered-multi-spike-1.5", [4, 3], 1.5, 0.0, Connectivity.LAYERED, 3, 16, None),
-    ("full-multi-spike-2", [4, 2], 2.0, 0.0, Connectivity.FULL, 4, 20, 0.8),
     ("full-multi-spike-1.5", [4, 2], 1.5, 0.0, Connectivity.FULL, 5, 20, 0.8),
 ]
 
@@ -146,7 +147,7 @@ def test_gradients_match_autodiff(case):
 
 
 def test_silent_network_has_zero_finite_gradients():
-    eventprop, _ = _pair([4, 2], 2.0, 0.0, Connectivity.FULL, 4, 20, 0.8)
+    eventprop, _ = _pair([4, 2], 1.5, 0.0, Connectivity.FULL, 5, 20, 0.8)
     n = eventprop.size
     eventprop = eqx.tree_at(
         lambda m: m.weights,
