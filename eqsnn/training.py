@@ -7,7 +7,7 @@ Equinox module and the loss any function of one sample:
 ```python
 def sample_loss(model, inputs, label):  # one sample, no batch axis
     ...
-    return loss, aux  # a scalar, and a pytree of scalars to average (metrics)
+    return loss, aux  # a scalar, and a pytree of arrays to average (metrics)
 ```
 
 The step averages `sample_loss` over the batch with `jax.vmap`, differentiates it with
@@ -66,9 +66,10 @@ from .datasets import Dataset
 SampleLoss: TypeAlias = Callable[[Any, Float[Array, " n_features"], Int[Array, ""]], Any]
 """`sample_loss(model, inputs, label) -> (loss, aux)` for one sample (no batch axis).
 
-`loss` is a scalar; `aux` is a pytree of scalars (metrics such as accuracy or the spike
-count) that the training functions average over the batch. `inputs` are the features of
-one sample of a [`eqsnn.datasets.Dataset`][], `label` its integer class."""
+`loss` is a scalar; `aux` is a pytree of arrays (metrics such as accuracy or the spike
+count, usually scalars) that the training functions average over the samples, entry by
+entry. `inputs` are the features of one sample of a [`eqsnn.datasets.Dataset`][], `label`
+its integer class."""
 
 
 def batch_loss(
@@ -86,7 +87,7 @@ def batch_loss(
     """
     per_sample = jax.vmap(sample_loss, in_axes=(None, 0, 0))
     loss, aux = per_sample(model, batch.inputs, batch.labels)
-    return jnp.mean(loss), jax.tree.map(jnp.mean, aux)
+    return jnp.mean(loss), jax.tree.map(lambda a: jnp.mean(a, axis=0), aux)
 
 
 @eqx.filter_jit
@@ -164,8 +165,9 @@ def evaluate(
     - `sample_loss`: see [`eqsnn.training.SampleLoss`][] (keyword-only).
     - `batch_size`: samples per compiled call (positive int).
 
-    **Returns:** `(loss, aux)` averaged over the samples, as Python floats (`aux` keeps its
-    pytree structure).
+    **Returns:** `(loss, aux)` averaged over the samples: the loss and every scalar of `aux`
+    as a Python float, non-scalar entries of `aux` as NumPy arrays (averaged entry by
+    entry); `aux` keeps its pytree structure.
 
     **Example:**
 
@@ -186,5 +188,10 @@ def evaluate(
         )
         kept = min(batch_size, n - start)
         parts.append(jax.tree.map(lambda v, kept=kept: np.asarray(v)[:kept], values))
-    loss, aux = jax.tree.map(lambda *v: float(np.mean(np.concatenate(v))), *parts)
+    loss, aux = jax.tree.map(lambda *v: _mean_over_samples(np.concatenate(v)), *parts)
     return loss, aux
+
+
+def _mean_over_samples(values: np.ndarray):
+    mean = np.mean(values, axis=0)
+    return float(mean) if mean.ndim == 0 else mean

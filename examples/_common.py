@@ -66,6 +66,7 @@ class Metrics(NamedTuple):
     spikes: jax.Array  # spikes of all layers in this sample
     quiet_hidden: jax.Array  # fraction of hidden neurons without a spike
     quiet_output: jax.Array  # fraction of output neurons without a spike
+    missed: jax.Array  # one-hot of the label if the correct output neuron did not spike
 
 
 class Network(eqx.Module):
@@ -140,13 +141,14 @@ class Network(eqx.Module):
 
 @eqx.filter_jit
 def bump(network: Network, hidden, output) -> Network:
-    """Add `hidden` to every weight into the hidden neurons and `output` to every weight
-    from the hidden to the output neurons: revives neurons that stopped spiking."""
+    """Add `hidden` to every weight into the hidden neurons and `output[k]` to every weight
+    from the hidden neurons to output neuron `k`: revives neurons that stopped spiking."""
     if len(network.layers) == 2:
+        w_hidden, w_out = network.layers[0].weights.input, network.layers[1].weights.input
         return eqx.tree_at(
             lambda n: (n.layers[0].weights.input, n.layers[1].weights.input),
             network,
-            (network.layers[0].weights.input + hidden, network.layers[1].weights.input + output),
+            (w_hidden + hidden, w_out + output),
         )
     h, w = network.n_hidden, network.layers[0].weights
     return eqx.tree_at(
@@ -179,14 +181,17 @@ def make_sample_loss(cfg: argparse.Namespace) -> training.SampleLoss:
     def sample_loss(network: Network, features, label):
         _, hidden, out = network(features)
         n = network.n_classes
+        t_correct = first_spike_times(out, n, t_max=t_max)[label]
+        missed = t_correct >= t_max
         loss = 0.0
         if cfg.ttfs_weight:
             ttfs = ttfs_loss(
                 out, label, n, t_max=t_max, tau_mem=cfg.tau_syn, temperature=cfg.temperature
             )
-            t_correct = first_spike_times(out, n, t_max=t_max)[label]
             early = jnp.expm1(t_correct / cfg.early_tau)  # Goeltz et al. 2021
-            loss = cfg.ttfs_weight * (ttfs + cfg.early_weight * early)
+            # A silent correct neuron gets no gradient; the others would only be pushed
+            # later, silencing the network. Skip the sample; `revive` wakes the neuron.
+            loss = jnp.where(missed, 0.0, cfg.ttfs_weight * (ttfs + cfg.early_weight * early))
         if cfg.mse_weight:
             t_correct, t_wrong = cfg.t_correct_syn * cfg.tau_syn, cfg.t_wrong_syn * cfg.tau_syn
             targets = target_temporal_encode(label, n, t_correct, t_wrong)
@@ -195,7 +200,10 @@ def make_sample_loss(cfg: argparse.Namespace) -> training.SampleLoss:
         n_spikes = (hidden.count() + out.count()).astype(correct.dtype)
         quiet_hidden = _quiet(hidden, n_hidden, t_max).astype(correct.dtype)
         quiet_output = _quiet(out, n, t_max).astype(correct.dtype)
-        return loss, Metrics(correct, n_spikes, quiet_hidden, quiet_output)
+        missed_one_hot = (jnp.arange(n) == label) & missed
+        return loss, Metrics(
+            correct, n_spikes, quiet_hidden, quiet_output, missed_one_hot.astype(correct.dtype)
+        )
 
     return sample_loss
 
@@ -242,7 +250,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     add("--lr", type=float, help="Adam learning rate (peak of the schedule)")
     add("--schedule", choices=["cosine", "constant"], default="cosine")
     add("--batch-size", type=int, default=64)
-    add("--lr-hidden", type=float, default=1.0, help="hidden layer lr = this x --lr")
+    add("--lr-hidden", type=float, default=2.0, help="hidden layer lr = this x --lr")
     add("--clip", type=float, help="clip the gradient to this global norm")
     add("--out", type=Path, help="output folder (checkpoint, history, plots)")
     add("--resume", action="store_true", help="continue from the checkpoint in --out")
@@ -250,12 +258,12 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     add("--x64", action="store_true", help="float64 instead of float32")
     add("--no-plots", action="store_true", help="skip the PNG plots")
     add("--no-progress", action="store_true", help="no progress bar (one line per epoch)")
-    add("--temperature", type=float, default=1.0, help="ttfs loss temperature")
-    add("--early-weight", type=float, default=0.0, help="ttfs: weight of exp(t_correct/tau)")
+    add("--temperature", type=float, default=0.2, help="ttfs: temperature (x tau_syn)")
+    add("--early-weight", type=float, default=3e-3, help="ttfs: weight of exp(t_correct/tau)")
     add("--early-tau", type=float, default=6.4e-3, help="ttfs: that tau in seconds")
-    add("--bump", type=float, default=0.0, help="weight bump that revives quiet neurons")
-    add("--quiet-hidden", type=float, default=0.3, help="bump above this quiet fraction")
-    add("--quiet-output", type=float, default=0.15, help="bump above this quiet fraction")
+    add("--bump", type=float, default=1e-3, help="weight bump that revives quiet neurons")
+    add("--quiet-hidden", type=float, default=0.1, help="bump above this quiet fraction")
+    add("--quiet-output", type=float, default=0.05, help="bump above this missed fraction")
     add("--duplication", type=int, default=1, help="copies of each input spike (own neurons)")
     for name, value in [("tau-syn", 5e-3), ("tau-mem", 1e-2), ("v-th", 1.0), ("v-reset", -1000.0)]:
         add(f"--{name}", type=float, default=value)
@@ -306,14 +314,20 @@ def load_checkpoint(out: Path, network, opt_state):
 
 
 def revive(cfg, network, aux: Metrics):
-    """Bump the weights into the hidden (output) neurons when too many of them were quiet in
-    the last batch (as in Wunderlich & Pehle's EventProp training): a neuron that never
-    spikes gets no gradient."""
+    """Wake neurons that fell silent: a neuron that never spikes gets no gradient.
+
+    If more than `cfg.quiet_hidden` of the hidden neurons were quiet in the last batch, all
+    weights into the hidden layer grow by `cfg.bump` (as in Wunderlich & Pehle's EventProp
+    training). If output neuron `k` stayed silent for more than a fraction `cfg.quiet_output`
+    of the samples of class `k`, its incoming weights grow by `cfg.bump`."""
     if not cfg.bump:
         return network
     hidden = cfg.bump if float(aux.quiet_hidden) > cfg.quiet_hidden else 0.0
-    output = cfg.bump if float(aux.quiet_output) > cfg.quiet_output else 0.0
-    return bump(network, hidden, output) if hidden or output else network
+    missed = np.asarray(aux.missed) * len(aux.missed)  # ~ per class, for balanced classes
+    output = np.where(missed > cfg.quiet_output, cfg.bump, 0.0).astype(np.float32)
+    if not hidden and not output.any():
+        return network
+    return bump(network, jnp.asarray(hidden, jnp.float32), jnp.asarray(output))
 
 
 def _progress(total: int, desc: str, enabled: bool):
@@ -366,6 +380,7 @@ def fit(cfg, network, train, test, *, history: list[dict], opt_state=None, log=p
             test_spikes=test_aux.spikes,
             test_quiet_hidden=test_aux.quiet_hidden,
             test_quiet_output=test_aux.quiet_output,
+            test_missed=float(np.sum(test_aux.missed)),
         )
         history.append(row)
         log(

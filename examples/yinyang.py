@@ -24,7 +24,7 @@ import _common  # noqa: E402
 
 from eqsnn import datasets  # noqa: E402
 
-DEFAULTS = dict(epochs=60, hidden=120, lr=5e-3, w_hidden=[3.0, 1.6], w_out=[0.5, 0.8])
+DEFAULTS = dict(epochs=150, hidden=200, lr=2e-3, w_hidden=[3.0, 1.6], w_out=[0.5, 0.8])
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -18,7 +18,7 @@ import pytest
 import eqsnn
 from eqsnn import datasets, training
 from eqsnn.encode import spatio_temporal_encode
-from eqsnn.loss import accuracy, ttfs_loss
+from eqsnn.loss import accuracy, first_spike_times, ttfs_loss
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = eqsnn.LIFParameters(tau_syn=5e-3, tau_mem=1e-2, v_th=1.0, v_reset=-1000.0)
@@ -38,7 +38,8 @@ def _sample_loss(model, inputs, label):
     for layer in model:
         spikes = layer(spikes)
     loss = ttfs_loss(spikes, label, 2, t_max=T_MAX, tau_mem=5e-3)
-    return loss, {"accuracy": accuracy(spikes, label, 2), "spikes": spikes.count()}
+    first = first_spike_times(spikes, 2, t_max=T_MAX)  # a vector metric
+    return loss, {"accuracy": accuracy(spikes, label, 2), "spikes": spikes.count(), "first": first}
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +59,8 @@ def test_batch_loss_is_the_mean_of_sample_losses(data, singles):
     # Same float64 operations per sample, vmapped or not: equal up to summation order.
     np.testing.assert_allclose(loss, np.mean([s[0] for s in singles]), rtol=1e-12)
     np.testing.assert_allclose(aux["spikes"], np.mean([s[1]["spikes"] for s in singles]))
+    first = np.mean([s[1]["first"] for s in singles], axis=0)  # vectors: mean per entry
+    np.testing.assert_allclose(aux["first"], first, rtol=1e-12)
 
 
 def test_step_equals_a_hand_written_sgd_update_and_compiles_once(data):
@@ -83,7 +86,7 @@ def test_step_equals_a_hand_written_sgd_update_and_compiles_once(data):
     for got, want in zip(jax.tree.leaves(first), jax.tree.leaves(expected), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)  # same ops, float64
     np.testing.assert_allclose(loss, want_loss, rtol=1e-12)
-    assert set(aux) == {"accuracy", "spikes"}
+    assert set(aux) == {"accuracy", "spikes", "first"} and aux["first"].shape == (2,)
     assert any(np.any(g != 0) for g in jax.tree.leaves(grads))  # the check is not vacuous
 
     n_traces = len(traces)
@@ -115,6 +118,9 @@ def test_evaluate_averages_every_sample_once(data, singles, batch_size):
     accuracies = [s[1]["accuracy"] for s in singles]
     np.testing.assert_allclose(aux["accuracy"], np.mean(accuracies), rtol=1e-12)
     assert isinstance(loss, float) and isinstance(aux["spikes"], float)
+    first = np.mean([s[1]["first"] for s in singles], axis=0)
+    assert isinstance(aux["first"], np.ndarray) and aux["first"].shape == (2,)
+    np.testing.assert_allclose(aux["first"], first, rtol=1e-12)
 
 
 @pytest.mark.parametrize("batch_size", [0, -1, 2.0, True])
