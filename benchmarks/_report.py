@@ -42,8 +42,10 @@ METHOD = (
     "when absolute times are noisy. Memory: XLA buffer assignment of the compiled "
     "executable (arguments + outputs + temporaries). Correctness: output first-spike times "
     "against eqsnn LIF (max abs difference where both spike; spike mismatch = (sample, "
-    "output) pairs where only one of the two spikes before t_max); dropped = spikes eqsnn "
-    "lost to its budgets (must be 0). Ratio = case time / {reference} time."
+    "output) pairs where only one of the two spikes before t_max); gradients of the loss "
+    "with respect to both weight matrices against eqsnn LIF's autodiff gradients "
+    "(max |g - g_ref| / max |g_ref|); dropped = spikes eqsnn lost to its budgets (must be "
+    "0). Ratio = case time / {reference} time."
 )
 
 
@@ -73,6 +75,10 @@ def _ms(seconds: float) -> str:
     return f"{ms:.0f}" if ms >= 1000 else f"{ms:.3g}"
 
 
+def _sci(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2e}"
+
+
 def _mib(n_bytes: int | None) -> str:
     return "n/a" if n_bytes is None else f"{n_bytes / 2**20:.3g}"
 
@@ -86,7 +92,7 @@ def _ratio(record, reference, key) -> str:
 POINT_HEADER = (
     "| case | compile fwd / grad (s) | fwd (ms) | fwd+grad (ms) | fwd ratio | fwd+grad ratio "
     "| XLA memory fwd / grad (MiB) | loss | max abs Δt vs eqsnn LIF (s) | spike mismatch "
-    "| dropped |\n|---|---|---|---|---|---|---|---|---|---|---|"
+    "| grad rel. diff vs eqsnn LIF | dropped |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -97,15 +103,16 @@ def point_table(records: Sequence[dict[str, Any]]) -> str:
     for r in records:
         status = _status(r)
         if status is not None:
-            rows.append(f"| {r['case']} | {status} |" + " |" * 9)
+            rows.append(f"| {r['case']} | {status} |" + " |" * 10)
             continue
         rows.append(
             f"| {r['case']} | {r['compile_fwd_s']:.1f} / {r['compile_grad_s']:.1f} "
             f"| {_ms(r['fwd_s'])} | {_ms(r['fwd_grad_s'])} "
             f"| {_ratio(r, reference, 'fwd_s')} | {_ratio(r, reference, 'fwd_grad_s')} "
             f"| {_mib(r['memory_fwd_bytes'])} / {_mib(r['memory_grad_bytes'])} "
-            f"| {r['loss']:.6g} | {r.get('max_abs_dt_s', float('nan')):.2e} "
-            f"| {r.get('spike_mismatch', 'n/a')} | {r.get('dropped', 'n/a')} |"
+            f"| {r['loss']:.6g} | {_sci(r.get('max_abs_dt_s'))} "
+            f"| {r.get('spike_mismatch', 'n/a')} | {_sci(r.get('grad_rel_diff'))} "
+            f"| {r.get('dropped', 'n/a')} |"
         )
     ref = "none measured" if reference is None else reference["case"]
     rows.append(f"\nRatios: case time / {ref} time (> 1: slower than eqsnn).")

@@ -187,6 +187,17 @@ def _recurrent_model(cls: type, work, params, budgets: Budgets, key, keyword=Non
     )
 
 
+def _feedforward_weight_grads(value_and_grad):
+    hidden_layer, output_layer = value_and_grad[1]
+    return hidden_layer.weights.input, output_layer.weights.input
+
+
+def _recurrent_weight_grads(value_and_grad):
+    weights = value_and_grad[1].weights
+    hidden = weights.recurrent.shape[0] - N_CLASSES
+    return weights.input[:, :hidden], weights.recurrent[:hidden, hidden:]
+
+
 def _recurrent_spikes(layer, spikes):
     out = layer(spikes)
     return layer.population_spikes(out, 0), layer.population_spikes(out, -1)
@@ -294,7 +305,8 @@ def eqsnn_yinyang(
     `multi_spike_budgets` (`multi_spike=True`, `v_reset = 0`). `budget_keyword` forces one
     of `BUDGET_KEYWORDS` (see `budget_kwargs`; the case name then shows it).
     `meta["spike_stats"]` is a thunk returning the `SpikeStats` of the case (to check
-    `dropped == 0`).
+    `dropped == 0`); `meta["weight_grads"]` maps the output of `value_and_grad` to the
+    gradients of the loss with respect to `(w_in, w_out)` of the workload.
     """
     import equinox as eqx
     import jax
@@ -328,5 +340,10 @@ def eqsnn_yinyang(
             "budget_keyword": next(iter(keyword), "none"),
             "multi_spike": multi_spike,
             "spike_stats": lambda: _spike_stats(simulate, model, spikes, hidden),
+            "weight_grads": (
+                _recurrent_weight_grads
+                if kind is EqsnnLayer.RECURRENT_EVENTPROP
+                else _feedforward_weight_grads
+            ),
         },
     )

@@ -86,6 +86,18 @@ def _eqsnn(kind: ec.EqsnnLayer, keyword: str | None = None) -> Spec:
     return Spec(f"eqsnn {kind.value}" + ("" if keyword is None else f" [{keyword}]"), build)
 
 
+def _jaxsnn_weight_grads(value_and_grad):
+    grads = value_and_grad[1]
+    return grads["syn1"], grads["syn2"]
+
+
+def _eventax_weight_grads(value_and_grad):
+    """eventax's one weight matrix: rows [neurons..., inputs...], columns neurons."""
+    weights = value_and_grad[1].neuron_model.weights
+    hidden = weights.shape[1] - peers.N_CLASSES
+    return weights[weights.shape[1] :, :hidden], weights[:hidden, hidden:]
+
+
 def _jaxsnn(method: peers.JaxsnnGradient) -> Spec:
     def build(batch, hidden, regime, budgets):
         steps = {}
@@ -95,7 +107,8 @@ def _jaxsnn(method: peers.JaxsnnGradient) -> Spec:
                 "n_steps_hidden": n_in + budgets.hidden_spikes,
                 "n_steps_output": budgets.hidden_spikes + budgets.output_spikes,
             }
-        return peers.jaxsnn_yinyang(batch, hidden, method, regime.multi_spike, **steps)
+        case = peers.jaxsnn_yinyang(batch, hidden, method, regime.multi_spike, **steps)
+        return case._replace(meta=case.meta | {"weight_grads": _jaxsnn_weight_grads})
 
     autodiff = method is peers.JaxsnnGradient.AUTODIFF
     return Spec("jaxsnn " + ("LIF" if autodiff else "EventProp"), build)
@@ -123,7 +136,7 @@ def _eventax() -> Spec:
         if regime.multi_spike:  # one event loop: inputs, hidden and output spikes
             n_in = peers.N_FEATURES * peers.DUPLICATION
             case = _with_event_budget(case, n_in + budgets.hidden_spikes + budgets.output_spikes)
-        return case
+        return case._replace(meta=case.meta | {"weight_grads": _eventax_weight_grads})
 
     return Spec("eventax EventProp", build)
 
@@ -181,15 +194,40 @@ def _prepare(case: PeerCase) -> tuple[Compiled, dict[str, Any]]:
     return Compiled(forward, value_and_grad), record
 
 
-def _check(case: PeerCase, compiled: Compiled, reference: np.ndarray | None) -> dict[str, Any]:
-    """Loss, outputs vs the eqsnn LIF outputs, and eqsnn's dropped spikes."""
-    out = np.asarray(compiled.forward(), dtype=np.float64)
+class Reference(NamedTuple):
+    """What the other cases are checked against: eqsnn LIF's outputs and weight gradients."""
+
+    first_spikes: np.ndarray
+    weight_grads: tuple[np.ndarray, np.ndarray] | None
+
+
+def _outputs(case: PeerCase, compiled: Compiled) -> tuple[float, Reference]:
+    """The loss, the first output spike times and the `(w_in, w_out)` gradients of a case."""
+    loss_and_grads = compiled.value_and_grad()
+    grads = None
+    if "weight_grads" in case.meta:
+        grads = tuple(np.asarray(g, np.float64) for g in case.meta["weight_grads"](loss_and_grads))
+    first = np.asarray(compiled.forward(), dtype=np.float64)
+    return float(loss_and_grads[0]), Reference(first, grads)
+
+
+def _grad_difference(grads, reference) -> float:
+    """max |g - g_ref| / max |g_ref| over both weight matrices."""
+    scale = max(float(np.max(np.abs(g))) for g in reference)
+    diff = max(float(np.max(np.abs(a - b))) for a, b in zip(grads, reference, strict=True))
+    return diff / scale if scale > 0 else diff
+
+
+def _check(case: PeerCase, compiled: Compiled, reference: Reference | None) -> dict[str, Any]:
+    """Loss, outputs and gradients vs eqsnn LIF's, and eqsnn's dropped spikes."""
+    loss, mine = _outputs(case, compiled)
+    out = mine.first_spikes
     spiking = np.isfinite(out) & (out < peers.T_MAX)
-    record: dict[str, Any] = {
-        "loss": float(compiled.value_and_grad()[0]),
-        "frac_outputs_spiking": float(np.mean(spiking)),
-    }
+    record: dict[str, Any] = {"loss": loss, "frac_outputs_spiking": float(np.mean(spiking))}
+    if reference is not None and reference.weight_grads and mine.weight_grads:
+        record["grad_rel_diff"] = _grad_difference(mine.weight_grads, reference.weight_grads)
     if reference is not None:
+        reference = reference.first_spikes
         ref_spiking = np.isfinite(reference) & (reference < peers.T_MAX)
         both = spiking & ref_spiking
         diff = np.abs(out[both] - reference[both])
@@ -307,7 +345,7 @@ def measure_point(
     records, compiled, cases = _build_all(specs, batch, point, regime, budgets, skip)
     reference = None
     if "eqsnn LIF" in compiled:
-        reference = np.asarray(compiled["eqsnn LIF"].forward(), dtype=np.float64)
+        reference = _outputs(cases["eqsnn LIF"], compiled["eqsnn LIF"])[1]
     for name in list(compiled):
         try:
             records[name] |= _check(cases[name], compiled[name], reference)

@@ -41,6 +41,7 @@ def test_eqsnn_part_and_missing_peer(run):
     eqsnn = by_case["eqsnn LIF"]
     assert eqsnn["fwd_s"] > 0 and eqsnn["fwd_grad_s"] > 0 and eqsnn["compile_grad_s"] > 0
     assert eqsnn["dropped"] == 0 and eqsnn["max_abs_dt_s"] == 0.0
+    assert eqsnn["grad_rel_diff"] == 0.0
     assert math.isfinite(eqsnn["loss"])
     assert by_case["notapeer"]["skipped"].startswith("import notapeer failed")
     for name, record in by_case.items():
