@@ -21,6 +21,14 @@ def run():
         yield run
 
 
+@pytest.fixture(scope="module")
+def _measure(run):
+    """`benchmarks._measure` (imported once `run` has set up the path)."""
+    from benchmarks import _measure
+
+    return _measure
+
+
 def _unavailable(batch, hidden, regime, budgets):
     from benchmarks.peers import PeerUnavailable
 
@@ -53,7 +61,7 @@ def test_eqsnn_part_and_missing_peer(run):
     assert "skipped" in run.scaling_section(records)
 
 
-def test_too_slow_is_reported(run):
+def test_too_slow_is_reported(_measure):
     record = {
         "hidden": 100,
         "compile_fwd_s": 1.0,
@@ -61,8 +69,8 @@ def test_too_slow_is_reported(run):
         "fwd_s": 0.1,
         "fwd_grad_s": 0.2,
     }
-    assert run._too_slow(record, "hidden", 200, n_runs=20, budget_s=100.0) is None
-    reason = run._too_slow(record, "hidden", 800, n_runs=20, budget_s=100.0)
+    assert _measure._too_slow(record, "hidden", 200, n_runs=20, budget_s=100.0) is None
+    reason = _measure._too_slow(record, "hidden", 800, n_runs=20, budget_s=100.0)
     assert reason.startswith("too slow (> 100 s") and "from hidden 100" in reason
 
 

@@ -1,0 +1,271 @@
+"""Measurement core of `benchmarks.run`: AOT compilation, checks, interleaved timing.
+
+See `benchmarks/run.py` for what is measured and how.
+"""
+
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from benchmarks import eqsnn_cases as ec
+from benchmarks import peers
+from benchmarks._report import Regime
+from benchmarks.peers import PeerCase, PeerUnavailable
+
+N_WARMUP = 2
+"""Untimed rounds before the timed ones."""
+
+
+class Spec(NamedTuple):
+    """One benchmarked implementation: `build(batch, hidden, regime, budgets)`."""
+
+    name: str
+    build: Callable[[int, int, Regime, ec.Budgets | None], PeerCase]
+
+
+class Compiled(NamedTuple):
+    """A case compiled ahead of time: `forward()` and `value_and_grad()` take no args."""
+
+    forward: Callable[[], Any]
+    value_and_grad: Callable[[], Any]
+
+
+def _compile(fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Callable[[], Any], dict]:
+    """AOT-compile `fn(*args)` over its array leaves; time it and read its memory use."""
+    import equinox as eqx
+    import jax
+
+    dynamic, static = eqx.partition(args, eqx.is_array)
+    start = time.perf_counter()
+    lowered = jax.jit(lambda dyn: fn(*eqx.combine(dyn, static))).lower(dynamic)
+    compiled = lowered.compile()
+    seconds = time.perf_counter() - start
+    mem = compiled.memory_analysis()
+    peak = None
+    if mem is not None:
+        peak = (
+            mem.argument_size_in_bytes
+            + mem.output_size_in_bytes
+            + mem.temp_size_in_bytes
+            - mem.alias_size_in_bytes
+        )
+    return (lambda: compiled(dynamic)), {"compile_s": seconds, "memory_bytes": peak}
+
+
+def _prepare(case: PeerCase) -> tuple[Compiled, dict[str, Any]]:
+    forward, fwd = _compile(case.forward, case.forward_args)
+    value_and_grad, vag = _compile(case.value_and_grad, case.grad_args)
+    record = {
+        "compile_fwd_s": fwd["compile_s"],
+        "compile_grad_s": vag["compile_s"],
+        "memory_fwd_bytes": fwd["memory_bytes"],
+        "memory_grad_bytes": vag["memory_bytes"],
+    }
+    return Compiled(forward, value_and_grad), record
+
+
+class Reference(NamedTuple):
+    """What the other cases are checked against: eqsnn LIF's outputs and weight gradients."""
+
+    first_spikes: np.ndarray
+    weight_grads: tuple[np.ndarray, np.ndarray] | None
+
+
+def _outputs(case: PeerCase, compiled: Compiled) -> tuple[float, Reference]:
+    """The loss, the first output spike times and the `(w_in, w_out)` gradients of a case."""
+    loss_and_grads = compiled.value_and_grad()
+    grads = None
+    if "weight_grads" in case.meta:
+        grads = tuple(np.asarray(g, np.float64) for g in case.meta["weight_grads"](loss_and_grads))
+    first = np.asarray(compiled.forward(), dtype=np.float64)
+    return float(loss_and_grads[0]), Reference(first, grads)
+
+
+def _grad_difference(grads, reference) -> float:
+    """max |g - g_ref| / max |g_ref| over both weight matrices."""
+    scale = max(float(np.max(np.abs(g))) for g in reference)
+    diff = max(float(np.max(np.abs(a - b))) for a, b in zip(grads, reference, strict=True))
+    return diff / scale if scale > 0 else diff
+
+
+def _check(case: PeerCase, compiled: Compiled, reference: Reference | None) -> dict[str, Any]:
+    """Loss, outputs and gradients vs eqsnn LIF's, and eqsnn's dropped spikes."""
+    loss, mine = _outputs(case, compiled)
+    out = mine.first_spikes
+    spiking = np.isfinite(out) & (out < peers.T_MAX)
+    record: dict[str, Any] = {"loss": loss, "frac_outputs_spiking": float(np.mean(spiking))}
+    if reference is not None and reference.weight_grads and mine.weight_grads:
+        record["grad_rel_diff"] = _grad_difference(mine.weight_grads, reference.weight_grads)
+    if reference is not None:
+        reference = reference.first_spikes
+        ref_spiking = np.isfinite(reference) & (reference < peers.T_MAX)
+        both = spiking & ref_spiking
+        diff = np.abs(out[both] - reference[both])
+        record["max_abs_dt_s"] = float(diff.max()) if diff.size else 0.0
+        record["spike_mismatch"] = int(np.sum(spiking != ref_spiking))
+    if "spike_stats" in case.meta:
+        stats = case.meta["spike_stats"]()
+        record["dropped"] = stats.dropped
+        record["spike_counts"] = stats.counts._asdict()
+    return record
+
+
+def _time_interleaved(compiled: dict[str, Compiled], n_runs: int) -> dict[str, dict]:
+    """Median/min seconds per case and kind, round-robin over the cases."""
+    import jax
+
+    runs: dict[str, dict[str, list[float]]] = {
+        name: {"fwd": [], "fwd_grad": []} for name in compiled
+    }
+    for round_ in range(N_WARMUP + n_runs):
+        for kind in ("fwd", "fwd_grad"):
+            for name, c in compiled.items():
+                fn = c.forward if kind == "fwd" else c.value_and_grad
+                start = time.perf_counter()
+                jax.block_until_ready(fn())
+                if round_ >= N_WARMUP:
+                    runs[name][kind].append(time.perf_counter() - start)
+    return {
+        name: {f"{kind}_s": statistics.median(times) for kind, times in kinds.items()}
+        | {f"{kind}_min_s": min(times) for kind, times in kinds.items()}
+        | {"n_runs": n_runs}
+        for name, kinds in runs.items()
+    }
+
+
+def _error(err: Exception) -> str:
+    """One line: the exception type, its first and last informative message lines."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith(("File ", "Traceback", "^", "~"))]
+    text = " … ".join(dict.fromkeys(lines[:1] + lines[-1:]))
+    return f"{type(err).__name__}: {text}"[:300].replace("|", "/")
+
+
+def _where(point: dict[str, Any]) -> str:
+    return " ".join(f"{key}={value}" for key, value in point.items())
+
+
+def log(message: str) -> None:
+    """Progress on stderr, time-stamped."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _too_slow(
+    record: dict[str, Any], axis: str, new_value: int, n_runs: int, budget_s: float
+) -> str | None:
+    """Reason to skip a case at `axis = new_value` (`axis`: "hidden" or "budget_scale")
+    from its measured cost at `record[axis]`, extrapolated quadratically; `None` if none."""
+    if "fwd_grad_s" not in record:
+        return None
+    cost = record["compile_fwd_s"] + record["compile_grad_s"]
+    cost += (N_WARMUP + n_runs) * (record["fwd_s"] + record["fwd_grad_s"])
+    estimate = cost * (new_value / record[axis]) ** 2
+    if estimate <= budget_s:
+        return None
+    where = f"{axis.replace('_', ' ')} {record[axis]}"
+    return f"too slow (> {budget_s:g} s: {estimate:.0f} s extrapolated from {where})"
+
+
+def _build_all(specs, batch, point, regime, budgets, skip) -> tuple[dict, dict, dict]:
+    """Build and compile every case; returns (records, compiled, cases) keyed by name."""
+    records, compiled, cases = {}, {}, {}
+    hidden = point["hidden"]
+    for spec in specs:
+        records[spec.name] = {"case": spec.name, "regime": regime.name.lower(), **point}
+        if spec.name in skip:
+            records[spec.name]["skipped"] = skip[spec.name]
+            continue
+        log(f"{regime.name.lower()} {_where(point)}: build + compile {spec.name}")
+        try:
+            case = spec.build(batch, hidden, regime, budgets)
+            compiled[spec.name], measured = _prepare(case)
+        except PeerUnavailable as err:
+            records[spec.name]["skipped"] = err.reason
+            continue
+        except Exception as err:  # a peer failing must not end the run
+            records[spec.name]["failed"] = _error(err)
+            continue
+        cases[spec.name] = case
+        records[spec.name] |= measured | {
+            k: v for k, v in case.meta.items() if isinstance(v, str | int | float | bool)
+        }
+    return records, compiled, cases
+
+
+def measure_point(
+    specs: Sequence[Spec],
+    batch: int,
+    hidden: int,
+    regime: Regime,
+    n_runs: int,
+    skip: dict[str, str],
+    budget_scale: int = 1,
+) -> list[dict[str, Any]]:
+    """All cases at one hidden size and regime: compile, check, time interleaved.
+
+    In the multi-spike regimes every budget is the probe's count times `budget_scale`.
+    """
+    point: dict[str, Any] = {"hidden": hidden}
+    budgets = None
+    if regime.multi_spike:
+        log(f"{regime.name.lower()} hidden={hidden}: probing spike budgets")
+        budgets = ec.multi_spike_budgets(batch, hidden)
+        budgets = ec.Budgets(*(budget_scale * b for b in budgets))
+        point["budget_scale"] = budget_scale
+        log(f"{regime.name.lower()} {_where(point)}: {budgets}")
+    records, compiled, cases = _build_all(specs, batch, point, regime, budgets, skip)
+    reference = None
+    if "eqsnn LIF" in compiled:
+        reference = _outputs(cases["eqsnn LIF"], compiled["eqsnn LIF"])[1]
+    for name in list(compiled):
+        try:
+            records[name] |= _check(cases[name], compiled[name], reference)
+        except Exception as err:
+            records[name]["failed"] = _error(err)
+            del compiled[name]
+    log(f"{regime.name.lower()} {_where(point)}: timing {len(compiled)} cases interleaved")
+    for name, timing in _time_interleaved(compiled, n_runs).items():
+        records[name] |= timing
+    if budgets is not None:
+        for record in records.values():
+            record["budgets"] = budgets._asdict()
+    return list(records.values())
+
+
+def measure(
+    specs: Sequence[Spec],
+    batch: int,
+    hidden_sizes: Sequence[int],
+    regimes: dict[Regime, Sequence[int]] | None = None,
+    n_runs: int = 20,
+    budget_s: float = 600.0,
+    budget_hidden: int = 100,
+    on_point: Callable[[list[dict[str, Any]]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Every case over the sweep of each regime: hidden sizes, or (`Regime.BUDGET`) budget
+    scales at `budget_hidden`. `regimes` defaults to `{Regime.SINGLE: hidden_sizes}`.
+    `on_point(records so far)` is called after each point (e.g. to save partial results)."""
+    regimes = {Regime.SINGLE: hidden_sizes} if regimes is None else regimes
+    records = []
+    for regime, values in regimes.items():
+        axis = regime.axis
+        skip: dict[str, str] = {}
+        last: dict[str, dict[str, Any]] = {}
+        for value in sorted(values):
+            for name, record in last.items():
+                reason = _too_slow(record, axis, value, n_runs, budget_s)
+                if reason and name not in skip:
+                    skip[name] = reason
+            if regime is Regime.BUDGET:
+                point = measure_point(specs, batch, budget_hidden, regime, n_runs, skip, value)
+            else:
+                point = measure_point(specs, batch, value, regime, n_runs, skip)
+            last |= {r["case"]: r for r in point if "fwd_grad_s" in r}
+            records += point
+            if on_point is not None:
+                on_point(records)
+    return records
