@@ -34,18 +34,18 @@ REFERENCE = ("eqsnn EventPropLIF", "eqsnn LIF")
 
 
 METHOD = (
-    "Identical workload for every library (`benchmarks/peers.py`: same weights, input "
-    "spikes, targets and loss, float32, batch {batch}). Compile: trace + lower + XLA "
-    "compile, ahead of time. fwd / fwd+grad: median of {runs} calls after {warmup} warm-up "
-    "rounds, with `block_until_ready`; all cases of a table are timed interleaved "
-    "(round-robin), so machine load hits them alike and the ratios stay meaningful even "
-    "when absolute times are noisy. Memory: XLA buffer assignment of the compiled "
-    "executable (arguments + outputs + temporaries). Correctness: output first-spike times "
-    "against eqsnn LIF (max abs difference where both spike; spike mismatch = (sample, "
-    "output) pairs where only one of the two spikes before t_max); gradients of the loss "
-    "with respect to both weight matrices against eqsnn LIF's autodiff gradients "
-    "(max |g - g_ref| / max |g_ref|); dropped = spikes eqsnn lost to its budgets (must be "
-    "0). Ratio = case time / {reference} time."
+    "Identical workload for every library (`benchmarks/peers.py`: same weights, input spikes, "
+    "targets and loss, float32, batch {batch}). Compile: trace + lower + XLA compile, ahead of "
+    "time. fwd / fwd+grad: median of {runs} calls after {warmup} warm-up rounds, with "
+    "`block_until_ready`; all cases of a table are timed interleaved (round-robin), so machine "
+    "load hits them alike and the ratios stay meaningful even when absolute times are noisy; "
+    "the fastest run (in parentheses) is the better estimate of the intrinsic cost on a loaded "
+    "machine. Memory: XLA buffer assignment of the compiled executable (arguments + outputs + "
+    "temporaries). Correctness: output first-spike times against eqsnn LIF (max abs difference "
+    "where both spike; spike mismatch = (sample, output) pairs where only one of the two spikes"
+    " before t_max); gradients of the loss with respect to both weight matrices against eqsnn "
+    "LIF's autodiff gradients (max |g - g_ref| / max |g_ref|); dropped = spikes eqsnn lost to "
+    "its budgets (must be 0). Ratio = case time / {reference} time."
 )
 
 
@@ -89,6 +89,24 @@ def _ratio(record, reference, key) -> str:
     return f"{record[key] / reference[key]:.3g}"
 
 
+def _min_key(key: str) -> str:
+    return key.removesuffix("_s") + "_min_s"
+
+
+def _time_cell(record, key: str) -> str:
+    """Median, and the fastest run in parentheses when recorded, in ms."""
+    fastest = record.get(_min_key(key))
+    return _ms(record[key]) + ("" if fastest is None else f" ({_ms(fastest)})")
+
+
+def _ratio_cell(record, reference, key: str) -> str:
+    """Ratio of medians, and of the fastest runs in parentheses when recorded."""
+    cell = _ratio(record, reference, key)
+    if reference is not None and _min_key(key) in record and _min_key(key) in reference:
+        cell += f" ({_ratio(record, reference, _min_key(key))})"
+    return cell
+
+
 POINT_HEADER = (
     "| case | compile fwd / grad (s) | fwd (ms) | fwd+grad (ms) | fwd ratio | fwd+grad ratio "
     "| XLA memory fwd / grad (MiB) | loss | max abs Δt vs eqsnn LIF (s) | spike mismatch "
@@ -107,15 +125,18 @@ def point_table(records: Sequence[dict[str, Any]]) -> str:
             continue
         rows.append(
             f"| {r['case']} | {r['compile_fwd_s']:.1f} / {r['compile_grad_s']:.1f} "
-            f"| {_ms(r['fwd_s'])} | {_ms(r['fwd_grad_s'])} "
-            f"| {_ratio(r, reference, 'fwd_s')} | {_ratio(r, reference, 'fwd_grad_s')} "
+            f"| {_time_cell(r, 'fwd_s')} | {_time_cell(r, 'fwd_grad_s')} "
+            f"| {_ratio_cell(r, reference, 'fwd_s')} | {_ratio_cell(r, reference, 'fwd_grad_s')} "
             f"| {_mib(r['memory_fwd_bytes'])} / {_mib(r['memory_grad_bytes'])} "
             f"| {r['loss']:.6g} | {_sci(r.get('max_abs_dt_s'))} "
             f"| {r.get('spike_mismatch', 'n/a')} | {_sci(r.get('grad_rel_diff'))} "
             f"| {r.get('dropped', 'n/a')} |"
         )
     ref = "none measured" if reference is None else reference["case"]
-    rows.append(f"\nRatios: case time / {ref} time (> 1: slower than eqsnn).")
+    rows.append(
+        f"\nTimes: median (fastest run). Ratios: case time / {ref} time, of the medians "
+        "(of the fastest runs); > 1: slower than eqsnn."
+    )
     return "\n".join(rows)
 
 

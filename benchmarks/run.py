@@ -179,7 +179,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", help="comma-separated substrings of the case names")
     parser.add_argument("--write", action="store_true", help=f"update {RESULTS.name}")
     parser.add_argument("--results", type=Path, default=RESULTS)
-    parser.add_argument("--json", type=Path, help="write the raw records (JSON) here")
+    parser.add_argument("--json", type=Path, help="save the records and machine info (JSON)")
+    parser.add_argument("--from-json", type=Path, help="only print (--write) a saved run's tables")
     args = parser.parse_args(argv)
     if args.hidden is None:
         args.hidden = SHORT_HIDDEN if args.short else DEFAULT_HIDDEN
@@ -194,8 +195,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def _report(args, command: str, started: str, load, records, final: bool) -> None:
-    """Print (final only) and save the tables; `--write` merges them into RESULTS.md."""
+def _info(args, command: str, started: str, load, records) -> str:
+    """Machine, versions, command and date, then the method paragraph."""
     reference = reference_record(records)
     method = METHOD.format(
         batch=args.batch,
@@ -203,25 +204,41 @@ def _report(args, command: str, started: str, load, records, final: bool) -> Non
         warmup=N_WARMUP,
         reference=" or ".join(REFERENCE) if reference is None else reference["case"],
     )
-    info = machine_info(command, started, load) + "\n\n" + method
+    return machine_info(command, started, load) + "\n\n" + method
+
+
+def _emit(args, info: str, records, final: bool) -> None:
+    """Print (final only) and save the tables; `--write` merges them into RESULTS.md."""
     if not final:
         info += "\n\n**Partial results: the run was still in progress when this was written.**"
     sections = {PEERS_TITLE: peers_section(records, info), SCALING_TITLE: scaling_section(records)}
     if final:
         for title, body in sections.items():
             print(f"## {title}\n\n{body}\n")
-    if args.json:
-        args.json.write_text(json.dumps(records, indent=1, default=str))
     if args.write:
         text = args.results.read_text() if args.results.exists() else ""
         args.results.write_text(merge_sections(text, sections))
         log(f"wrote {args.results}" + ("" if final else " (partial)"))
 
 
+def _rerender(args) -> list[dict[str, Any]]:
+    """`--from-json`: the tables of a saved run (its own machine info and command)."""
+    saved = json.loads(args.from_json.read_text())
+    if isinstance(saved, list):  # records only
+        saved = {
+            "info": f"(Re-rendered from `{args.from_json}`; no machine info saved.)",
+            "records": saved,
+        }
+    _emit(args, saved["info"], saved["records"], final=True)
+    return saved["records"]
+
+
 def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Run the benchmark; print the tables; with `--write`, update RESULTS.md (after every
     point, so an interrupted run leaves its partial results, marked as such)."""
     args = _parse(argv)
+    if args.from_json:
+        return _rerender(args)
     command = "python -m benchmarks.run " + " ".join(sys.argv[1:] if argv is None else argv)
     started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M")
     load = os.getloadavg()
@@ -235,8 +252,11 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         Regime.BUDGET: args.budget_scales,
     }
 
-    def partial(records):
-        _report(args, command, started, load, records, final=False)
+    def report(records, final=False):
+        info = _info(args, command, started, load, records)
+        if args.json:
+            args.json.write_text(json.dumps({"info": info, "records": records}, default=str))
+        _emit(args, info, records, final)
 
     records = measure(
         specs,
@@ -246,9 +266,9 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         args.runs,
         args.time_budget,
         args.budget_hidden,
-        on_point=partial,
+        on_point=report,
     )
-    _report(args, command, started, load, records, final=True)
+    report(records, final=True)
     return records
 
 
