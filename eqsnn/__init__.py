@@ -2,14 +2,18 @@
 
 from . import datasets as datasets
 from . import encode as encode
+from . import functional as functional
 from . import loss as loss
+from . import nir as nir
 from . import solvers as solvers
 from ._diffrax_reference import simulate_diffrax as simulate_diffrax
+from ._eventprop import EventPropLIF as EventPropLIF
 from ._events import Overflow as Overflow
 from ._flow import LIFState as LIFState
 from ._flow import lif_exponential_flow as lif_exponential_flow
 from ._lif import LIF as LIF
 from ._params import LIFParameters as LIFParameters
+from ._recurrent_eventprop import RecurrentEventPropLIF as RecurrentEventPropLIF
 from ._recurrent_lif import Connectivity as Connectivity
 from ._recurrent_lif import ConnectivityMask as ConnectivityMask
 from ._recurrent_lif import RecurrentLIF as RecurrentLIF

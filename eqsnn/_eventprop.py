@@ -7,6 +7,7 @@ from jaxtyping import PRNGKeyArray
 
 from ._adjoint import AdjointState, adjoint_input_transition
 from ._adjoint_trajectory import adjoint_trajectory, step_bwd
+from ._eventprop_parallel import eventprop_feedforward
 from ._events import Overflow, SortedInputs, check_input, sort_inputs
 from ._feedforward import (
     IntervalSpikes,
@@ -266,6 +267,7 @@ class EventPropLIF(LIF):
         solver: AbstractCrossingSolver | None = None,
         max_spikes_per_interval: int = 1,
         overflow: Overflow = Overflow.COUNT,
+        max_spikes_per_neuron: int | None = None,
     ):
         super().__init__(
             in_size,
@@ -280,10 +282,18 @@ class EventPropLIF(LIF):
             solver=solver,
             max_spikes_per_interval=max_spikes_per_interval,
             overflow=overflow,
+            max_spikes_per_neuron=max_spikes_per_neuron,
         )
         if not isinstance(wrap_only_step, bool):
             raise TypeError(
                 f"{type(self).__name__}: `wrap_only_step` must be a bool, got {wrap_only_step!r}."
+            )
+        if wrap_only_step and max_spikes_per_neuron is not None:
+            raise ValueError(
+                f"{type(self).__name__}: `wrap_only_step=True` wraps the steps of the "
+                "sequential engine; it cannot be combined with `max_spikes_per_neuron` "
+                f"(got {max_spikes_per_neuron!r}), whose parallel engine has one closed-form "
+                "adjoint for the whole trajectory."
             )
         self.wrap_only_step = wrap_only_step
 
@@ -293,6 +303,8 @@ class EventPropLIF(LIF):
         # Integer leaves computed by a differentiated upstream layer arrive as (float0-)
         # perturbed values, which `eqx.filter_custom_vjp` rejects; they carry no gradient.
         spikes = eqx.tree_at(lambda s: (s.idx, s.dropped), spikes, replace_fn=jax.lax.stop_gradient)
+        if self.max_spikes_per_neuron is not None:
+            return eventprop_feedforward(self.weights.input, spikes, self)
         if self.wrap_only_step:
             return _stepwise(self, spikes)
         return _trajectory((self, spikes))

@@ -43,6 +43,9 @@ def eventprop_feedforward(weights, inputs: Spikes, config) -> Spikes:
     """
     # Integer indices computed by a differentiated upstream layer arrive as (float0-)
     # perturbed values, which `eqx.filter_custom_vjp` rejects; they carry no gradient.
+    # Only the array-free part of the layer travels as configuration (its weights are the
+    # differentiable argument).
+    config = eqx.filter(config, eqx.is_array, inverse=True)
     return _eventprop((weights, inputs.time), jax.lax.stop_gradient(inputs.idx), config)
 
 

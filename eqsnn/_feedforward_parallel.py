@@ -86,7 +86,7 @@ def neuron_spikes(
     times, currents, valids = [], [], []
     for _ in range(max_spikes_per_neuron):
         start, u0, i0, active = windows.starts(u_in, i_in, *last)
-        window = jnp.maximum(windows.t_end - start, 0.0)
+        window = _length(windows.t_end - start)
         dt, found = solver(u0, i0, theta, window, params.tau_mem, params.tau_syn)
         found = found & active
         first = jnp.argmax(found, axis=0)
@@ -106,7 +106,7 @@ def neuron_spikes(
             jnp.where(spiked, i_new, last[2]),
         )
     start, u0, i0, active = windows.starts(u_in, i_in, *last)
-    window = jnp.maximum(windows.t_end - start, 0.0)
+    window = _length(windows.t_end - start)
     more = solver.exists(u0, i0, theta, window, params.tau_mem, params.tau_syn)
     more = jax.lax.stop_gradient(jnp.any(more & active & (window > 0), axis=0))
     return NeuronSpikes(jnp.stack(times), jnp.stack(currents), jnp.stack(valids), more)
@@ -139,6 +139,12 @@ def simulate_feedforward_parallel(
     spikes = neuron_spikes(weights, sorted_in, params, solver, t_max, max_spikes_per_neuron)
     extra = jnp.sum(spikes.more, dtype=jnp.int32)
     return collect_spikes(*candidates(spikes), n_spikes, extra, overflow, who)
+
+
+def _length(span):
+    """Window length: `span` is >= 0 up to rounding; `where` (unlike `maximum`) keeps the
+    full gradient when two events coincide."""
+    return jnp.where(span >= 0, span, 0.0)
 
 
 class _Windows(eqx.Module):

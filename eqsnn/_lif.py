@@ -6,6 +6,7 @@ from jaxtyping import PRNGKeyArray
 
 from ._events import Overflow, check_input
 from ._feedforward import simulate_feedforward
+from ._feedforward_parallel import simulate_feedforward_parallel
 from ._params import LIFParameters
 from ._spikes import Spikes
 from ._weights import InputWeights, check_size, check_t_max, normal_weights
@@ -41,7 +42,14 @@ class LIF(eqx.Module):
     - `solver`: the crossing solver (default: [`eqsnn.solvers.default_solver`][]).
     - `max_spikes_per_interval`: how many spikes one neuron may emit between two consecutive
       input spikes (1 suffices in the one-spike regime; raise it for bursting neurons).
-      Further spikes in that interval are counted in `dropped`.
+      Further spikes in that interval are counted in `dropped`. Budget of the sequential
+      engine (a scan over input intervals).
+    - `max_spikes_per_neuron`: if set, use the parallel engine instead: each neuron emits at
+      most this many spikes in total, found round by round with all input intervals solved
+      at once (no scan over root finding); several times faster, and the natural budget in
+      the one-spike regime (`max_spikes_per_neuron=1`). A neuron that could spike again
+      after its budget adds one to `dropped`. Cannot be combined with
+      `max_spikes_per_interval`. See [Spike budgets](../concepts/budgets.md).
     - `overflow`: an [`eqsnn.Overflow`][]: count dropped spikes (default) or raise.
 
     **Returns (from `__call__`):** the output [`eqsnn.Spikes`][], `n_spikes` slots, sorted by
@@ -68,6 +76,7 @@ class LIF(eqx.Module):
     solver: AbstractCrossingSolver = eqx.field(static=True)
     max_spikes_per_interval: int = eqx.field(static=True)
     overflow: Overflow = eqx.field(static=True)
+    max_spikes_per_neuron: int | None = eqx.field(static=True, default=None)
 
     def __init__(
         self,
@@ -84,6 +93,7 @@ class LIF(eqx.Module):
         solver: AbstractCrossingSolver | None = None,
         max_spikes_per_interval: int = 1,
         overflow: Overflow = Overflow.COUNT,
+        max_spikes_per_neuron: int | None = None,
     ):
         who = type(self).__name__
         self.in_size = check_size("in_size", in_size, who)
@@ -99,6 +109,15 @@ class LIF(eqx.Module):
         self.max_spikes_per_interval = check_size(
             "max_spikes_per_interval", max_spikes_per_interval, who
         )
+        if max_spikes_per_neuron is not None:
+            check_size("max_spikes_per_neuron", max_spikes_per_neuron, who)
+            if max_spikes_per_interval != 1:
+                raise ValueError(
+                    f"{who}: choose one spike budget: `max_spikes_per_neuron`="
+                    f"{max_spikes_per_neuron!r} (parallel engine) or `max_spikes_per_interval`="
+                    f"{max_spikes_per_interval!r} (sequential engine), not both."
+                )
+        self.max_spikes_per_neuron = max_spikes_per_neuron
         if not isinstance(overflow, Overflow):
             raise TypeError(f"{who}: `overflow` must be an eqsnn.Overflow, got {overflow!r}.")
         self.overflow = overflow
@@ -116,7 +135,26 @@ class LIF(eqx.Module):
     def __call__(self, spikes: Spikes, *, key: PRNGKeyArray | None = None) -> Spikes:
         """Simulate the layer for one sample of input spikes (`key` is unused)."""
         who = type(self).__name__
+        shape = jnp.shape(self.weights.input)
+        if shape != (self.in_size, self.out_size):
+            # `eqx.tree_at` bypasses `__check_init__`; this static check costs nothing.
+            raise ValueError(
+                f"{who}: `weights.input` must have shape (in_size, out_size)="
+                f"({self.in_size}, {self.out_size}), got {shape}."
+            )
         spikes = check_input(spikes, self.in_size, who)
+        if self.max_spikes_per_neuron is not None:
+            return simulate_feedforward_parallel(
+                self.weights.input,
+                spikes,
+                self.params,
+                self.solver,
+                self.n_spikes,
+                self.t_max,
+                self.max_spikes_per_neuron,
+                self.overflow,
+                who,
+            )
         return simulate_feedforward(
             self.weights.input,
             spikes,

@@ -303,12 +303,6 @@ def test_coincident_input_spikes_match_diffrax():
     _assert_same_spikes(out, ref)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="eqsnn/_feedforward.py evolve_interval: `length = jnp.maximum(t1 - t0, 0.0)` "
-    "halves the derivative of a zero-length interval (jnp.maximum splits the gradient at "
-    "a tie), so gradients w.r.t. coincident input times are wrong",
-)
 def test_gradients_at_coincident_input_times():
     layer, spikes = _coincident("ratio-2")
     _, jac_t = (np.asarray(j) for j in _jacobian(layer, spikes))

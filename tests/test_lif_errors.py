@@ -105,11 +105,6 @@ def test_batched_spikes_without_vmap_raise():
         eqx.filter_eval_shape(_layer(), batch)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="LIF.__call__ does not check weights.input's shape; eqx.tree_at bypasses "
-    "__check_init__, so a wrong shape simulates silently (extra neurons / clamped rows)",
-)
 @pytest.mark.parametrize("shape", [(IN_SIZE, OUT_SIZE + 1), (IN_SIZE - 1, OUT_SIZE)])
 def test_wrong_weight_shape_raises_on_call(shape):
     bad = eqx.tree_at(lambda m: m.weights.input, _layer(), jnp.ones(shape))
