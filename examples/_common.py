@@ -446,17 +446,33 @@ def plot_curves(history: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+@eqx.filter_jit
+def _forward_batch(network: Network, features):
+    return jax.vmap(network)(features)
+
+
+def forward(network: Network, features, chunk: int = 1000):
+    """(input, hidden, output) spikes of many samples, `chunk` at a time (one compilation)."""
+    features = np.asarray(features)
+    n = len(features)
+    padded = np.concatenate([features, np.repeat(features[:1], -n % chunk, axis=0)])
+    outs = [_forward_batch(network, padded[i : i + chunk]) for i in range(0, len(padded), chunk)]
+    return jax.tree.map(lambda *parts: np.concatenate(parts)[:n], *outs)
+
+
 def plot_raster(network: Network, features, label: int, path: Path, names=None) -> None:
     """Input, hidden and output spikes of one sample against time."""
     plt = _pyplot()
-    spikes = eqx.filter_jit(network)(jnp.asarray(features))
+    spikes = jax.tree.map(lambda x: x[0], forward(network, np.asarray(features)[None]))
     fig, axes = plt.subplots(3, 1, figsize=(6, 6), sharex=True, height_ratios=[1, 3, 1])
     titles = ["input", "hidden", "output"]
     for ax, s, title in zip(axes, spikes, titles, strict=True):
         valid = np.asarray(s.idx) >= 0
         ax.scatter(1e3 * np.asarray(s.time)[valid], np.asarray(s.idx)[valid], s=6, c="k")
         ax.set_ylabel(title)
-    prediction = int(predict(spikes[2], network.n_classes))
+    first = np.full(network.n_classes, np.inf)
+    np.minimum.at(first, spikes[2].idx[spikes[2].idx >= 0], spikes[2].time[spikes[2].idx >= 0])
+    prediction = int(np.argmin(first)) if np.isfinite(first).any() else -1
 
     def name(c):
         return names[c] if names and c >= 0 else str(c)
@@ -476,12 +492,15 @@ def plot_decision_map(
     test points on top; undecided points are white."""
     plt = _pyplot()
     grid = np.stack(np.meshgrid(np.linspace(0, 1, n), np.linspace(0, 1, n)), -1).reshape(-1, 2)
-    run = eqx.filter_jit(jax.vmap(lambda f: predict(network(f)[2], network.n_classes)))
-    features = jnp.asarray(to_features(grid), dtype=data.inputs.dtype)
-    classes = np.concatenate([np.asarray(run(chunk)) for chunk in np.array_split(features, 10)])
+    features = to_features(grid).astype(np.asarray(data.inputs).dtype)
+    classes = np.asarray(predict(forward(network, features)[2], network.n_classes))
     image = np.ma.masked_less(classes.reshape(n, n), 0)
     fig, ax = plt.subplots(figsize=(5, 5))
-    ax.imshow(image, origin="lower", extent=(0, 1, 0, 1), cmap="Pastel1", vmin=0, vmax=8)
+    from matplotlib.colors import ListedColormap, to_rgba
+
+    k = network.n_classes
+    cmap = ListedColormap([to_rgba(f"C{c}", 0.35) for c in range(k)])
+    ax.imshow(image, origin="lower", extent=(0, 1, 0, 1), cmap=cmap, vmin=-0.5, vmax=k - 0.5)
     xy = np.asarray(data.inputs[:, :2])
     for c in range(network.n_classes):
         chosen = np.asarray(data.labels) == c
