@@ -6,6 +6,15 @@ from . import functional as functional
 from . import loss as loss
 from . import nir as nir
 from . import solvers as solvers
+from ._adjoint import AdjointState as AdjointState
+from ._adjoint import adjoint_input_transition as adjoint_input_transition
+from ._adjoint import adjoint_lif_exponential_flow as adjoint_lif_exponential_flow
+from ._adjoint import adjoint_transition_with_recurrence as adjoint_transition_with_recurrence
+from ._adjoint import (
+    adjoint_transition_without_recurrence as adjoint_transition_without_recurrence,
+)
+from ._adjoint_trajectory import adjoint_trajectory as adjoint_trajectory
+from ._adjoint_trajectory import step_bwd as step_bwd
 from ._diffrax_reference import simulate_diffrax as simulate_diffrax
 from ._eventprop import EventPropLIF as EventPropLIF
 from ._events import Overflow as Overflow
