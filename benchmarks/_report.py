@@ -70,6 +70,15 @@ def _status(record: dict[str, Any]) -> str | None:
     return None
 
 
+def _short_status(record: dict[str, Any] | None) -> str:
+    """A scaling-table cell for a point without timings (details are in the Peers tables)."""
+    if record is None:
+        return "—"
+    if "skipped" in record:
+        return "too slow" if record["skipped"].startswith("too slow") else "skipped"
+    return "failed" if "failed" in record else "not measured"
+
+
 def _ms(seconds: float) -> str:
     ms = 1e3 * seconds
     return f"{ms:.0f}" if ms >= 1000 else f"{ms:.3g}"
@@ -164,7 +173,7 @@ def scaling_table(records: Sequence[dict[str, Any]], key: str, axis: str = "hidd
             at = [r for r in records if r[axis] == hidden]
             r = next((r for r in at if r["case"] == name), None)
             if r is None or _status(r) is not None:
-                cells.append("—" if r is None else _status(r).split(" (")[0])
+                cells.append(_short_status(r))
                 continue
             points.append((hidden, r[key]))
             cells.append(f"{_ms(r[key])} ({_ratio(r, reference_record(at), key)}×)")

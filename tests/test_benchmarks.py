@@ -115,5 +115,5 @@ def test_report_ratios_and_growth(run):
     assert "hidden_spikes = 36" in table
     scaling = run.scaling_section(records)
     assert "| eqsnn LIF | 20 (1×) | 40 (1×) | 1.00 |" in scaling
-    assert "| jaxsnn LIF | 100 (5×) | skipped: too slow | n/a |" in scaling
+    assert "| jaxsnn LIF | 100 (5×) | too slow | n/a |" in scaling
     assert "| budgets ×1 | budgets ×4 |" in scaling
