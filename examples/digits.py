@@ -20,6 +20,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
+import _loop  # noqa: E402
+import _plots  # noqa: E402
 
 from eqsnn import datasets  # noqa: E402
 
@@ -52,14 +54,14 @@ def load(cfg) -> tuple[datasets.Dataset, datasets.Dataset]:
 
 
 def main(argv=None) -> list[dict]:
-    cfg, history = _common.resume_settings(parse_args(argv))
-    _common.setup_jax(cfg)
+    cfg, history = _loop.resume_settings(parse_args(argv))
+    _loop.setup_jax(cfg)
     train, test = load(cfg)
 
     def plot(network, out):
-        _common.plot_raster(network, test.inputs[0], int(test.labels[0]), out / "raster.png")
+        _plots.plot_raster(network, test.inputs[0], int(test.labels[0]), out / "raster.png")
 
-    return _common.run(cfg, history, train, test, "Digits", plot)
+    return _loop.run(cfg, history, train, test, "Digits", plot)
 
 
 if __name__ == "__main__":

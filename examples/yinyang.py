@@ -21,6 +21,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
+import _loop  # noqa: E402
+import _plots  # noqa: E402
 
 from eqsnn import datasets  # noqa: E402
 
@@ -48,8 +50,8 @@ def yinyang_features(xy):
 
 
 def main(argv=None) -> list[dict]:
-    cfg, history = _common.resume_settings(parse_args(argv))
-    _common.setup_jax(cfg)
+    cfg, history = _loop.resume_settings(parse_args(argv))
+    _loop.setup_jax(cfg)
     data_key = jax.random.key(cfg.data_seed)
     train = datasets.yinyang(jax.random.fold_in(data_key, 0), cfg.train_size)
     test = datasets.yinyang(jax.random.fold_in(data_key, 1), cfg.test_size)
@@ -57,10 +59,10 @@ def main(argv=None) -> list[dict]:
 
     def plot(network, out):
         sample, label = test.inputs[0], int(test.labels[0])
-        _common.plot_raster(network, sample, label, out / "raster.png", names)
-        _common.plot_decision_map(network, yinyang_features, test, out / "decision_map.png", names)
+        _plots.plot_raster(network, sample, label, out / "raster.png", names)
+        _plots.plot_decision_map(network, yinyang_features, test, out / "decision_map.png", names)
 
-    return _common.run(cfg, history, train, test, "Yin-Yang", plot)
+    return _loop.run(cfg, history, train, test, "Yin-Yang", plot)
 
 
 if __name__ == "__main__":

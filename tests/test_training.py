@@ -154,7 +154,7 @@ def test_yinyang_example_trains_resumes_and_plots(tmp_path):
         JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
     )
     out = tmp_path / "run"
-    common = ["--out", str(out), "--no-progress", "--method", "autodiff"]
+    common = ["--out", str(out), "--no-progress"]  # default: EventProp, parallel engine
     tiny = ["--hidden", "8", "--train-size", "64", "--test-size", "32", "--batch-size", "32"]
     first = _run_example([*common, *tiny, "--epochs", "1", "--no-plots"], env)
     assert "test accuracy" in first and "after 1 epochs" in first
