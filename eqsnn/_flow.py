@@ -65,8 +65,12 @@ def membrane(
 ) -> Float[Array, "*n"]:
     """Voltage above leak, `u(t)`, after a time `t` from `(u0, i0)` (closed form)."""
     alpha = 1.0 / jnp.asarray(tau_mem)
-    c = alpha - 1.0 / jnp.asarray(tau_syn)
-    return jnp.exp(-alpha * t) * (u0 + i0 * (alpha * t) * phi(c * t))
+    beta = 1.0 / jnp.asarray(tau_syn)
+    # exp(-alpha t) phi(c t) == exp(-min(alpha, beta) t) phi(-|c| t): the right form never
+    # overflows (0 * inf) for long intervals when tau_mem < tau_syn.
+    slow = jnp.minimum(alpha, beta)
+    kernel = jnp.exp(-slow * t) * phi(-jnp.abs(alpha - beta) * t)
+    return jnp.exp(-alpha * t) * u0 + i0 * (alpha * t) * kernel
 
 
 def synaptic_current(
