@@ -236,6 +236,15 @@ def measure_point(
     return list(records.values())
 
 
+def _reused(records: list[dict[str, Any]], hidden: int) -> list[dict[str, Any]]:
+    """The multi-spike records at `hidden` (budget scale 1), relabelled for the budget sweep."""
+    return [
+        r | {"regime": Regime.BUDGET.name.lower()}
+        for r in records
+        if r["regime"] == Regime.MULTI.name.lower() and r["hidden"] == hidden
+    ]
+
+
 def measure(
     specs: Sequence[Spec],
     batch: int,
@@ -248,7 +257,8 @@ def measure(
 ) -> list[dict[str, Any]]:
     """Every case over the sweep of each regime: hidden sizes, or (`Regime.BUDGET`) budget
     scales at `budget_hidden`. `regimes` defaults to `{Regime.SINGLE: hidden_sizes}`.
-    `on_point(records so far)` is called after each point (e.g. to save partial results)."""
+    `on_point(records so far)` is called after each point (e.g. to save partial results).
+    Budget scale 1 reuses the multi-spike point at `budget_hidden` when there is one."""
     regimes = {Regime.SINGLE: hidden_sizes} if regimes is None else regimes
     records = []
     for regime, values in regimes.items():
@@ -261,7 +271,10 @@ def measure(
                 if reason and name not in skip:
                     skip[name] = reason
             if regime is Regime.BUDGET:
-                point = measure_point(specs, batch, budget_hidden, regime, n_runs, skip, value)
+                point = _reused(records, budget_hidden) if value == 1 else []
+                point = point or measure_point(
+                    specs, batch, budget_hidden, regime, n_runs, skip, value
+                )
             else:
                 point = measure_point(specs, batch, value, regime, n_runs, skip)
             last |= {r["case"]: r for r in point if "fwd_grad_s" in r}

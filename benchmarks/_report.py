@@ -264,7 +264,7 @@ def _git(*args: str) -> str:
         return ""
 
 
-def _eqsnn_version() -> str:
+def eqsnn_version() -> str:
     """`__version__`, the commit, and the uncommitted files of the package (if any)."""
     import eqsnn
 
@@ -278,8 +278,15 @@ def _eqsnn_version() -> str:
     return f"{eqsnn.__version__} ({rev})"
 
 
-def machine_info(command: str, started: str, load: tuple[float, ...]) -> str:
-    """Markdown list: machine, JAX backend and devices, versions, command, date, load."""
+def machine_info(
+    command: str, started: str, load: tuple[float, ...], version: str | None = None
+) -> str:
+    """Markdown list: machine, JAX backend and devices, versions, command, date, load.
+
+    `version` is eqsnn's, as `eqsnn_version()` read when the run started (default: now):
+    the working tree may change while a run goes on.
+    """
+    version = eqsnn_version() if version is None else version
     import jax
 
     devices = ", ".join(sorted({f"{d.platform}:{d.device_kind}" for d in jax.devices()}))
@@ -301,7 +308,7 @@ def machine_info(command: str, started: str, load: tuple[float, ...]) -> str:
             f"- Machine: {_cpu_model()}, {os.cpu_count()} logical cores, "
             f"{platform.system()} {platform.release()}, Python {platform.python_version()}",
             f"- JAX backend: {jax.default_backend()}; devices: {devices} (x{len(jax.devices())})",
-            f"- Versions: eqsnn {_eqsnn_version()}, {versions}",
+            f"- Versions: eqsnn {version} (at the start of the run), {versions}",
             f"- Command: `{command}`",
             f"- Date: {started} (UTC start); load average (1, 5, 15 min) at start "
             f"{', '.join(f'{x:.1f}' for x in load)}, at end {now_load}",

@@ -59,6 +59,7 @@ from benchmarks._report import (
     REFERENCE,
     SCALING_TITLE,
     Regime,
+    eqsnn_version,
     machine_info,
     merge_sections,
     peers_section,
@@ -195,7 +196,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def _info(args, command: str, started: str, load, records) -> str:
+def _info(args, command: str, started: str, load, version: str, records) -> str:
     """Machine, versions, command and date, then the method paragraph."""
     reference = reference_record(records)
     method = METHOD.format(
@@ -204,7 +205,7 @@ def _info(args, command: str, started: str, load, records) -> str:
         warmup=N_WARMUP,
         reference=" or ".join(REFERENCE) if reference is None else reference["case"],
     )
-    return machine_info(command, started, load) + "\n\n" + method
+    return machine_info(command, started, load, version) + "\n\n" + method
 
 
 def _emit(args, info: str, records, final: bool) -> None:
@@ -242,6 +243,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     command = "python -m benchmarks.run " + " ".join(sys.argv[1:] if argv is None else argv)
     started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M")
     load = os.getloadavg()
+    version = eqsnn_version()
     specs = SPECS
     if args.only:
         wanted = args.only.split(",")
@@ -253,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     }
 
     def report(records, final=False):
-        info = _info(args, command, started, load, records)
+        info = _info(args, command, started, load, version, records)
         if args.json:
             args.json.write_text(json.dumps({"info": info, "records": records}, default=str))
         _emit(args, info, records, final)
