@@ -8,9 +8,11 @@ jaxsnn's `Linear` and eventax's `(5, duplication)` spike arrays do.
 
 eqsnn layers simulate one sample; the batch is a `jax.vmap`. Which layer classes exist
 depends on the eqsnn version: a builder for a missing class raises `PeerUnavailable`, so the
-driver reports it as skipped. The multi-spike budget keyword of the layer constructors is
-looked up by signature (`max_spikes_per_neuron`, formerly `max_spikes_per_interval`) in
-`budget_kwargs`, the one place that knows it.
+driver reports it as skipped. The spike-budget keyword of the layer constructors is looked
+up by signature in `budget_kwargs`, the one place that knows it: the first of
+`BUDGET_KEYWORDS` the class takes (`max_spikes_per_neuron`, the parallel engine, then
+`max_spikes_per_interval`, the sequential one), or one forced by name, to measure an
+engine side by side with the default while both exist.
 """
 
 import enum
