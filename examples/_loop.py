@@ -178,7 +178,7 @@ def describe_loss(cfg) -> str:
     return " + ".join(parts) or "none"
 
 
-def run(cfg, history, train, test, title: str, plot=None) -> list[dict]:
+def run(cfg, history, train, test, title: str, plot=None, target: float = 0.97) -> list[dict]:
     """Build (or resume) the network, train, save the history and plots, print a summary.
 
     `plot(network, out)` draws the example's own plots."""
@@ -204,6 +204,6 @@ def run(cfg, history, train, test, title: str, plot=None) -> list[dict]:
         _plots.plot_curves(history, cfg.out / "curves.png")
         if plot is not None:
             plot(network, cfg.out)
-    print(summary(history), f"(this session {time.perf_counter() - start:.0f} s)")
+    print(summary(history, target), f"(this session {time.perf_counter() - start:.0f} s)")
     print(f"outputs in {cfg.out}/")
     return history

@@ -61,7 +61,7 @@ def main(argv=None) -> list[dict]:
     def plot(network, out):
         _plots.plot_raster(network, test.inputs[0], int(test.labels[0]), out / "raster.png")
 
-    return _loop.run(cfg, history, train, test, "Digits", plot)
+    return _loop.run(cfg, history, train, test, "Digits", plot, target=0.95)
 
 
 if __name__ == "__main__":
