@@ -169,6 +169,13 @@ def test_yinyang_example_trains_resumes_and_plots(tmp_path):
     for name in ("checkpoint.eqx", "curves.png", "raster.png", "decision_map.png"):
         assert (out / name).stat().st_size > 0
 
+    # The same seed reproduces the same run: identical losses and accuracies, bit for bit.
+    again = tmp_path / "again"
+    _run_example(["--out", str(again), "--no-progress", *tiny, "--epochs", "1", "--no-plots"], env)
+    repeat = json.loads((again / "history.json").read_text())[0]
+    for key in ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "test_spikes"):
+        assert repeat[key] == history[0][key], key
+
 
 @pytest.mark.slow
 @pytest.mark.standard_promotion
