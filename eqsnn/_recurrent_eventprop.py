@@ -16,6 +16,16 @@ $(\lambda_V, \lambda_I)$ of all neurons from $\lambda(t_\mathrm{max}) = 0$:
 
 Gradients of masked-out weights are exactly zero. Simultaneous events (ties) are processed
 one per step in the forward order; their gradient is that of the recorded order.
+
+With `wrap_only_step=True` the same adjoint is split over the steps of the loop instead:
+each step ([`eqsnn._recurrent.step`][]) gets its own custom VJP (the jump at its event,
+then the flow back to the previous event), and JAX's transpose of the `lax.scan` chains
+them. The carried state's cotangents are $(-\tau_\mathrm{mem}\lambda_V,
+-\tau_\mathrm{syn}\lambda_I)$; the cached crossings get none, because the jump at a spike
+already accounts for how its time depends on the state (the implicit-function term
+$1/\dot V^-$). Both settings apply the same adjoint flow and jumps
+([`adjoint_event`][eqsnn._recurrent_adjoint.adjoint_event]), so their gradients agree to
+rounding.
 """
 
 import equinox as eqx
@@ -23,15 +33,20 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import PRNGKeyArray
 
-from ._adjoint import (
-    AdjointState,
-    adjoint_input_transition,
-    adjoint_lif_exponential_flow,
-    adjoint_transition_with_recurrence,
-)
-from ._events import Overflow, check_input, sort_inputs
+from ._adjoint import AdjointState, adjoint_lif_exponential_flow
+from ._events import Overflow, SortedInputs, check_input, sort_inputs
+from ._flow import LIFState
 from ._params import LIFParameters
-from ._recurrent import EventKind, collect_events, trajectory, transition_with_recurrence
+from ._recurrent import (
+    EventKind,
+    LoopState,
+    collect_events,
+    initial_state,
+    step,
+    trajectory,
+    transition_with_recurrence,
+)
+from ._recurrent_adjoint import adjoint_event, adjoint_events
 from ._recurrent_lif import Connectivity, ConnectivityMask, RecurrentLIF
 from ._spikes import Spikes
 from ._weights import RecurrentWeights
@@ -40,6 +55,12 @@ from .solvers import AbstractCrossingSolver
 
 def _zeros_if_none(grad, like):
     return jnp.zeros_like(like) if grad is None else grad
+
+
+def _collect(layer, final: LoopState, events) -> Spikes:
+    """The output buffer of a finished loop (as [`eqsnn._recurrent.simulate_recurrent`][])."""
+    pending = jnp.sum(final.crossing_time < layer.t_max, dtype=jnp.int32)
+    return collect_events(events, layer.n_spikes, pending, layer.overflow, type(layer).__name__)
 
 
 def _forward(layer, spikes: Spikes):
@@ -53,9 +74,7 @@ def _forward(layer, spikes: Spikes):
         transition=transition_with_recurrence,
         t_max=layer.t_max,
     )
-    pending = jnp.sum(final.crossing_time < layer.t_max, dtype=jnp.int32)
-    out = collect_events(events, layer.n_spikes, pending, layer.overflow, type(layer).__name__)
-    return out, events
+    return _collect(layer, final, events), events
 
 
 @eqx.filter_custom_vjp
@@ -89,60 +108,6 @@ def _event_grads(layer, events, grad_out: Spikes):
     grad_time = jnp.where(kept, _zeros_if_none(grad_out.time, time), 0.0)
     grad_current = jnp.where(kept, _zeros_if_none(grad_out.current, current), 0.0)
     return pull((grad_time, grad_current))
-
-
-def adjoint_events(
-    params: LIFParameters, weights: RecurrentWeights, events, grad_time, grad_current, t_max: float
-):
-    r"""Walk the recorded events in reverse, from $\lambda(t_\mathrm{max}) = 0$.
-
-    **Arguments:**
-
-    - `params`: the neuron parameters.
-    - `weights`: the effective (masked) weights of the layer.
-    - `events`: the recorded [`Event`][eqsnn._recurrent.Event]s, arrays of shape `(steps,)`.
-    - `grad_time`, `grad_current`: $\partial L/\partial t$ and $\partial L/\partial I$ of each
-      event (zero for events that are not output spikes), shape `(steps,)`.
-    - `t_max`: the simulation horizon.
-
-    **Returns:** `(grad_weights, grad_input_time)`: the gradient w.r.t. `weights` (a
-    [`eqsnn.RecurrentWeights`][]) and, per step, the gradient w.r.t. the time of the input
-    spike processed there (zero at other steps).
-    """
-    flow = adjoint_lif_exponential_flow(params)
-    n = weights.input.shape[1]
-    dtype = weights.input.dtype
-    zeros = jnp.zeros(n, dtype)
-
-    def body(carry, x):
-        adjoint, now, grad_in, grad_rec = carry
-        time, kind, idx, current, g_time, g_current = x
-        happens = kind != EventKind.NONE
-        event_time = jnp.where(happens, time, now)
-        adjoint = flow(adjoint, now - event_time)
-        j = jnp.maximum(idx, 0)
-        # Spike of neuron j: adjoint jump and recurrent weight gradient of row j.
-        is_spike = kind == EventKind.SPIKE
-        jumped, grad_row = adjoint_transition_with_recurrence(
-            params, adjoint, j, current, g_time, g_current, weights.recurrent
-        )
-        grad_rec = grad_rec.at[j].add(jnp.where(is_spike, grad_row, 0.0))
-        # Input spike of input j: adjoint continuous; input weight and input time gradients.
-        is_input = kind == EventKind.INPUT
-        in_row, in_time = adjoint_input_transition(params, adjoint, weights.input[j])
-        grad_in = grad_in.at[j].add(jnp.where(is_input, in_row, 0.0))
-        adjoint = jax.tree.map(lambda a, b: jnp.where(is_spike, a, b), jumped, adjoint)
-        return (adjoint, event_time, grad_in, grad_rec), jnp.where(is_input, in_time, 0.0)
-
-    init = (
-        AdjointState(zeros, zeros),
-        jnp.asarray(t_max, dtype),
-        jnp.zeros_like(weights.input),
-        jnp.zeros_like(weights.recurrent),
-    )
-    xs = (events.time, events.kind, events.idx, events.current, grad_time, grad_current)
-    (_, _, grad_in, grad_rec), grad_input_time = jax.lax.scan(body, init, xs, reverse=True)
-    return RecurrentWeights(input=grad_in, recurrent=grad_rec), grad_input_time
 
 
 def _trajectory_bwd(events, grad_out, perturbed, layer_and_spikes):
@@ -189,6 +154,93 @@ _trajectory.def_fwd(_trajectory_fwd)
 _trajectory.def_bwd(_trajectory_bwd)
 
 
+# --- Custom VJP on each event step ------------------------------------------------------
+
+
+@eqx.filter_custom_vjp
+def _step(state_weights_inputs, params, solver, t_max):
+    """One step of the event loop: evolve to the next event and apply it."""
+    state, weights, inputs = state_weights_inputs
+    return step(
+        state,
+        weights=weights,
+        inputs=inputs,
+        params=params,
+        solver=solver,
+        transition=transition_with_recurrence,
+        t_max=t_max,
+    )
+
+
+def _step_fwd(perturbed, state_weights_inputs, params, solver, t_max):
+    del perturbed
+    new_state, event = _step.fn(state_weights_inputs, params, solver, t_max)
+    return (new_state, event), event
+
+
+def _step_bwd(event, grad_out, perturbed, state_weights_inputs, params, solver, t_max):
+    r"""Per-step VJP: the jump at the step's event, then the flow back to the previous event.
+
+    The carried neurons' cotangents are $-\tau\lambda$ (see [`eqsnn.AdjointState`][]); the
+    carried time and the cached crossings get none (the jump at a spike holds the
+    dependence of its time on the state). The weights get dense cotangents with one
+    non-zero row; the sorted input times one non-zero entry, at the input processed here.
+    """
+    del perturbed, solver, t_max
+    state, weights, inputs = state_weights_inputs
+    grad_state, grad_event = grad_out
+    neurons = grad_state.neurons
+    after = AdjointState(
+        lambda_v=-_zeros_if_none(neurons.v, state.neurons.v) / params.tau_mem,
+        lambda_i=-_zeros_if_none(neurons.i, state.neurons.i) / params.tau_syn,
+    )
+    before, in_row, rec_row, in_time = adjoint_event(
+        params,
+        weights,
+        after,
+        event,
+        _zeros_if_none(grad_event.time, event.time),
+        _zeros_if_none(grad_event.current, event.current),
+    )
+    dt = jnp.where(event.kind != EventKind.NONE, event.time - state.time, 0.0)
+    start = adjoint_lif_exponential_flow(params)(before, dt)
+    j = jnp.maximum(event.idx, 0)
+    grad_weights = RecurrentWeights(
+        input=jnp.zeros_like(weights.input).at[j].set(in_row),
+        recurrent=jnp.zeros_like(weights.recurrent).at[j].set(rec_row),
+    )
+    # An input event processes sorted slot `input_head`; other events have in_time = 0.
+    grad_times = jnp.zeros_like(inputs.time).at[state.input_head].set(in_time, mode="drop")
+    grad_neurons = LIFState(v=-params.tau_mem * start.lambda_v, i=-params.tau_syn * start.lambda_i)
+    grad_state = LoopState(
+        time=None, neurons=grad_neurons, crossing_time=None, crossing_current=None, input_head=None
+    )
+    grad_inputs = SortedInputs(time=grad_times, end=None, idx=None, valid=None, order=None)
+    return grad_state, grad_weights, grad_inputs
+
+
+_step.def_fwd(_step_fwd)
+_step.def_bwd(_step_bwd)
+
+
+def _stepwise(layer, spikes: Spikes) -> Spikes:
+    """The layer's forward with the custom VJP on each event step, autodiff elsewhere."""
+    inputs: SortedInputs = sort_inputs(spikes, layer.t_max)
+    weights = layer.effective_weights()
+    init = initial_state(layer.size, weights.input.dtype, layer.params)
+
+    def body(state, _):
+        # Integer leaves (the input head, sorted indices) carry (float0) tangents inside a
+        # differentiated scan, which `eqx.filter_custom_vjp` rejects; they have no gradient.
+        arg = (state, weights, inputs)
+        diff, ints = eqx.partition(arg, eqx.is_inexact_array)
+        arg = eqx.combine(diff, jax.lax.stop_gradient(ints))
+        return _step(arg, layer.params, layer.solver, layer.t_max)
+
+    final, events = jax.lax.scan(body, init, None, length=spikes.n_slots + layer.n_spikes)
+    return _collect(layer, final, events)
+
+
 class RecurrentEventPropLIF(RecurrentLIF):
     r"""A recurrent LIF layer whose gradients come from the EventProp adjoint.
 
@@ -218,9 +270,14 @@ class RecurrentEventPropLIF(RecurrentLIF):
 
     **Arguments:** as [`eqsnn.RecurrentLIF`][], plus
 
-    - `wrap_only_step`: must be `False` (one custom VJP over the whole trajectory). A
-      per-step custom VJP is not implemented for the recurrent layer; `True` raises
-      `NotImplementedError`.
+    - `wrap_only_step`: if `False` (default), one custom VJP covers the whole event
+      trajectory (the backward pass is one reverse scan over the recorded events); if
+      `True`, each step of the event loop has its own custom VJP (the jump at its event
+      and the flow back to the previous one) and JAX's autodiff chains them. Both give
+      the same gradients up to rounding. `True` keeps every step's state for the backward
+      pass and accumulates dense weight cotangents at every step, so `False` is cheaper;
+      its compiled forward may also differ from that of [`eqsnn.RecurrentLIF`][] in the
+      last bit of the spike times.
 
     **Example:**
 
@@ -267,12 +324,6 @@ class RecurrentEventPropLIF(RecurrentLIF):
         who = type(self).__name__
         if not isinstance(wrap_only_step, bool):
             raise TypeError(f"{who}: `wrap_only_step` must be a bool, got {wrap_only_step!r}.")
-        if wrap_only_step:
-            raise NotImplementedError(
-                f"{who}: wrap_only_step=True (a custom VJP per event step) is not implemented "
-                "for the recurrent layer; use wrap_only_step=False (one custom VJP over the "
-                "whole event trajectory, same gradients)."
-            )
         super().__init__(
             in_size,
             layers,
@@ -295,4 +346,6 @@ class RecurrentEventPropLIF(RecurrentLIF):
         # Integer leaves computed by a differentiated upstream layer arrive as (float0-)
         # perturbed values, which `eqx.filter_custom_vjp` rejects; they carry no gradient.
         spikes = eqx.tree_at(lambda s: (s.idx, s.dropped), spikes, replace_fn=jax.lax.stop_gradient)
+        if self.wrap_only_step:
+            return _stepwise(self, spikes)
         return _trajectory((self, spikes))

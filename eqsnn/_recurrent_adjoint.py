@@ -1,0 +1,113 @@
+r"""The EventProp backward pass of the recurrent event loop, one recorded event at a time.
+
+The event loop of [`eqsnn.RecurrentLIF`][] ([`eqsnn._recurrent.trajectory`][]) records one
+event per step. [`adjoint_event`][eqsnn._recurrent_adjoint.adjoint_event] carries the
+adjoint $(\lambda_V, \lambda_I)$ of all neurons across one of them (the jump of
+[`eqsnn.adjoint_transition_with_recurrence`][] at a spike, continuity at an input spike)
+and reads the gradients off there; [`adjoint_events`][eqsnn._recurrent_adjoint.adjoint_events]
+walks all events in reverse with the closed-form flow in between.
+"""
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Float
+
+from ._adjoint import (
+    AdjointState,
+    adjoint_input_transition,
+    adjoint_lif_exponential_flow,
+    adjoint_transition_with_recurrence,
+)
+from ._params import LIFParameters
+from ._recurrent import Event, EventKind
+from ._weights import RecurrentWeights
+
+
+def adjoint_event(
+    params: LIFParameters,
+    weights: RecurrentWeights,
+    adjoint: AdjointState,
+    event: Event,
+    grad_time: Float[ArrayLike, ""],
+    grad_current: Float[ArrayLike, ""],
+) -> tuple[AdjointState, Float[Array, " n"], Float[Array, " n"], Float[Array, ""]]:
+    r"""Carry the adjoint across one recorded event, from just after it to just before it.
+
+    **Arguments:**
+
+    - `params`: the neuron parameters.
+    - `weights`: the effective (masked) weights of the layer.
+    - `adjoint`: $\lambda$ of all `n` neurons just after the event.
+    - `event`: one recorded [`Event`][eqsnn._recurrent.Event] (scalar fields).
+    - `grad_time`, `grad_current`: $\partial L/\partial t$ and $\partial L/\partial I$ of
+      the event (used at a spike).
+
+    **Returns:** `(adjoint, grad_input_row, grad_recurrent_row, grad_input_time)`:
+    $\lambda$ just before the event (it jumps at a spike and is continuous otherwise); the
+    contributions to `weights.input[event.idx]` (input event) and to
+    `weights.recurrent[event.idx]` (spike), zero for the other kinds; and, for an input
+    event, the gradient of its time (else zero).
+    """
+    j = jnp.maximum(event.idx, 0)
+    # Spike of neuron j: adjoint jump and recurrent weight gradient of row j.
+    is_spike = event.kind == EventKind.SPIKE
+    jumped, rec_row = adjoint_transition_with_recurrence(
+        params, adjoint, j, event.current, grad_time, grad_current, weights.recurrent
+    )
+    # Input spike of input j: adjoint continuous; input weight and input time gradients.
+    is_input = event.kind == EventKind.INPUT
+    in_row, in_time = adjoint_input_transition(params, adjoint, weights.input[j])
+    adjoint = jax.tree.map(lambda a, b: jnp.where(is_spike, a, b), jumped, adjoint)
+    return (
+        adjoint,
+        jnp.where(is_input, in_row, 0.0),
+        jnp.where(is_spike, rec_row, 0.0),
+        jnp.where(is_input, in_time, 0.0),
+    )
+
+
+def adjoint_events(
+    params: LIFParameters, weights: RecurrentWeights, events, grad_time, grad_current, t_max: float
+):
+    r"""Walk the recorded events in reverse, from $\lambda(t_\mathrm{max}) = 0$.
+
+    **Arguments:**
+
+    - `params`: the neuron parameters.
+    - `weights`: the effective (masked) weights of the layer.
+    - `events`: the recorded [`Event`][eqsnn._recurrent.Event]s, arrays of shape `(steps,)`.
+    - `grad_time`, `grad_current`: $\partial L/\partial t$ and $\partial L/\partial I$ of each
+      event (zero for events that are not output spikes), shape `(steps,)`.
+    - `t_max`: the simulation horizon.
+
+    **Returns:** `(grad_weights, grad_input_time)`: the gradient w.r.t. `weights` (a
+    [`eqsnn.RecurrentWeights`][]) and, per step, the gradient w.r.t. the time of the input
+    spike processed there (zero at other steps).
+    """
+    flow = adjoint_lif_exponential_flow(params)
+    n = weights.input.shape[1]
+    dtype = weights.input.dtype
+    zeros = jnp.zeros(n, dtype)
+
+    def body(carry, x):
+        adjoint, now, grad_in, grad_rec = carry
+        event, g_time, g_current = x
+        event_time = jnp.where(event.kind != EventKind.NONE, event.time, now)
+        adjoint = flow(adjoint, now - event_time)
+        adjoint, in_row, rec_row, in_time = adjoint_event(
+            params, weights, adjoint, event, g_time, g_current
+        )
+        j = jnp.maximum(event.idx, 0)
+        grad_in = grad_in.at[j].add(in_row)
+        grad_rec = grad_rec.at[j].add(rec_row)
+        return (adjoint, event_time, grad_in, grad_rec), in_time
+
+    init = (
+        AdjointState(zeros, zeros),
+        jnp.asarray(t_max, dtype),
+        jnp.zeros_like(weights.input),
+        jnp.zeros_like(weights.recurrent),
+    )
+    xs = (events, grad_time, grad_current)
+    (_, _, grad_in, grad_rec), grad_input_time = jax.lax.scan(body, init, xs, reverse=True)
+    return RecurrentWeights(input=grad_in, recurrent=grad_rec), grad_input_time
