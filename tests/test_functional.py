@@ -185,6 +185,42 @@ def test_recurrent_lif_is_the_full_connectivity_module():
     np.testing.assert_array_equal(out.idx, jnp.where(want.valid, want.idx + IN, -1))
 
 
+@pytest.mark.parametrize("wrap_only_step", [False, True])
+def test_recurrent_eventprop_lif_matches_the_module(wrap_only_step):
+    key = jax.random.PRNGKey(6)
+    init_fn, apply_fn = functional.RecurrentEventPropLIF(
+        [HIDDEN, OUT], 10, T_MAX, PARAMS, [2.0, 1.5], 0.5, wrap_only_step
+    )
+    _, n, w = init_fn(key, IN)
+    layer = eqsnn.RecurrentEventPropLIF(
+        IN, [HIDDEN, OUT], 10, T_MAX, PARAMS, key=jax.random.split(key)[1], mean=[2.0, 1.5],
+        std=0.5, connectivity=eqsnn.Connectivity.FULL, wrap_only_step=wrap_only_step,
+    )  # fmt: skip
+    assert n == HIDDEN + OUT
+    np.testing.assert_array_equal(w.input, layer.weights.input)
+    np.testing.assert_array_equal(w.recurrent, layer.weights.recurrent)
+    _, _, out, _ = apply_fn([w], INPUT)
+    want = layer(INPUT)
+    assert int(want.count()) > 0
+    np.testing.assert_array_equal(out.time, want.time)
+    np.testing.assert_array_equal(out.idx, jnp.where(want.valid, want.idx + IN, -1))
+
+    def functional_loss(weights, time):
+        return _valid_time_sum(apply_fn(weights, eqsnn.Spikes(time, INPUT.idx))[2])
+
+    def module_loss(diff):
+        model, time = diff
+        return _valid_time_sum(model(eqsnn.Spikes(time, INPUT.idx)))
+
+    g_w, g_t = jax.grad(functional_loss, argnums=(0, 1))([w], INPUT.time)
+    m_layer, m_t = eqx.filter_grad(module_loss)((layer, INPUT.time))
+    # Every weight is trained (full connectivity), the recurrent ones included.
+    assert jnp.any(g_w[0].recurrent != 0) and jnp.any(g_t != 0)
+    np.testing.assert_array_equal(g_w[0].input, m_layer.weights.input)
+    np.testing.assert_array_equal(g_w[0].recurrent, m_layer.weights.recurrent)
+    np.testing.assert_array_equal(g_t, m_t)
+
+
 def test_bad_arguments_raise():
     with pytest.raises(ValueError, match="n_hidden"):
         functional.LIF(0, 4, T_MAX, PARAMS)
@@ -192,6 +228,10 @@ def test_bad_arguments_raise():
         functional.LIF(2, 4, -1.0, PARAMS)
     with pytest.raises(ValueError, match="layers"):
         functional.RecurrentLIF(3, 4, T_MAX, PARAMS, 1.0, 1.0)
+    with pytest.raises(ValueError, match="RecurrentEventPropLIF: `layers`"):
+        functional.RecurrentEventPropLIF([], 4, T_MAX, PARAMS, 1.0, 1.0)
+    with pytest.raises(TypeError, match="wrap_only_step"):
+        functional.RecurrentEventPropLIF([2], 4, T_MAX, PARAMS, 1.0, 1.0, wrap_only_step="no")
     with pytest.raises(TypeError, match="layer 1 must be an"):
         functional.serial(functional.LIF(2, 4, T_MAX, PARAMS), "LIF")
     with pytest.raises(ValueError, match="at least one"):

@@ -1,4 +1,4 @@
-"""The layer factories (LIF, EventPropLIF, RecurrentLIF) and the weight initialisers."""
+"""The layer factories of the functional API and the weight initialisers."""
 
 from collections.abc import Callable, Sequence
 
@@ -8,6 +8,7 @@ from .._eventprop import EventPropLIF as _EventPropLIFModule
 from .._events import Overflow
 from .._lif import LIF as _LIFModule
 from .._params import LIFParameters
+from .._recurrent_eventprop import RecurrentEventPropLIF as _RecurrentEventPropLIFModule
 from .._recurrent_lif import Connectivity
 from .._recurrent_lif import RecurrentLIF as _RecurrentLIFModule
 from .._weights import InputWeights, RecurrentWeights, check_size
@@ -157,7 +158,44 @@ def RecurrentLIF(
     `sum(layers)` as the output size and the weights have fields `input` `(in, n)` and
     `recurrent` `(n, n)`.
     """
-    who = "RecurrentLIF"
+    return _recurrent(_RecurrentLIFModule, layers, n_spikes, t_max, params, mean, std,
+                      duplication, solver=solver, overflow=overflow)  # fmt: skip
+
+
+def RecurrentEventPropLIF(
+    layers: Sequence[int],
+    n_spikes: int,
+    t_max: float,
+    params: LIFParameters,
+    mean: float | Sequence[float],
+    std: float | Sequence[float],
+    wrap_only_step: bool = False,
+    duplication: int | None = None,
+    *,
+    solver: AbstractCrossingSolver | None = None,
+    overflow: Overflow = Overflow.COUNT,
+) -> tuple[InitFn, ApplyFn]:
+    r"""A recurrent layer with EventProp gradients, as jaxsnn's `(init_fn, apply_fn)` pair.
+
+    A wrapper of [`eqsnn.RecurrentEventPropLIF`][] with `Connectivity.FULL`, with the
+    signature of jaxsnn 0.2.0's `RecurrentEventPropLIF`: the spikes and weights are those
+    of [`eqsnn.functional.RecurrentLIF`][], the gradients come from the EventProp adjoint.
+
+    **Arguments:** as [`eqsnn.functional.RecurrentLIF`][], plus
+
+    - `wrap_only_step`: if `False` (default), one custom VJP covers the whole event
+      trajectory; if `True`, each event step has its own (same gradients).
+
+    **Returns:** `(init_fn, apply_fn)` as for [`eqsnn.functional.RecurrentLIF`][].
+    """
+    return _recurrent(_RecurrentEventPropLIFModule, layers, n_spikes, t_max, params, mean,
+                      std, duplication, solver=solver, overflow=overflow,
+                      wrap_only_step=wrap_only_step)  # fmt: skip
+
+
+def _recurrent(module, layers, n_spikes, t_max, params, mean, std, duplication, **options):
+    """The `(init_fn, apply_fn)` pair of a recurrent layer class, all weights trained."""
+    who = module.__name__
     if isinstance(layers, int) or not isinstance(layers, Sequence) or not layers:
         raise ValueError(
             f"functional.{who}: `layers` must be a non-empty sequence of population sizes, "
@@ -165,21 +203,11 @@ def RecurrentLIF(
         )
     sizes = tuple(check_size("layers[k]", size, f"functional.{who}") for size in layers)
 
-    def build(in_size: int, key: PRNGKeyArray) -> _RecurrentLIFModule:
-        return _RecurrentLIFModule(
-            in_size,
-            sizes,
-            n_spikes,
-            t_max,
-            params,
-            key=key,
-            mean=mean,
-            std=std,
-            duplication=duplication,
-            solver=solver,
-            connectivity=Connectivity.FULL,
-            overflow=overflow,
-        )
+    def build(in_size: int, key: PRNGKeyArray):
+        return module(
+            in_size, sizes, n_spikes, t_max, params, key=key, mean=mean, std=std,
+            duplication=duplication, connectivity=Connectivity.FULL, **options,
+        )  # fmt: skip
 
     return init_apply(Skeletons(build, duplication), sum(sizes), who)
 
