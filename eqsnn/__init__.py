@@ -3,6 +3,7 @@
 from . import datasets as datasets
 from . import encode as encode
 from . import functional as functional
+from . import hardware as hardware
 from . import loss as loss
 from . import nir as nir
 from . import solvers as solvers
@@ -30,5 +31,7 @@ from ._spikes import Spikes as Spikes
 from ._vector_field import lif_vector_field as lif_vector_field
 from ._weights import InputWeights as InputWeights
 from ._weights import RecurrentWeights as RecurrentWeights
+from .hardware._layers import HardwareLIF as HardwareLIF
+from .hardware._layers import HardwareRecurrentLIF as HardwareRecurrentLIF
 
 __version__ = "0.1.0"

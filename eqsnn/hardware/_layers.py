@@ -1,0 +1,257 @@
+"""The hardware-in-the-loop layers: forward pass from a backend, EventProp from a replay."""
+
+from collections.abc import Sequence
+
+import equinox as eqx
+import jax
+from jaxtyping import PRNGKeyArray
+
+from .._events import check_input, sort_inputs
+from .._params import LIFParameters
+from .._recurrent_lif import Connectivity, ConnectivityMask, RecurrentLIF
+from .._spikes import Spikes
+from .._weights import InputWeights, check_size, check_t_max, normal_weights
+from ._backend import Backend, call_backend
+from ._replay import Mismatch, ReplayConfig, replay
+
+
+def _check_backend(backend, who: str) -> Backend:
+    if not isinstance(backend, Backend):
+        raise TypeError(f"{who}: `backend` must be an eqsnn.hardware.Backend, got {backend!r}.")
+    return backend
+
+
+def _check_min_rise(min_rise, who: str) -> float:
+    try:
+        value = float(min_rise)
+    except (TypeError, ValueError):
+        raise ValueError(f"{who}: `min_rise` must be a number >= 0, got {min_rise!r}.") from None
+    if not 0 <= value < float("inf"):
+        raise ValueError(f"{who}: `min_rise` must be a finite number >= 0, got {min_rise!r}.")
+    return value
+
+
+def _run(layer, weights, spikes: Spikes) -> tuple[Spikes, Mismatch]:
+    """Backend call on the sorted inputs, then the replay (differentiable, EventProp)."""
+    who = type(layer).__name__
+    spikes = check_input(spikes, layer.in_size, who)
+    time = spikes.time
+    idx = jax.lax.stop_gradient(spikes.idx)
+    sorted_in = sort_inputs(Spikes(time=jax.lax.stop_gradient(time), idx=idx), layer.t_max)
+    sent_time = jax.numpy.where(sorted_in.valid, sorted_in.time, jax.numpy.inf)
+    sent_idx = jax.numpy.where(sorted_in.valid, sorted_in.idx, -1)
+    hw = call_backend(
+        layer.backend, weights, sent_time, sent_idx, layer.params, layer.t_max, layer.n_spikes
+    )
+    config = ReplayConfig(layer.params, layer.t_max, layer.min_rise, who)
+    return replay((weights, time), idx, hw, config)
+
+
+class HardwareLIF(eqx.Module):
+    r"""A feed-forward LIF layer whose forward pass runs on a backend (hardware in the loop).
+
+    The layer sends its weights and the input spikes to `backend` (one call per batch
+    under `jax.vmap`, through `jax.pure_callback`, so it works under `jax.jit` too) and
+    returns the spikes the backend reports. The gradients are EventProp's
+    ([`eqsnn.EventPropLIF`][]), computed on a software replay that takes the backend's
+    spike times as given and recovers the synaptic current at each spike (see
+    [Hardware in the loop](../concepts/hardware.md)). With
+    [`eqsnn.hardware.SoftwareBackend`][] the layer reproduces [`eqsnn.EventPropLIF`][]
+    (spikes and gradients) up to rounding. Reverse mode only.
+
+    **Arguments:** `in_size`, `out_size`, `n_spikes`, `t_max`, `params`, `key`, `mean`,
+    `std`, `duplication` as for [`eqsnn.LIF`][] (the model of the network that the backend
+    runs), plus
+    - `backend`: the [`eqsnn.hardware.Backend`][] that runs the forward pass
+      (keyword-only, required).
+    - `min_rise`: floor of the membrane slope used by the adjoint, as a fraction of
+      $v_\mathrm{th} - v_\mathrm{leak}$: at a backend spike the adjoint divides by the
+      replayed $I - (v_\mathrm{th} - v_\mathrm{leak})$ ($\tau_\mathrm{mem}\dot V$), which a
+      mismatched backend can make tiny or negative; it is raised to at least
+      `min_rise` $\cdot (v_\mathrm{th} - v_\mathrm{leak})$. Default `0.0`: exact EventProp
+      (spikes with a non-positive replayed slope then get zero gradient, as in autodiff).
+      See [Hardware in the loop](../concepts/hardware.md).
+
+    **Returns (from `__call__`):** the output [`eqsnn.Spikes`][] as the backend reported
+    them, with the replayed currents; `dropped` is the backend's. `replay` also returns the
+    [`eqsnn.hardware.Mismatch`][].
+
+    **Example:**
+
+    ```python
+    import jax
+    import jax.numpy as jnp
+    import eqsnn
+    from eqsnn.hardware import SoftwareBackend
+
+    layer = eqsnn.HardwareLIF(
+        2,
+        3,
+        n_spikes=6,
+        t_max=0.05,
+        key=jax.random.PRNGKey(0),
+        mean=2.0,
+        backend=SoftwareBackend(),
+    )
+    spikes = eqsnn.Spikes(time=jnp.array([1e-3, 2e-3]), idx=jnp.array([0, 1]))
+    out, mismatch = layer.replay(spikes)
+    ```
+    """
+
+    weights: InputWeights
+    in_size: int = eqx.field(static=True)
+    out_size: int = eqx.field(static=True)
+    n_spikes: int = eqx.field(static=True)
+    t_max: float = eqx.field(static=True)
+    params: LIFParameters
+    backend: Backend = eqx.field(static=True)
+    min_rise: float = eqx.field(static=True)
+
+    def __init__(
+        self,
+        in_size: int,
+        out_size: int,
+        n_spikes: int,
+        t_max: float,
+        params: LIFParameters | None = None,
+        *,
+        key: PRNGKeyArray,
+        mean: float = 0.5,
+        std: float = 2.0,
+        duplication: int | None = None,
+        backend: Backend,
+        min_rise: float = 0.0,
+    ):
+        who = type(self).__name__
+        self.in_size = check_size("in_size", in_size, who)
+        self.out_size = check_size("out_size", out_size, who)
+        self.n_spikes = check_size("n_spikes", n_spikes, who)
+        self.t_max = check_t_max(t_max, who)
+        self.params = LIFParameters() if params is None else params
+        if not isinstance(self.params, LIFParameters):
+            raise TypeError(f"{who}: `params` must be an eqsnn.LIFParameters, got {params!r}.")
+        self.backend = _check_backend(backend, who)
+        self.min_rise = _check_min_rise(min_rise, who)
+        w = normal_weights(key, in_size, out_size, mean, std, duplication, who)
+        self.weights = InputWeights(input=w)
+
+    def __check_init__(self):
+        shape = jax.numpy.shape(self.weights.input)
+        if shape != (self.in_size, self.out_size):
+            raise ValueError(
+                f"{type(self).__name__}: `weights.input` must have shape (in_size, out_size)="
+                f"({self.in_size}, {self.out_size}), got {shape}."
+            )
+
+    def replay(self, spikes: Spikes) -> tuple[Spikes, Mismatch]:
+        """Run one sample on the backend (a batch under `jax.vmap`: one backend call).
+
+        **Returns:** `(spikes, mismatch)`: the output spikes (differentiable with EventProp)
+        and the [`eqsnn.hardware.Mismatch`][] between the replay and the backend.
+        """
+        return _run(self, self.weights, spikes)
+
+    def __call__(self, spikes: Spikes, *, key: PRNGKeyArray | None = None) -> Spikes:
+        """The output spikes of `replay` (`key` is unused)."""
+        return self.replay(spikes)[0]
+
+
+class HardwareRecurrentLIF(RecurrentLIF):
+    r"""A recurrent LIF layer whose forward pass runs on a backend (hardware in the loop).
+
+    As [`eqsnn.HardwareLIF`][] for the populations of an [`eqsnn.RecurrentLIF`][]: the
+    backend runs the whole layer (all populations, one call per batch) and reports all
+    spikes; the replay walks the inputs and the reported spikes in time order, applying the
+    recurrent weights at each spike (the reference's `next_queue`), and the gradients are
+    those of [`eqsnn.RecurrentEventPropLIF`][]. With [`eqsnn.hardware.SoftwareBackend`][]
+    the layer reproduces [`eqsnn.RecurrentEventPropLIF`][] up to rounding (ties between
+    spikes of different neurons excepted: the replay records the second spike's current
+    after the first spike's recurrent jump).
+
+    The backend receives the effective weights (zero outside the connectivity); the
+    `solver` and `overflow` fields inherited from [`eqsnn.RecurrentLIF`][] are not used.
+
+    **Arguments:** `in_size`, `layers`, `n_spikes`, `t_max`, `params`, `key`, `mean`,
+    `std`, `duplication`, `connectivity` as for [`eqsnn.RecurrentLIF`][], plus
+    - `backend`: the [`eqsnn.hardware.Backend`][] that runs the forward pass
+      (keyword-only, required).
+    - `min_rise`: floor of the membrane slope used by the adjoint, as a fraction of
+      $v_\mathrm{th} - v_\mathrm{leak}$: at a backend spike the adjoint divides by the
+      replayed $I - (v_\mathrm{th} - v_\mathrm{leak})$ ($\tau_\mathrm{mem}\dot V$), which a
+      mismatched backend can make tiny or negative; it is raised to at least
+      `min_rise` $\cdot (v_\mathrm{th} - v_\mathrm{leak})$. Default `0.0`: exact EventProp
+      (spikes with a non-positive replayed slope then get zero gradient, as in autodiff).
+      See [Hardware in the loop](../concepts/hardware.md).
+
+    **Returns (from `__call__`):** the output [`eqsnn.Spikes`][] of all populations
+    (`population_spikes` selects one). `replay` also returns the
+    [`eqsnn.hardware.Mismatch`][].
+
+    **Example:**
+
+    ```python
+    import jax
+    import jax.numpy as jnp
+    import eqsnn
+    from eqsnn.hardware import SoftwareBackend
+
+    layer = eqsnn.HardwareRecurrentLIF(
+        2,
+        [4, 3],
+        n_spikes=12,
+        t_max=0.05,
+        key=jax.random.PRNGKey(0),
+        mean=[2.0, 1.0],
+        std=0.5,
+        backend=SoftwareBackend(),
+    )
+    out = layer(eqsnn.Spikes(time=jnp.array([1e-3, 2e-3]), idx=jnp.array([0, 1])))
+    ```
+    """
+
+    backend: Backend = eqx.field(static=True)
+    min_rise: float = eqx.field(static=True)
+
+    def __init__(
+        self,
+        in_size: int,
+        layers: Sequence[int],
+        n_spikes: int,
+        t_max: float,
+        params: LIFParameters | None = None,
+        *,
+        key: PRNGKeyArray,
+        mean: float | Sequence[float] = 0.5,
+        std: float | Sequence[float] = 2.0,
+        duplication: int | None = None,
+        backend: Backend,
+        min_rise: float = 0.0,
+        connectivity: Connectivity | ConnectivityMask = Connectivity.LAYERED,
+    ):
+        who = type(self).__name__
+        super().__init__(
+            in_size,
+            layers,
+            n_spikes,
+            t_max,
+            params,
+            key=key,
+            mean=mean,
+            std=std,
+            duplication=duplication,
+            connectivity=connectivity,
+        )
+        self.backend = _check_backend(backend, who)
+        self.min_rise = _check_min_rise(min_rise, who)
+
+    def replay(self, spikes: Spikes) -> tuple[Spikes, Mismatch]:
+        """Run one sample on the backend (a batch under `jax.vmap`: one backend call).
+
+        **Returns:** `(spikes, mismatch)`: the output spikes (differentiable with EventProp)
+        and the [`eqsnn.hardware.Mismatch`][] between the replay and the backend.
+        """
+        return _run(self, self.effective_weights(), spikes)
+
+    def __call__(self, spikes: Spikes, *, key: PRNGKeyArray | None = None) -> Spikes:
+        """The output spikes of `replay` (`key` is unused)."""
+        return self.replay(spikes)[0]

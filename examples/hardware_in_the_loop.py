@@ -1,0 +1,153 @@
+"""Train the Yin-Yang network with hardware in the loop, against an emulated analog chip.
+
+    python examples/hardware_in_the_loop.py                    # defaults below
+    python examples/hardware_in_the_loop.py --epochs 5 --out runs/try
+    python examples/hardware_in_the_loop.py --ideal            # no non-idealities at all
+
+The network of `examples/yinyang.py` (5-120-3 by default, one spike per neuron, first
+output spike decides), but every forward pass runs on an `eqsnn.hardware.EmulatedBackend`:
+6-bit (plus sign) weights, per-neuron fixed-pattern variation of tau_mem, tau_syn and the
+threshold, spike-time jitter and a clock that time-stamps spikes. The layers are
+`eqsnn.HardwareLIF`: the backend's spike times are the forward pass, and the gradients
+are EventProp on a software replay of those spikes (the replay does not know the chip's
+non-idealities: it uses the nominal model). Test accuracy is measured on the emulated chip
+too. Writes `checkpoint.eqx`/`.json`, `history.json` and plots to `--out` (default
+`runs/hardware-seed<seed>`).
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import equinox as eqx
+import jax
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
+import _loop  # noqa: E402
+
+import eqsnn  # noqa: E402
+from eqsnn import datasets  # noqa: E402
+from eqsnn.hardware import EmulatedBackend  # noqa: E402
+
+DEFAULTS = dict(epochs=40, hidden=120, lr=2e-3, w_hidden=[3.0, 1.6], w_out=[0.5, 0.8])
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    _common.add_common_arguments(parser)
+    add = parser.add_argument
+    add("--train-size", type=int, default=5000)
+    add("--test-size", type=int, default=1000)
+    add("--data-seed", type=int, default=0, help="seed of the data sets")
+    add("--chip-seed", type=int, default=0, help="seed of the emulated chip's fixed pattern")
+    add("--weight-bits", type=int, default=6, help="weight magnitude bits (plus sign)")
+    add("--tau-variation", type=float, default=0.05, help="fixed-pattern std of both taus")
+    add("--v-th-variation", type=float, default=0.03, help="fixed-pattern std of thresholds")
+    add("--jitter", type=float, default=2e-5, help="spike-time jitter std in seconds")
+    add("--clock", type=float, default=1e-5, help="time-stamp clock period in seconds")
+    add("--emulation-dt", type=float, default=2e-5, help="emulation time step in seconds")
+    add("--min-rise", type=float, default=0.05, help="adjoint slope floor (see HardwareLIF)")
+    add("--ideal", action="store_true", help="emulate an ideal chip (no non-idealities)")
+    parser.set_defaults(**DEFAULTS)
+    cfg = parser.parse_args(argv)
+    if cfg.out is None:
+        cfg.out = Path("runs") / f"hardware-seed{cfg.seed}"
+    return cfg
+
+
+def make_backend(cfg: argparse.Namespace) -> EmulatedBackend:
+    if cfg.ideal:
+        return EmulatedBackend(seed=cfg.chip_seed, weight_bits=None, dt=cfg.emulation_dt)
+    return EmulatedBackend(
+        seed=cfg.chip_seed,
+        weight_bits=cfg.weight_bits,
+        tau_mem_variation=cfg.tau_variation,
+        tau_syn_variation=cfg.tau_variation,
+        v_th_variation=cfg.v_th_variation,
+        jitter=cfg.jitter,
+        clock=cfg.clock,
+        dt=cfg.emulation_dt,
+    )
+
+
+def hardware_network(cfg: argparse.Namespace, n_features: int, n_classes: int, backend):
+    """The network of `examples/yinyang.py`, with `eqsnn.HardwareLIF` layers (same
+    initial weights) that run on `backend`."""
+    network = _common.Network(cfg, n_features, n_classes, key=jax.random.key(cfg.seed))
+    layers = tuple(
+        eqx.tree_at(
+            lambda m: m.weights,
+            eqsnn.HardwareLIF(
+                layer.in_size,
+                layer.out_size,
+                layer.n_spikes,
+                layer.t_max,
+                layer.params,
+                key=jax.random.key(0),  # weights replaced by the layer's own below
+                backend=backend,
+                min_rise=cfg.min_rise,
+            ),
+            layer.weights,
+        )
+        for layer in network.layers
+    )
+    return eqx.tree_at(lambda n: n.layers, network, layers)
+
+
+def main(argv=None) -> list[dict]:
+    start = time.perf_counter()
+    cfg, history = _loop.resume_settings(parse_args(argv))
+    cfg.method, cfg.style, cfg.engine = "eventprop", "feedforward", "parallel"
+    _loop.setup_jax(cfg)
+    data_key = jax.random.key(cfg.data_seed)
+    train = datasets.yinyang(jax.random.fold_in(data_key, 0), cfg.train_size)
+    test = datasets.yinyang(jax.random.fold_in(data_key, 1), cfg.test_size)
+    backend = make_backend(cfg)
+    network = hardware_network(cfg, train.n_features, train.n_classes, backend)
+    opt_state = None
+    if cfg.resume:
+        optimiser = _common.make_optimiser(cfg, len(train) // cfg.batch_size)
+        opt_state = optimiser.init(_common.trainable(network))
+        network, opt_state = _loop.load_checkpoint(cfg.out, network, opt_state)
+    chip = (
+        "ideal"
+        if cfg.ideal
+        else (
+            f"{cfg.weight_bits}-bit weights, tau variation {cfg.tau_variation:g}, v_th variation "
+            f"{cfg.v_th_variation:g}, jitter {cfg.jitter:g} s, clock {cfg.clock:g} s"
+        )
+    )
+    print(
+        f"Yin-Yang on an emulated chip ({chip}; dt {cfg.emulation_dt:g} s): {len(train)} train"
+        f" / {len(test)} test samples; 5-{cfg.hidden}-3 HardwareLIF network, min_rise "
+        f"{cfg.min_rise:g}, loss {_loop.describe_loss(cfg)}, lr {cfg.lr}, batch "
+        f"{cfg.batch_size}, seed {cfg.seed}, {'float64' if cfg.x64 else 'float32'}"
+        + (f"; resuming after epoch {len(history)}" if history else "")
+    )
+    network, opt_state, history = _loop.fit(
+        cfg, network, train, test, history=history, opt_state=opt_state
+    )
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    (cfg.out / "history.json").write_text(json.dumps(history, indent=1))
+    if not cfg.no_plots:
+        import _plots
+
+        _plots.plot_curves(history, cfg.out / "curves.png")
+        sample, label = test.inputs[0], int(test.labels[0])
+        names = datasets.YINYANG_CLASS_NAMES
+        _plots.plot_raster(network, sample, label, cfg.out / "raster.png", names)
+    print(
+        _loop.summary(history, 0.93),
+        f"(this session {time.perf_counter() - start:.0f} s; {backend.calls} backend calls)",
+    )
+    print(f"outputs in {cfg.out}/")
+    return history
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,335 @@
+r"""Hardware in the loop: HardwareLIF / HardwareRecurrentLIF and the backends.
+
+Tolerances. With `SoftwareBackend` the forward pass is eqsnn's own simulator, so spike
+times are identical; the replay recomputes the currents by integrating from event to event
+and walks the same EventProp adjoint as `RecurrentEventPropLIF` (for the feed-forward
+layer, a different but equivalent adjoint from `EventPropLIF`), so currents and gradients
+agree to rounding: 1e-10 relative (to the largest entry of the same array), over the
+~1e-15 measured. Time-grid backends (`EmulatedBackend` without non-idealities, Brian2) are
+compared with tolerances tied to their time step `dt` (see each test).
+
+Runtime. Compilation dominates; every configuration is built once per module (fixtures)
+and the error tests reuse one compiled function, switching the fake backend's behaviour
+between calls (the backend is a static field, so the same object means no retrace).
+"""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import eqsnn
+from eqsnn.hardware import Backend, BackendError, EmulatedBackend, Mismatch, SoftwareBackend
+
+T_MAX = 0.03
+IN_SIZE, N_INPUTS, BATCH = 4, 8, 5
+RTOL = 1e-10
+# v_reset = v_leak: neurons spike several times (resets matter for the adjoint).
+PARAMS = eqsnn.LIFParameters(tau_syn=5e-3, tau_mem=1e-2, v_th=1.0, v_reset=0.0)
+# A budget of 4 spikes per interval: the sequential engine never defers a spike, so its
+# spikes are exactly those of a chip (no budget artefacts at interval starts).
+BUDGET = 4
+
+
+def _inputs(seed=1, batch=BATCH):
+    rng = np.random.default_rng(seed)
+    time = rng.uniform(0.0, 0.02, (batch, N_INPUTS))
+    idx = rng.integers(0, IN_SIZE, (batch, N_INPUTS))
+    idx[:, -1] = -1  # an empty slot
+    return eqsnn.Spikes(time=jnp.asarray(time), idx=jnp.asarray(idx, jnp.int32))
+
+
+def _loss(layer, inputs):
+    out = jax.vmap(layer)(inputs)
+    return jnp.sum(jnp.where(out.valid, out.time**2 * 1e3 + 0.1 * out.current, 0.0))
+
+
+@eqx.filter_jit
+def _value_and_grads(layer, inputs):
+    def loss(layer, time):
+        return _loss(layer, eqx.tree_at(lambda s: s.time, inputs, time))
+
+    return jax.value_and_grad(loss, argnums=(0, 1))(layer, inputs.time)
+
+
+def _close(actual, expected, rtol=RTOL):
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    scale = np.max(np.abs(expected))
+    assert scale > 0
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=rtol * scale)
+
+
+def _compare(hw_layer, twin, backend, inputs):
+    calls = backend.calls
+    out, mismatch = jax.jit(jax.vmap(hw_layer.replay))(inputs)
+    assert backend.calls == calls + 1  # one backend call for the whole batch
+    ref = jax.vmap(twin)(inputs)
+    np.testing.assert_array_equal(out.idx, ref.idx)
+    np.testing.assert_array_equal(out.time, ref.time)
+    np.testing.assert_array_equal(out.dropped, ref.dropped)
+    assert np.all(out.dropped == 0)  # a dropped spike would show up as an overshoot
+    assert np.sum(out.valid) > 2 * BATCH  # several spikes per sample
+    _close(out.current, ref.current)
+    assert isinstance(mismatch, Mismatch) and mismatch.voltage.shape == out.time.shape
+    assert np.max(np.abs(mismatch.voltage)) < 1e-12  # exact backend: V = v_th at each spike
+    assert np.all(mismatch.unexplained == 0) and np.max(mismatch.overshoot) < 1e-12
+
+    calls = backend.calls
+    value, (grad_layer, grad_time) = _value_and_grads(hw_layer, inputs)
+    assert backend.calls == calls + 1  # jit(grad(vmap)): still one call per batch
+    ref_value, (ref_layer, ref_time) = _value_and_grads(twin, inputs)
+    _close(value, ref_value)
+    _close(grad_time, ref_time)
+    return grad_layer, ref_layer
+
+
+@pytest.fixture(scope="module")
+def feedforward():
+    backend = SoftwareBackend(max_spikes_per_interval=BUDGET)
+    init = dict(key=jax.random.PRNGKey(0), mean=1.5, std=1.0)
+    layer = eqsnn.HardwareLIF(IN_SIZE, 5, 24, T_MAX, PARAMS, backend=backend, **init)
+    twin = eqsnn.EventPropLIF(IN_SIZE, 5, 24, T_MAX, PARAMS, max_spikes_per_interval=BUDGET, **init)
+    return layer, twin, backend
+
+
+@pytest.fixture(scope="module")
+def recurrent():
+    backend = SoftwareBackend()
+    init = dict(key=jax.random.PRNGKey(3), mean=[1.5, 0.8], std=1.0)
+    full = eqsnn.Connectivity.FULL
+    layer = eqsnn.HardwareRecurrentLIF(
+        IN_SIZE, [5, 3], 32, T_MAX, PARAMS, backend=backend, connectivity=full, **init
+    )
+    twin = eqsnn.RecurrentEventPropLIF(
+        IN_SIZE, [5, 3], 32, T_MAX, PARAMS, connectivity=full, **init
+    )
+    # FULL connectivity starts the non-layered blocks at zero; give them weights.
+    key = jax.random.PRNGKey(4)
+    rec = 0.3 * jax.random.normal(key, layer.weights.recurrent.shape)
+    layer = eqx.tree_at(lambda m: m.weights.recurrent, layer, rec)
+    twin = eqx.tree_at(lambda m: m.weights.recurrent, twin, rec)
+    return layer, twin, backend
+
+
+def test_feedforward_equals_eventprop(feedforward):
+    layer, twin, backend = feedforward
+    grad, ref = _compare(layer, twin, backend, _inputs())
+    _close(grad.weights.input, ref.weights.input)
+
+
+def test_recurrent_equals_eventprop(recurrent):
+    layer, twin, backend = recurrent
+    grad, ref = _compare(layer, twin, backend, _inputs(seed=2))
+    _close(grad.weights.input, ref.weights.input)
+    _close(grad.weights.recurrent, ref.weights.recurrent)
+
+
+def test_nested_vmap_is_one_call(feedforward):
+    layer, twin, backend = feedforward
+    inputs = _inputs()
+    nested = jax.tree.map(lambda x: x.reshape(BATCH, 1, *x.shape[1:]), inputs)
+    calls = backend.calls
+    out = jax.jit(jax.vmap(jax.vmap(layer)))(nested)
+    assert backend.calls == calls + 1
+    assert out.time.shape == (BATCH, 1, layer.n_spikes)
+    np.testing.assert_array_equal(out.time[:, 0], jax.vmap(twin)(inputs).time)
+
+
+class _Scripted(Backend):
+    """Returns what `script(exact_result)` makes of the exact result (or raises)."""
+
+    def __init__(self):
+        self.exact = SoftwareBackend(max_spikes_per_interval=BUDGET)
+        self.script = None
+        self.calls = 0
+
+    @property
+    def name(self):
+        return "Scripted"
+
+    def run(self, weights, input_time, input_idx, **kw):
+        self.calls += 1
+        result = self.exact.run(weights, input_time, input_idx, **kw)
+        return self.script(*result)
+
+
+def _unsorted(t, i, d):
+    t = t.copy()
+    t[:, [0, 1]] = t[:, [1, 0]]
+    return t, i, d
+
+
+def _raise(t, i, d):
+    raise OSError("chip not responding")
+
+
+MALFORMED = {
+    "must return a tuple": lambda t, i, d: t,
+    r"`time` must have shape \(batch, n_spikes\)": lambda t, i, d: (t[:, :-1], i, d),
+    "`idx` must be an integer array": lambda t, i, d: (t, i.astype(np.float64), d),
+    "`time` must be a floating array": lambda t, i, d: (t.astype(np.int64), i, d),
+    "holds NaN": lambda t, i, d: (np.where(i >= 0, np.nan, t), i, d),
+    "sorted ascending": _unsorted,
+    r"`idx` must lie in \[-1, 5\)": lambda t, i, d: (t, np.where(i >= 0, 5, i), d),
+    "must lie in \\[0, t_max": lambda t, i, d: (np.where(i >= 0, -1.0, t), i, d),
+    "empty slots": lambda t, i, d: (t, np.where(np.arange(i.shape[1]) == 0, -1, i), d),
+    "raised OSError: chip not responding": _raise,
+}
+
+
+def test_malformed_backend_output_raises():
+    backend = _Scripted()
+    init = dict(key=jax.random.PRNGKey(0), mean=1.5, std=1.0)
+    layer = eqsnn.HardwareLIF(IN_SIZE, 5, 24, T_MAX, PARAMS, backend=backend, **init)
+    run = eqx.filter_jit(jax.vmap(layer))
+    inputs = _inputs()
+    backend.script = lambda t, i, d: (t, i, d)
+    good = run(inputs)
+    assert np.sum(good.valid) > 0
+    backend.script = lambda t, i, d: (t, i)  # `dropped` may be omitted
+    assert np.all(run(inputs).dropped == 0)
+    for message, script in MALFORMED.items():
+        backend.script = script
+        with pytest.raises(Exception, match=message) as error:
+            jax.block_until_ready(run(inputs))
+        assert "Scripted" in str(error.value)
+
+
+def test_backend_error_type_outside_jit():
+    # Without jit the callback still runs through XLA; the message names the backend and
+    # the original exception is chained.
+    backend = _Scripted()
+    backend.script = _raise
+    key = jax.random.PRNGKey(0)
+    layer = eqsnn.HardwareLIF(IN_SIZE, 5, 24, T_MAX, PARAMS, backend=backend, key=key)
+    sample = jax.tree.map(lambda x: x[0], _inputs())
+    with pytest.raises(Exception, match="backend Scripted raised OSError"):
+        jax.block_until_ready(layer(sample))
+    assert issubclass(BackendError, RuntimeError)
+
+
+class _Lying(Backend):
+    """The exact spikes, but neuron 0 also spikes at 1 ms, before any input could drive it
+    (a spike the replay cannot explain), and every other time 0.5 ms late."""
+
+    def __init__(self):
+        self.exact = SoftwareBackend(max_spikes_per_interval=BUDGET)
+
+    def run(self, weights, input_time, input_idx, **kw):
+        t, i, d = self.exact.run(weights, input_time, input_idx, **kw)
+        t = np.where(i >= 0, t + 5e-4, t)
+        t = np.concatenate([np.full((t.shape[0], 1), 1e-3), t[:, :-1]], axis=1)
+        i = np.concatenate([np.zeros((i.shape[0], 1), i.dtype), i[:, :-1]], axis=1)
+        return np.where(i >= 0, np.minimum(t, kw["t_max"] * 0.999), np.inf), i, d
+
+
+@pytest.mark.parametrize("min_rise", [0.0, 0.1])
+def test_mismatched_backend_gives_finite_gradients(min_rise):
+    init = dict(key=jax.random.PRNGKey(0), mean=1.5, std=1.0)
+    layer = eqsnn.HardwareLIF(
+        IN_SIZE, 5, 24, T_MAX, PARAMS, backend=_Lying(), min_rise=min_rise, **init
+    )
+    inputs = eqx.tree_at(lambda s: s.time, _inputs(), _inputs().time + 2e-3)  # after 1 ms
+    _, mismatch = jax.vmap(layer.replay)(inputs)
+    assert np.all(mismatch.unexplained >= 1)  # the 1 ms spike in every sample
+    assert np.all(mismatch.voltage[:, 0] == -PARAMS.v_th)  # at rest: V - v_th = -1
+    if min_rise > 0:
+        assert np.all(mismatch.clamped >= mismatch.unexplained)
+    else:
+        assert np.all(mismatch.clamped == 0)
+    _, (grad_layer, grad_time) = _value_and_grads(layer, inputs)
+    assert np.all(np.isfinite(grad_layer.weights.input)) and np.all(np.isfinite(grad_time))
+    assert np.any(grad_layer.weights.input != 0)
+
+
+def test_bad_arguments():
+    key = jax.random.PRNGKey(0)
+    with pytest.raises(TypeError, match="`backend` must be an eqsnn.hardware.Backend"):
+        eqsnn.HardwareLIF(2, 3, 4, T_MAX, key=key, backend="chip")
+    with pytest.raises(ValueError, match="`min_rise` must be a finite number >= 0"):
+        eqsnn.HardwareLIF(2, 3, 4, T_MAX, key=key, backend=SoftwareBackend(), min_rise=-1)
+    with pytest.raises(TypeError, match="`backend` must be"):
+        eqsnn.HardwareRecurrentLIF(2, [3], 4, T_MAX, key=key, backend=None)
+    with pytest.raises(ValueError, match="EmulatedBackend: `jitter` must be"):
+        EmulatedBackend(jitter=-1.0)
+    with pytest.raises(ValueError, match="EmulatedBackend: `weight_bits` must be"):
+        EmulatedBackend(weight_bits=0)
+
+
+def test_emulated_ideal_matches_software():
+    # Without non-idealities the emulation differs from the exact simulator only by its
+    # grid: a crossing placed by linear interpolation within a step of dt = 1e-6 s is off
+    # by a small fraction of dt (the voltage is smooth over 1e-6 s vs tau_syn = 5e-3 s).
+    params = eqsnn.LIFParameters(tau_syn=5e-3, tau_mem=1e-2, v_th=1.0, v_reset=-1000.0)
+    init = dict(key=jax.random.PRNGKey(0), mean=1.5, std=1.0)
+    chip = EmulatedBackend(weight_bits=None, dt=1e-6)
+    layer = eqsnn.HardwareLIF(IN_SIZE, 5, 8, T_MAX, params, backend=chip, **init)
+    twin = eqsnn.LIF(IN_SIZE, 5, 8, T_MAX, params, **init)
+    inputs = _inputs()
+    out, ref = jax.vmap(layer)(inputs), jax.vmap(twin)(inputs)
+    np.testing.assert_array_equal(out.idx, ref.idx)
+    assert np.sum(out.valid) > BATCH
+    np.testing.assert_allclose(np.where(out.valid, out.time - ref.time, 0.0), 0.0, atol=1e-7)
+
+
+def test_emulated_non_idealities_are_seeded():
+    params = eqsnn.LIFParameters(tau_syn=5e-3, tau_mem=1e-2, v_th=1.0, v_reset=-1000.0)
+    settings = dict(
+        weight_bits=6,
+        tau_mem_variation=0.05,
+        tau_syn_variation=0.05,
+        v_th_variation=0.03,
+        jitter=2e-5,
+        clock=1e-5,
+        dt=5e-6,
+    )
+    a, b = EmulatedBackend(seed=7, **settings), EmulatedBackend(seed=7, **settings)
+    np.testing.assert_array_equal(
+        a.fixed_pattern(params, 4, 5)[0], b.fixed_pattern(params, 4, 5)[0]
+    )
+    tau_mem, tau_syn, v_th = a.fixed_pattern(params, 4, 5)
+    assert np.all(np.abs(tau_mem / params.tau_mem - 1) <= 3 * 0.05) and np.std(tau_mem) > 0
+    assert np.all(np.abs(v_th - 1) <= 3 * 0.03) and np.std(v_th) > 0
+    w = np.linspace(-2.0, 2.0, 9)
+    q = a.quantise(w)
+    np.testing.assert_allclose(q / (2.0 / 63), np.round(q / (2.0 / 63)), atol=1e-12)
+    assert np.max(np.abs(q - w)) <= 1.0 / 63 + 1e-12
+    np.testing.assert_allclose(a.quantise(w, scale=0.5), np.clip(np.round(w / 0.5), -63, 63) * 0.5)
+    inputs = _inputs()
+    init = dict(key=jax.random.PRNGKey(0), mean=1.5, std=1.0)
+    run_a = jax.vmap(eqsnn.HardwareLIF(IN_SIZE, 5, 8, T_MAX, params, backend=a, **init))
+    run_b = jax.vmap(eqsnn.HardwareLIF(IN_SIZE, 5, 8, T_MAX, params, backend=b, **init))
+    out_a, out_b = run_a(inputs), run_b(inputs)
+    np.testing.assert_array_equal(out_a.time, out_b.time)  # same seed, same chip and noise
+    valid = out_a.valid
+    assert np.sum(valid) > BATCH
+    ticks = np.asarray(out_a.time)[valid] / 1e-5
+    np.testing.assert_allclose(ticks, np.round(ticks), atol=1e-6)  # on the clock
+    again = run_a(inputs)  # fresh jitter on every call
+    assert np.any(np.asarray(again.time)[again.valid] != np.asarray(out_a.time)[again.valid])
+
+
+@pytest.mark.slow
+def test_brian2_agrees_with_eqsnn():
+    pytest.importorskip("brian2")
+    from eqsnn.hardware import Brian2Backend
+
+    # Brian2 moves each input spike to the nearest grid point (<= dt/2) and reports a
+    # spike at the first grid point at or after the crossing (< dt late); through one
+    # layer that is at most 1.5 dt, through the second population of a layered recurrent
+    # layer one more step (recurrent spikes act at the next step): 2.5 dt. We allow 3 dt.
+    dt = 1e-5
+    params = eqsnn.LIFParameters(tau_syn=5e-3, tau_mem=1e-2, v_th=1.0, v_reset=-1000.0)
+    init = dict(key=jax.random.PRNGKey(0), mean=[1.5, 1.5], std=0.5)
+    backend = Brian2Backend(dt=dt)
+    layer = eqsnn.HardwareRecurrentLIF(IN_SIZE, [3, 2], 8, 0.02, params, backend=backend, **init)
+    twin = eqsnn.RecurrentLIF(IN_SIZE, [3, 2], 8, 0.02, params, **init)
+    inputs = _inputs(batch=2)
+    out, mismatch = jax.vmap(layer.replay)(inputs)
+    ref = jax.vmap(twin)(inputs)
+    assert backend.calls == 1
+    np.testing.assert_array_equal(out.idx, ref.idx)
+    assert np.sum(out.valid) >= 4
+    np.testing.assert_allclose(np.where(out.valid, out.time - ref.time, 0.0), 0.0, atol=3 * dt)
+    assert np.all(mismatch.unexplained == 0)
