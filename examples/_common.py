@@ -271,6 +271,11 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     add("--lr", type=float, help="Adam learning rate (peak of the schedule)")
     add("--schedule", choices=["cosine", "constant"], default="cosine")
     add("--batch-size", type=int, default=64)
+    add(
+        "--devices",
+        type=int,
+        help="data-parallel over the first N local devices (default: all; batch divisible by N)",
+    )
     add("--lr-hidden", type=float, default=2.0, help="hidden layer lr = this x --lr")
     add("--clip", type=float, help="clip the gradient to this global norm")
     add("--out", type=Path, help="output folder (checkpoint, history, plots)")

@@ -17,7 +17,7 @@ from eqsnn import datasets, training
 
 # --- Checkpoints -------------------------------------------------------------------------
 
-RUN_SETTINGS = ("epochs", "out", "resume", "stop_at", "no_plots", "no_progress")
+RUN_SETTINGS = ("epochs", "out", "resume", "stop_at", "no_plots", "no_progress", "devices")
 """Options that may change on --resume; every other option comes from the checkpoint."""
 
 
@@ -79,26 +79,49 @@ def _progress(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
 
 
+def device_mesh(cfg):
+    """The mesh of the first `cfg.devices` local devices (all if None), for
+    data-parallel training; the batch size must be divisible by the device count."""
+    available = jax.local_devices()
+    n = len(available) if cfg.devices is None else cfg.devices
+    if not 1 <= n <= len(available):
+        raise SystemExit(f"--devices {n}: this process has {len(available)} device(s).")
+    if cfg.batch_size % n:
+        raise SystemExit(
+            f"--batch-size {cfg.batch_size} does not split evenly over {n} devices; "
+            f"use a multiple of {n} (or --devices)."
+        )
+    return training.data_parallel_mesh(available[:n])
+
+
 def fit(cfg, network, train, test, *, history: list[dict], opt_state=None, log=print):
     """Train `network` for the remaining epochs of `cfg.epochs`; evaluate on `test` after
-    every epoch, checkpoint to `cfg.out`. Returns `(network, opt_state, history)`."""
+    every epoch, checkpoint to `cfg.out`. Returns `(network, opt_state, history)`.
+
+    The batches are split over the devices of `device_mesh(cfg)` (one device: the same
+    code path); `network` and `opt_state` are replicated on each."""
     sample_loss = make_sample_loss(cfg)
     steps = len(train) // cfg.batch_size
     optimiser = make_optimiser(cfg, steps)
     if opt_state is None:
         opt_state = optimiser.init(trainable(network))
+    mesh = device_mesh(cfg)
+    network, opt_state = training.replicate((network, opt_state), mesh)
     key = jax.random.fold_in(jax.random.key(cfg.seed), 1)  # the shuffling stream
     start, wall0 = time.perf_counter(), history[-1]["wall_s"] if history else 0.0
     cpu_start, cpu0 = time.process_time(), history[-1]["cpu_s"] if history else 0.0
     for epoch in range(len(history), cfg.epochs):
         bar = _progress(steps, f"epoch {epoch + 1}/{cfg.epochs}", not cfg.no_progress)
-        sums = np.zeros(3)
+        sums, train_s = np.zeros(3), 0.0
         batches = datasets.batches(train, cfg.batch_size, key=jax.random.fold_in(key, epoch))
         for i, batch in enumerate(batches):
+            tick = time.perf_counter()  # the step, until its loss is on the host
             network, opt_state, loss, aux = training.train_step(
-                network, opt_state, batch, sample_loss=sample_loss, optimiser=optimiser
+                network, opt_state, batch, sample_loss=sample_loss, optimiser=optimiser, mesh=mesh
             )
-            sums += [float(loss), float(aux.accuracy), float(aux.spikes)]
+            loss = float(loss)
+            train_s += time.perf_counter() - tick
+            sums += [loss, float(aux.accuracy), float(aux.spikes)]
             network = revive(cfg, network, aux)
             if bar is not None:
                 loss_, acc, spk = sums / (i + 1)
@@ -106,11 +129,13 @@ def fit(cfg, network, train, test, *, history: list[dict], opt_state=None, log=p
                 bar.update()
         if bar is not None:
             bar.close()
-        test_loss, test_aux = training.evaluate(network, test, sample_loss=sample_loss)
+        test_loss, test_aux = training.evaluate(network, test, sample_loss=sample_loss, mesh=mesh)
         row = dict(
             epoch=epoch + 1,
             wall_s=wall0 + time.perf_counter() - start,
             cpu_s=cpu0 + time.process_time() - cpu_start,  # all threads: 2 cores, up to 2x wall
+            devices=mesh.size,
+            samples_per_s=steps * cfg.batch_size / train_s,  # training steps only
             train_loss=sums[0] / steps,
             train_accuracy=sums[1] / steps,
             train_spikes=sums[2] / steps,
@@ -146,8 +171,21 @@ def summary(history: list[dict], target: float = 0.97) -> str:
     best = max(r["test_accuracy"] for r in history)
     return (
         f"test accuracy {last['test_accuracy']:.2%} after {last['epoch']} epochs "
-        f"(best {best:.2%}); wall {last['wall_s']:.0f} s incl. compile; {when}"
+        f"(best {best:.2%}); wall {last['wall_s']:.0f} s incl. compile; {when}; "
+        + throughput(history)
     )
+
+
+def throughput(history: list[dict]) -> str:
+    """Training samples per second: median over the epochs after the first (whose first
+    step compiles), or the first epoch's if it is the only one."""
+    rows = [r for r in history if "samples_per_s" in r]  # older checkpoints lack it
+    if not rows:
+        return "throughput not recorded"
+    warm = [r for r in rows if r["epoch"] > 1] or rows
+    rate = float(np.median([r["samples_per_s"] for r in warm]))
+    note = "" if warm[0]["epoch"] > 1 else ", incl. compile"
+    return f"{rate:.0f} samples/s on {rows[-1]['devices']} device(s){note}"
 
 
 def setup_jax(cfg: argparse.Namespace) -> None:
