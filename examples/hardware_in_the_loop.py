@@ -32,7 +32,16 @@ import eqsnn  # noqa: E402
 from eqsnn import datasets  # noqa: E402
 from eqsnn.hardware import EmulatedBackend  # noqa: E402
 
-DEFAULTS = dict(epochs=40, hidden=120, lr=2e-3, w_hidden=[3.0, 1.6], w_out=[0.5, 0.8])
+DEFAULTS = dict(
+    epochs=20,
+    hidden=120,
+    lr=5e-3,
+    lr_hidden=5.0,
+    quiet_hidden=0.3,
+    quiet_output=0.15,
+    w_hidden=[3.0, 1.6],
+    w_out=[0.5, 0.8],
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
