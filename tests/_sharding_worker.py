@@ -20,24 +20,22 @@ jax.config.update("jax_numpy_dtype_promotion", "strict")
 import eqsnn  # noqa: E402
 from eqsnn import datasets, training  # noqa: E402
 from eqsnn.encode import spatio_temporal_encode  # noqa: E402
+from eqsnn.hardware import SoftwareBackend  # noqa: E402
 from eqsnn.loss import accuracy, ttfs_loss  # noqa: E402
 
 PARAMS = eqsnn.LIFParameters(tau_syn=5e-3, tau_mem=1e-2, v_th=1.0, v_reset=-1000.0)
 T_MAX = 2e-2
-CALLS: list[int] = []  # samples per host-callback call
 
 
-def _record(inputs):
-    CALLS.append(int(inputs.shape[0]))
-    return np.zeros(inputs.shape[0])
-
-
-def model():
+def model(backend):
+    """The hidden layer runs on a hardware backend (eqsnn's simulator behind
+    `jax.pure_callback`); the output layer is EventPropLIF on the parallel engine."""
     k1, k2 = jax.random.split(jax.random.key(0))
-    budget = dict(max_spikes_per_neuron=1)  # the examples' default engine
     return (
-        eqsnn.EventPropLIF(5, 6, 6, T_MAX, PARAMS, key=k1, mean=3.0, std=1.6, **budget),
-        eqsnn.EventPropLIF(6, 2, 2, T_MAX, PARAMS, key=k2, mean=0.5, std=0.8, **budget),
+        eqsnn.HardwareLIF(5, 6, 6, T_MAX, PARAMS, key=k1, mean=3.0, std=1.6, backend=backend),
+        eqsnn.EventPropLIF(
+            6, 2, 2, T_MAX, PARAMS, key=k2, mean=0.5, std=0.8, max_spikes_per_neuron=1
+        ),
     )
 
 
@@ -46,10 +44,19 @@ def sample_loss(network, inputs, label):
     for layer in network:
         spikes = layer(spikes)
     loss = ttfs_loss(spikes, label, 2, t_max=T_MAX, tau_mem=5e-3)
-    # A host callback, as a hardware backend makes: batched calls (expand_dims).
-    shape = jax.ShapeDtypeStruct((), inputs.dtype)
-    host = jax.pure_callback(_record, shape, inputs, vmap_method="expand_dims")
-    return loss, {"accuracy": accuracy(spikes, label, 2), "host": host}
+    return loss, {"accuracy": accuracy(spikes, label, 2), "spikes": spikes.count()}
+
+
+class CountingBackend(SoftwareBackend):
+    """eqsnn's simulator as a hardware backend, recording the samples of every call."""
+
+    def __init__(self):
+        super().__init__()
+        self.samples: list[int] = []
+
+    def run(self, weights, input_time, input_idx, **kwargs):
+        self.samples.append(int(np.shape(input_time)[0]))
+        return super().run(weights, input_time, input_idx, **kwargs)
 
 
 def max_relative_difference(a, b) -> float:
@@ -63,17 +70,19 @@ def max_relative_difference(a, b) -> float:
 def main() -> dict:
     data = datasets.linear(jax.random.key(1), 8)
     mesh = training.data_parallel_mesh()
-    net, optimiser = model(), optax.sgd(0.1)
+    backend = CountingBackend()
+    net, optimiser = model(backend), optax.sgd(0.1)
     opt_state = optimiser.init(eqx.filter(net, eqx.is_array))
     args = dict(sample_loss=sample_loss, optimiser=optimiser)
 
     single = training.train_step(net, opt_state, data, **args)
-    CALLS.clear()
+    jax.block_until_ready(single)
+    single_calls, backend.samples[:] = list(backend.samples), []
     net_r, opt_state_r = training.replicate((net, opt_state), mesh)
     sharded = training.train_step(net_r, opt_state_r, data, **args, mesh=mesh)
     jax.block_until_ready(sharded)
-    calls = list(CALLS)
-    arrays = [eqx.filter(single[0], eqx.is_array), eqx.filter(sharded[0], eqx.is_array)]
+    sharded_calls = sorted(backend.samples)
+    arrays = [eqx.filter(out[0], eqx.is_array) for out in (single, sharded)]
     batch = training.shard_batch(data, mesh)
     out_shardings = [leaf.sharding for leaf in jax.tree.leaves(arrays[1])]
     try:
@@ -91,13 +100,15 @@ def main() -> dict:
         "weights_changed": max_relative_difference(arrays[0], eqx.filter(net, eqx.is_array)),
         "loss_rel_diff": max_relative_difference(sharded[2:], single[2:]),
         "loss": float(single[2]),
+        "spikes": float(single[3]["spikes"]),
         "weights_devices": sorted({len(s.device_set) for s in out_shardings}),
         "weights_replicated": all(s.is_fully_replicated for s in out_shardings),
         "batch_shards": sorted(
             (shard.device.id, *shard.data.shape) for shard in batch.inputs.addressable_shards
         ),
         "labels_spec": str(batch.labels.sharding.spec),
-        "callback_samples": calls,
+        "backend_samples_single": single_calls,
+        "backend_samples_sharded": sharded_calls,
         "indivisible_error": indivisible,
         "evaluate_rel_diff": max_relative_difference(eval_sharded, eval_single),
     }
