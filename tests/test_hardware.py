@@ -13,6 +13,12 @@ and the error tests reuse one compiled function, switching the fake backend's be
 between calls (the backend is a static field, so the same object means no retrace).
 """
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -22,6 +28,7 @@ import pytest
 import eqsnn
 from eqsnn.hardware import Backend, BackendError, EmulatedBackend, Mismatch, SoftwareBackend
 
+ROOT = Path(__file__).resolve().parents[1]
 T_MAX = 0.03
 IN_SIZE, N_INPUTS, BATCH = 4, 8, 5
 RTOL = 1e-10
@@ -333,3 +340,27 @@ def test_brian2_agrees_with_eqsnn():
     assert np.sum(out.valid) >= 4
     np.testing.assert_allclose(np.where(out.valid, out.time - ref.time, 0.0), 0.0, atol=3 * dt)
     assert np.all(mismatch.unexplained == 0)
+
+
+@pytest.mark.slow
+def test_hardware_example_smoke(tmp_path):
+    # One tiny epoch of examples/hardware_in_the_loop.py (realistic chip settings, the
+    # defaults): it trains, evaluates, checkpoints and reports its backend calls.
+    env = dict(os.environ, XLA_FLAGS="--xla_backend_optimization_level=0")
+    out = tmp_path / "run"
+    tiny = ["--hidden", "8", "--train-size", "64", "--test-size", "32", "--batch-size", "32"]
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "hardware_in_the_loop.py"), *tiny]
+        + ["--epochs", "1", "--no-plots", "--no-progress", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "emulated chip (6-bit weights" in result.stdout
+    assert "test accuracy" in result.stdout and "after 1 epochs" in result.stdout
+    # 2 batches x 2 layers (training) + 2 layers (one test batch of 32): 6 backend calls.
+    assert "6 backend calls" in result.stdout
+    history = json.loads((out / "history.json").read_text())
+    assert len(history) == 1 and 0.0 <= history[0]["test_accuracy"] <= 1.0
