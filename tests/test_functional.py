@@ -17,11 +17,15 @@ import pytest
 import eqsnn
 from eqsnn import functional
 from eqsnn._eventprop import EventPropLIF  # not yet exported as eqsnn.EventPropLIF
+from eqsnn.hardware import SoftwareBackend
 
 PARAMS = eqsnn.LIFParameters(tau_syn=5e-3, tau_mem=1e-2, v_th=0.6, v_reset=-1000.0)
 T_MAX = 0.05
 IN, HIDDEN, OUT = 3, 4, 2
 INPUT = eqsnn.Spikes(time=jnp.array([3e-3, 1e-3, 2e-3, 4e-3]), idx=jnp.array([0, 1, 2, -1]))
+# The hardware layers' replay mixes the input indices with the backend's int32 indices,
+# which strict promotion refuses for the int64 indices that x64 gives `INPUT`.
+INPUT32 = eqsnn.Spikes(time=INPUT.time, idx=INPUT.idx.astype(jnp.int32))
 
 
 def _pairs():
@@ -221,6 +225,89 @@ def test_recurrent_eventprop_lif_matches_the_module(wrap_only_step):
     np.testing.assert_array_equal(g_t, m_t)
 
 
+def test_hardware_lif_matches_the_module():
+    backend = SoftwareBackend()
+    key = jax.random.PRNGKey(7)
+    init_fn, apply_fn = functional.serial(
+        functional.HardwareLIF(HIDDEN, 6, T_MAX, PARAMS, 2.0, 0.5, backend=backend),
+        functional.HardwareLIF(OUT, 4, T_MAX, PARAMS, 1.5, 0.5, backend=backend),
+    )
+    _, weights = init_fn(key, IN)
+    key, k1 = jax.random.split(key)
+    _, k2 = jax.random.split(key)
+    model = eqx.nn.Sequential(
+        [
+            eqsnn.HardwareLIF(IN, HIDDEN, 6, T_MAX, PARAMS, key=k1, mean=2.0, std=0.5,
+                              backend=backend),
+            eqsnn.HardwareLIF(HIDDEN, OUT, 4, T_MAX, PARAMS, key=k2, mean=1.5, std=0.5,
+                              backend=backend),
+        ]
+    )  # fmt: skip
+    for w, layer in zip(weights, model.layers, strict=True):
+        np.testing.assert_array_equal(w.input, layer.weights.input)
+    _, _, out, recording = apply_fn(weights, INPUT32)
+    hidden = model.layers[0](INPUT32)
+    final = model.layers[1](hidden)
+    assert int(hidden.count()) > 0 and int(final.count()) > 0
+    for got, want, start in ((recording[0], hidden, IN), (out, final, IN + HIDDEN)):
+        np.testing.assert_array_equal(got.time, want.time)
+        np.testing.assert_array_equal(got.idx, jnp.where(want.valid, want.idx + start, -1))
+
+    def functional_loss(weights, time):
+        _, _, out, rec = apply_fn(weights, eqsnn.Spikes(time, INPUT32.idx))
+        return _valid_time_sum(rec[0]) + _valid_time_sum(out)
+
+    def module_loss(diff):
+        model, time = diff
+        hidden = model.layers[0](eqsnn.Spikes(time, INPUT32.idx))
+        return _valid_time_sum(hidden) + _valid_time_sum(model.layers[1](hidden))
+
+    # Compiled: one program per gradient (the backend is called through a callback).
+    g_w, g_t = jax.jit(jax.grad(functional_loss, argnums=(0, 1)))(weights, INPUT32.time)
+    m_model, m_t = eqx.filter_jit(eqx.filter_grad(module_loss))((model, INPUT32.time))
+    for g, layer in zip(g_w, m_model.layers, strict=True):
+        assert jnp.any(g.input != 0)
+        np.testing.assert_array_equal(g.input, layer.weights.input)
+    assert jnp.any(g_t != 0)
+    np.testing.assert_array_equal(g_t, m_t)
+    with pytest.raises(ValueError, match="backend produces them"):
+        apply_fn(weights, INPUT32, external=[INPUT32, INPUT32])
+
+
+def test_hardware_recurrent_lif_matches_the_module():
+    key = jax.random.PRNGKey(8)
+    init_fn, apply_fn = functional.HardwareRecurrentLIF(
+        [HIDDEN, OUT], 10, T_MAX, PARAMS, [2.0, 1.5], 0.5, backend=SoftwareBackend()
+    )
+    _, n, w = init_fn(key, IN)
+    layer = eqsnn.HardwareRecurrentLIF(
+        IN, [HIDDEN, OUT], 10, T_MAX, PARAMS, key=jax.random.split(key)[1], mean=[2.0, 1.5],
+        std=0.5, connectivity=eqsnn.Connectivity.FULL, backend=SoftwareBackend(),
+    )  # fmt: skip
+    assert n == HIDDEN + OUT
+    np.testing.assert_array_equal(w.input, layer.weights.input)
+    np.testing.assert_array_equal(w.recurrent, layer.weights.recurrent)
+    _, _, out, _ = apply_fn([w], INPUT32)
+    want = layer(INPUT32)
+    assert int(want.count()) > 0
+    np.testing.assert_array_equal(out.time, want.time)
+    np.testing.assert_array_equal(out.idx, jnp.where(want.valid, want.idx + IN, -1))
+
+    def functional_loss(weights, time):
+        return _valid_time_sum(apply_fn(weights, eqsnn.Spikes(time, INPUT32.idx))[2])
+
+    def module_loss(diff):
+        model, time = diff
+        return _valid_time_sum(model(eqsnn.Spikes(time, INPUT32.idx)))
+
+    g_w, g_t = jax.jit(jax.grad(functional_loss, argnums=(0, 1)))([w], INPUT32.time)
+    m_layer, m_t = eqx.filter_jit(eqx.filter_grad(module_loss))((layer, INPUT32.time))
+    assert jnp.any(g_w[0].recurrent != 0) and jnp.any(g_t != 0)
+    np.testing.assert_array_equal(g_w[0].input, m_layer.weights.input)
+    np.testing.assert_array_equal(g_w[0].recurrent, m_layer.weights.recurrent)
+    np.testing.assert_array_equal(g_t, m_t)
+
+
 def test_bad_arguments_raise():
     with pytest.raises(ValueError, match="n_hidden"):
         functional.LIF(0, 4, T_MAX, PARAMS)
@@ -232,6 +319,10 @@ def test_bad_arguments_raise():
         functional.RecurrentEventPropLIF([], 4, T_MAX, PARAMS, 1.0, 1.0)
     with pytest.raises(TypeError, match="wrap_only_step"):
         functional.RecurrentEventPropLIF([2], 4, T_MAX, PARAMS, 1.0, 1.0, wrap_only_step="no")
+    with pytest.raises(TypeError, match="backend"):
+        functional.HardwareLIF(2, 4, T_MAX, PARAMS, 1.0, 1.0, backend="chip")
+    with pytest.raises(ValueError, match="HardwareRecurrentLIF: `layers`"):
+        functional.HardwareRecurrentLIF(3, 4, T_MAX, PARAMS, 1.0, 1.0, backend=SoftwareBackend())
     with pytest.raises(TypeError, match="layer 1 must be an"):
         functional.serial(functional.LIF(2, 4, T_MAX, PARAMS), "LIF")
     with pytest.raises(ValueError, match="at least one"):

@@ -11,6 +11,8 @@ convention and the differences from jaxsnn are on the how-to page *Functional AP
 
 from ._layers import LIF as LIF
 from ._layers import EventPropLIF as EventPropLIF
+from ._layers import HardwareLIF as HardwareLIF
+from ._layers import HardwareRecurrentLIF as HardwareRecurrentLIF
 from ._layers import RecurrentEventPropLIF as RecurrentEventPropLIF
 from ._layers import RecurrentLIF as RecurrentLIF
 from ._layers import construct_init_fn as construct_init_fn
@@ -19,6 +21,8 @@ from ._serial import serial as serial
 
 __all__ = [
     "EventPropLIF",
+    "HardwareLIF",
+    "HardwareRecurrentLIF",
     "LIF",
     "RecurrentEventPropLIF",
     "RecurrentLIF",

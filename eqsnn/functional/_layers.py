@@ -12,6 +12,9 @@ from .._recurrent_eventprop import RecurrentEventPropLIF as _RecurrentEventPropL
 from .._recurrent_lif import Connectivity
 from .._recurrent_lif import RecurrentLIF as _RecurrentLIFModule
 from .._weights import InputWeights, RecurrentWeights, check_size
+from ..hardware._backend import Backend
+from ..hardware._layers import HardwareLIF as _HardwareLIFModule
+from ..hardware._layers import HardwareRecurrentLIF as _HardwareRecurrentLIFModule
 from ..solvers import AbstractCrossingSolver
 from ._wrap import ApplyFn, InitFn, Skeletons, init_apply
 
@@ -107,6 +110,37 @@ def EventPropLIF(
                         **options)  # fmt: skip
 
 
+def HardwareLIF(
+    n_hidden: int,
+    n_spikes: int,
+    t_max: float,
+    params: LIFParameters,
+    mean: float,
+    std: float,
+    duplication: int | None = None,
+    *,
+    backend: Backend,
+    min_rise: float = 0.0,
+) -> tuple[InitFn, ApplyFn]:
+    r"""A feed-forward layer run on a backend (hardware in the loop), as jaxsnn's pair.
+
+    A wrapper of [`eqsnn.HardwareLIF`][], with the signature of jaxsnn 0.2.0's
+    `HardwareLIF` plus the backend: the forward pass runs on `backend`, the gradients come
+    from EventProp on a software replay of the backend's spikes. jaxsnn's `apply_fn` takes
+    the chip's spikes as `external`; here the backend produces them, so `external` must be
+    `None`.
+
+    **Arguments:** as [`eqsnn.functional.LIF`][], plus (keyword-only, eqsnn additions)
+
+    - `backend`: the [`eqsnn.hardware.Backend`][] that runs the forward pass (required).
+    - `min_rise`: the adjoint's floor on the membrane slope, as for [`eqsnn.HardwareLIF`][].
+
+    **Returns:** `(init_fn, apply_fn)` as for [`eqsnn.functional.LIF`][].
+    """
+    return _feedforward(_HardwareLIFModule, n_hidden, n_spikes, t_max, params, mean, std,
+                        duplication, backend=backend, min_rise=min_rise)  # fmt: skip
+
+
 def _feedforward(module, n_hidden, n_spikes, t_max, params, mean, std, duplication, **options):
     """The `(init_fn, apply_fn)` pair of a feed-forward layer class."""
     who = module.__name__
@@ -118,7 +152,7 @@ def _feedforward(module, n_hidden, n_spikes, t_max, params, mean, std, duplicati
             key=key, mean=mean, std=std, duplication=duplication, **options,
         )  # fmt: skip
 
-    return init_apply(Skeletons(build, duplication), n_hidden, who)
+    return init_apply(Skeletons(build, duplication), n_hidden, who, "backend" in options)
 
 
 def RecurrentLIF(
@@ -193,6 +227,38 @@ def RecurrentEventPropLIF(
                       wrap_only_step=wrap_only_step)  # fmt: skip
 
 
+def HardwareRecurrentLIF(
+    layers: Sequence[int],
+    n_spikes: int,
+    t_max: float,
+    params: LIFParameters,
+    mean: float | Sequence[float],
+    std: float | Sequence[float],
+    duplication: int | None = None,
+    *,
+    backend: Backend,
+    min_rise: float = 0.0,
+) -> tuple[InitFn, ApplyFn]:
+    r"""A recurrent layer run on a backend (hardware in the loop), as jaxsnn's pair.
+
+    A wrapper of [`eqsnn.HardwareRecurrentLIF`][] with `Connectivity.FULL`, with the
+    signature of jaxsnn 0.2.0's `HardwareRecurrentLIF` plus the backend: the weights are
+    those of [`eqsnn.functional.RecurrentLIF`][], the forward pass runs on `backend`, the
+    gradients come from EventProp on a software replay. As for
+    [`eqsnn.functional.HardwareLIF`][], `external` must be `None`.
+
+    **Arguments:** as [`eqsnn.functional.RecurrentLIF`][], plus (keyword-only)
+
+    - `backend`: the [`eqsnn.hardware.Backend`][] that runs the forward pass (required).
+    - `min_rise`: the adjoint's floor on the membrane slope, as for
+      [`eqsnn.HardwareRecurrentLIF`][].
+
+    **Returns:** `(init_fn, apply_fn)` as for [`eqsnn.functional.RecurrentLIF`][].
+    """
+    return _recurrent(_HardwareRecurrentLIFModule, layers, n_spikes, t_max, params, mean,
+                      std, duplication, backend=backend, min_rise=min_rise)  # fmt: skip
+
+
 def _recurrent(module, layers, n_spikes, t_max, params, mean, std, duplication, **options):
     """The `(init_fn, apply_fn)` pair of a recurrent layer class, all weights trained."""
     who = module.__name__
@@ -209,7 +275,7 @@ def _recurrent(module, layers, n_spikes, t_max, params, mean, std, duplication, 
             duplication=duplication, connectivity=Connectivity.FULL, **options,
         )  # fmt: skip
 
-    return init_apply(Skeletons(build, duplication), sum(sizes), who)
+    return init_apply(Skeletons(build, duplication), sum(sizes), who, "backend" in options)
 
 
 def construct_init_fn(

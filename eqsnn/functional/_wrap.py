@@ -79,8 +79,14 @@ def _with_weights(skeletons: Skeletons, weights: Weights, who: str, layer_index:
     return eqx.tree_at(lambda m: m.weights, skeleton, weights)
 
 
-def init_apply(skeletons: Skeletons, n_out: int, who: str) -> tuple[InitFn, ApplyFn]:
-    """The `(init_fn, apply_fn)` pair of the module that `skeletons.build` makes."""
+def init_apply(
+    skeletons: Skeletons, n_out: int, who: str, hardware: bool = False
+) -> tuple[InitFn, ApplyFn]:
+    """The `(init_fn, apply_fn)` pair of the module that `skeletons.build` makes.
+
+    `hardware`: the module runs on a backend (only the error message for `external` differs).
+    """
+    where = "the layer's backend produces them" if hardware else "this is a software layer"
 
     def init_fn(rng: PRNGKeyArray, input_size: int) -> tuple[PRNGKeyArray, int, Weights]:
         rng, layer_key = jax.random.split(rng)
@@ -94,8 +100,8 @@ def init_apply(skeletons: Skeletons, n_out: int, who: str) -> tuple[InitFn, Appl
     ) -> tuple[Carry, Weights, Spikes, Spikes]:
         if external is not None:
             raise ValueError(
-                f"functional.{who}: `external` (hardware spikes) must be None for a "
-                f"software layer, got {type(external).__name__}."
+                f"functional.{who}: `external` (hardware spikes) must be None ({where}), "
+                f"got {type(external).__name__}."
             )
         if not isinstance(weights, list | tuple):
             raise TypeError(
