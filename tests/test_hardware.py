@@ -143,6 +143,20 @@ def test_nested_vmap_is_one_call(feedforward):
     np.testing.assert_array_equal(out.time[:, 0], jax.vmap(twin)(inputs).time)
 
 
+def test_vmap_over_an_ensemble_is_one_call_per_member(feedforward):
+    # Batched weights (an ensemble of layers): each member runs with its own weights.
+    layer, twin, backend = feedforward
+    scaled = eqx.tree_at(lambda m: m.weights.input, layer, 0.9 * layer.weights.input)
+    ensemble = jax.tree.map(lambda *x: jnp.stack(x), layer, scaled)
+    sample = jax.tree.map(lambda x: x[0], _inputs())
+    calls = backend.calls
+    out = eqx.filter_vmap(lambda member: member(sample))(ensemble)
+    assert backend.calls == calls + 2
+    for k, factor in enumerate([1.0, 0.9]):
+        member = eqx.tree_at(lambda m: m.weights.input, twin, factor * twin.weights.input)
+        np.testing.assert_array_equal(out.time[k], member(sample).time)
+
+
 class _Scripted(Backend):
     """Returns what `script(exact_result)` makes of the exact result (or raises)."""
 

@@ -164,7 +164,9 @@ def _host(backend, params, t_max, n_spikes, n_neurons, weights, time, idx):
     """The host side of the callback: any number of leading (batch) axes, one backend call
     if the weights are shared by the batch, one per sample otherwise."""
     weights = jax.tree.map(np.asarray, weights)
-    time, idx = np.asarray(time), np.asarray(idx)
+    # Every argument has the same vmap axes in front (size 1 where it is not batched);
+    # `time` and `idx` then have the sample's own axis of size 1 (see `call_backend`).
+    time, idx = np.asarray(time)[..., 0, :], np.asarray(idx)[..., 0, :]
     w_leaves = jax.tree.leaves(weights)
     w_lead = [leaf.shape[:-2] for leaf in w_leaves]
     lead = np.broadcast_shapes(time.shape[:-1], *w_lead)
@@ -195,9 +197,9 @@ def _host(backend, params, t_max, n_spikes, n_neurons, weights, time, idx):
         ]
     out_time, out_idx, dropped = (np.concatenate(parts) for parts in zip(*outputs, strict=True))
     return (
-        out_time.reshape(*lead, n_spikes).astype(time.dtype),
-        out_idx.reshape(*lead, n_spikes).astype(np.int32),
-        dropped.reshape(lead).astype(np.int32),
+        out_time.reshape(*lead, 1, n_spikes).astype(time.dtype),
+        out_idx.reshape(*lead, 1, n_spikes).astype(np.int32),
+        dropped.reshape(*lead, 1).astype(np.int32),
     )
 
 
