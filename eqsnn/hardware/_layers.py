@@ -68,9 +68,10 @@ class HardwareLIF(eqx.Module):
       $v_\mathrm{th} - v_\mathrm{leak}$: at a backend spike the adjoint divides by the
       replayed $I - (v_\mathrm{th} - v_\mathrm{leak})$ ($\tau_\mathrm{mem}\dot V$), which a
       mismatched backend can make tiny or negative; it is raised to at least
-      `min_rise` $\cdot (v_\mathrm{th} - v_\mathrm{leak})$. Default `0.0`: exact EventProp
-      (spikes with a non-positive replayed slope then get zero gradient, as in autodiff).
-      See [Hardware in the loop](../concepts/hardware.md).
+      `min_rise` $\cdot (v_\mathrm{th} - v_\mathrm{leak})$ (spikes the replay cannot
+      explain included). Default `0.0`: exact EventProp (spikes with a non-positive
+      replayed slope then get zero gradient, as in autodiff). See
+      [Hardware in the loop](../concepts/hardware.md).
 
     **Returns (from `__call__`):** the output [`eqsnn.Spikes`][] as the backend reported
     them, with the replayed currents; `dropped` is the backend's. `replay` also returns the
@@ -179,9 +180,10 @@ class HardwareRecurrentLIF(RecurrentLIF):
       $v_\mathrm{th} - v_\mathrm{leak}$: at a backend spike the adjoint divides by the
       replayed $I - (v_\mathrm{th} - v_\mathrm{leak})$ ($\tau_\mathrm{mem}\dot V$), which a
       mismatched backend can make tiny or negative; it is raised to at least
-      `min_rise` $\cdot (v_\mathrm{th} - v_\mathrm{leak})$. Default `0.0`: exact EventProp
-      (spikes with a non-positive replayed slope then get zero gradient, as in autodiff).
-      See [Hardware in the loop](../concepts/hardware.md).
+      `min_rise` $\cdot (v_\mathrm{th} - v_\mathrm{leak})$ (spikes the replay cannot
+      explain included). Default `0.0`: exact EventProp (spikes with a non-positive
+      replayed slope then get zero gradient, as in autodiff). See
+      [Hardware in the loop](../concepts/hardware.md).
 
     **Returns (from `__call__`):** the output [`eqsnn.Spikes`][] of all populations
     (`population_spikes` selects one). `replay` also returns the
