@@ -117,3 +117,18 @@ def test_report_ratios_and_growth(run):
     assert "| eqsnn LIF | 20 (1×) | 40 (1×) | 1.00 |" in scaling
     assert "| jaxsnn LIF | 100 (5×) | too slow | n/a |" in scaling
     assert "| budgets ×1 | budgets ×4 |" in scaling
+
+
+def test_sharding_write_replaces_only_its_platform(run, tmp_path):
+    from benchmarks import sharding
+
+    path = tmp_path / "RESULTS.md"
+    path.write_text("# Benchmark results\n\n## Training\n\nkept\n")
+    sharding.write_results("cpu", "cpu one", path)
+    sharding.write_results("gpu", "gpu one", path)
+    sharding.write_results("cpu", "cpu two", path)
+    text = path.read_text()
+    assert "## Training\n\nkept" in text and "cpu one" not in text
+    cpu, gpu = (f"### {sharding.PLATFORM_TITLES[p]}" for p in ("cpu", "gpu"))
+    assert f"{cpu}\n\ncpu two" in text and f"{gpu}\n\ngpu one" in text
+    assert text.index(cpu) < text.index(gpu) and text.count(f"## {sharding.TITLE}") == 1
