@@ -194,6 +194,11 @@ def _per_sample(model, batch: Dataset, sample_loss: SampleLoss, mesh: Mesh | Non
     """`sample_loss` of every sample; with `mesh`, each device maps over its own shard."""
     if mesh is None:
         return jax.vmap(sample_loss, in_axes=(None, 0, 0))(model, batch.inputs, batch.labels)
+    if not hasattr(jax, "shard_map"):
+        raise RuntimeError(
+            f"eqsnn.training: `mesh` needs `jax.shard_map`, which JAX {jax.__version__} does "
+            "not have; upgrade JAX or pass mesh=None."
+        )
     arrays, static = eqx.partition(model, eqx.is_array)
 
     def local(arrays, inputs, labels):  # runs on one device, on its samples only
