@@ -369,6 +369,11 @@ def evaluate(
     batch_size = min(batch_size, n)
     if mesh is not None:
         _check_mesh("evaluate", mesh)
+        if mesh.is_multi_process:
+            raise ValueError(
+                "evaluate: `mesh` spans several processes; evaluate without a mesh in each "
+                "process (the replicated model is local to every process)."
+            )
         batch_size = -(-batch_size // mesh.size) * mesh.size
     parts = []
     for start in range(0, n, batch_size):
