@@ -134,6 +134,20 @@ def test_recurrent_equals_eventprop(recurrent):
     _close(grad.weights.recurrent, ref.weights.recurrent)
 
 
+def test_int64_input_indices(feedforward):
+    # Under x64, `jnp.array([0, 1])` is int64; the replay joins it with the backend's
+    # int32 indices, which must not trip strict dtype promotion. Same spikes and gradients.
+    layer, twin, backend = feedforward
+    inputs = _inputs()
+    wide = eqx.tree_at(lambda s: s.idx, inputs, inputs.idx.astype(jnp.int64))
+    assert wide.idx.dtype == jnp.int64
+    value, grads, (out, _) = _value_and_grads(layer, inputs)
+    value64, grads64, (out64, _) = _value_and_grads(layer, wide)
+    np.testing.assert_array_equal(out64.time, out.time)
+    np.testing.assert_array_equal(value64, value)
+    np.testing.assert_array_equal(grads64[0].weights.input, grads[0].weights.input)
+
+
 def test_nested_vmap_is_one_call(feedforward):
     layer, twin, backend = feedforward
     inputs = _inputs()

@@ -102,12 +102,13 @@ def _merge(input_time, input_idx, hw_time, hw_idx, t_max) -> _Record:
             jnp.where(sorted_in.valid, EventKind.INPUT.value, EventKind.NONE.value),
         ]
     ).astype(jnp.int32)
+    # Input indices may be int64 (x64), the backend's are int32: cast before joining.
     idx = jnp.concatenate(
         [
-            jnp.where(spike_valid, hw_idx, EMPTY_INDEX),
-            jnp.where(sorted_in.valid, sorted_in.idx, EMPTY_INDEX),
+            jnp.where(spike_valid, hw_idx.astype(jnp.int32), EMPTY_INDEX),
+            jnp.where(sorted_in.valid, sorted_in.idx.astype(jnp.int32), EMPTY_INDEX),
         ]
-    ).astype(jnp.int32)
+    )
     order = jnp.argsort(time, stable=True)
     position = jnp.zeros_like(order).at[order].set(jnp.arange(order.shape[0], dtype=order.dtype))
     events = Event(time=time[order], kind=kind[order], idx=idx[order], current=jnp.zeros_like(time))
