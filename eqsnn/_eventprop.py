@@ -8,7 +8,14 @@ from jaxtyping import PRNGKeyArray
 from ._adjoint import AdjointState, adjoint_input_transition
 from ._adjoint_trajectory import adjoint_trajectory, step_bwd
 from ._eventprop_parallel import eventprop_feedforward
-from ._events import Overflow, SortedInputs, check_input, sort_inputs
+from ._events import (
+    Overflow,
+    SortedInputs,
+    check_input,
+    input_cotangent,
+    sort_inputs,
+    zeros_if_none,
+)
 from ._feedforward import (
     IntervalSpikes,
     collect_intervals,
@@ -20,11 +27,6 @@ from ._lif import LIF
 from ._params import LIFParameters
 from ._spikes import Spikes
 from .solvers import AbstractCrossingSolver
-
-
-def _zeros_if_none(grad, like):
-    return jnp.zeros_like(like) if grad is None else grad
-
 
 # --- Custom VJP on the whole trajectory -------------------------------------------------
 
@@ -78,8 +80,8 @@ def _output_grads(layer, found: IntervalSpikes, grad_out: Spikes):
 
     (time, current), pull, idx = jax.vjp(select, found.time, found.current, has_aux=True)
     kept = idx >= 0
-    grad_time = jnp.where(kept, _zeros_if_none(grad_out.time, time), 0.0)
-    grad_current = jnp.where(kept, _zeros_if_none(grad_out.current, current), 0.0)
+    grad_time = jnp.where(kept, zeros_if_none(grad_out.time, time), 0.0)
+    grad_current = jnp.where(kept, zeros_if_none(grad_out.current, current), 0.0)
     return pull((grad_time, grad_current))
 
 
@@ -101,21 +103,10 @@ def _trajectory_bwd(residuals, grad_out, perturbed, layer_and_spikes):
         .at[sorted_in.idx]
         .add(jnp.where(sorted_in.valid[:, None], grad_rows, 0.0))
     )
-
-    def sorted_time(time):
-        return sort_inputs(eqx.tree_at(lambda s: s.time, spikes, time), layer.t_max).time
-
-    _, pull = jax.vjp(sorted_time, spikes.time)
-    (grad_in_time,) = pull(jnp.where(sorted_in.valid, grad_sorted, 0.0))
     grad_layer = eqx.tree_at(
         lambda m: m.weights.input, eqx.filter(layer, eqx.is_inexact_array), grad_w
     )
-    grad_spikes = eqx.tree_at(
-        lambda s: (s.time, s.current),
-        eqx.filter(spikes, eqx.is_inexact_array),
-        (grad_in_time, jnp.zeros_like(spikes.current)),
-    )
-    return grad_layer, grad_spikes
+    return grad_layer, input_cotangent(spikes, sorted_in, layer.t_max, grad_sorted)
 
 
 _trajectory.def_fwd(_trajectory_fwd)
@@ -146,8 +137,8 @@ def _step_bwd(residuals, grad_out, perturbed, state_and_input, params, solver, m
     u1, i1, _, spikes = residuals
     grad_u1, grad_i1, _, grad_spikes = grad_out
     adjoint1 = AdjointState(
-        lambda_v=-_zeros_if_none(grad_u1, u1) / params.tau_mem,
-        lambda_i=-_zeros_if_none(grad_i1, i1) / params.tau_syn,
+        lambda_v=-zeros_if_none(grad_u1, u1) / params.tau_mem,
+        lambda_i=-zeros_if_none(grad_i1, i1) / params.tau_syn,
     )
     adjoint0, pinned = step_bwd(
         params,
@@ -155,8 +146,8 @@ def _step_bwd(residuals, grad_out, perturbed, state_and_input, params, solver, m
         t0,
         t1,
         spikes,
-        _zeros_if_none(grad_spikes.time, spikes.time),
-        _zeros_if_none(grad_spikes.current, spikes.current),
+        zeros_if_none(grad_spikes.time, spikes.time),
+        zeros_if_none(grad_spikes.current, spikes.current),
     )
     i0 = i0 + w
     # dL/dt0 = -p(t0).f(x0) + pinned and dL/dt1 = p(t1).f(x1), with p = (-tau_mem lambda_V,

@@ -125,3 +125,28 @@ def collect_spikes(
         current=jnp.where(kept, current[pick], 0.0),
         dropped=dropped.astype(jnp.int32),
     )
+
+
+def zeros_if_none(grad, like):
+    """A custom VJP's cotangent, or zeros like `like` where JAX passes `None` (no use)."""
+    return jnp.zeros_like(like) if grad is None else grad
+
+
+def input_cotangent(spikes: Spikes, sorted_in: SortedInputs, t_max, grad_sorted):
+    """Cotangent of an input buffer from that of its time-sorted times (`sort_inputs`).
+
+    Routes `grad_sorted` (one entry per sorted slot; invalid slots ignored) back to the
+    caller's slots through the sort, and gives the input currents a zero cotangent. The
+    result is `eqx.filter(spikes, eqx.is_inexact_array)`-shaped, as a custom VJP returns it.
+    """
+
+    def sorted_time(time):
+        return sort_inputs(eqx.tree_at(lambda s: s.time, spikes, time), t_max).time
+
+    _, pull = jax.vjp(sorted_time, spikes.time)
+    (grad_time,) = pull(jnp.where(sorted_in.valid, grad_sorted, 0.0))
+    return eqx.tree_at(
+        lambda s: (s.time, s.current),
+        eqx.filter(spikes, eqx.is_inexact_array),
+        (grad_time, jnp.zeros_like(spikes.current)),
+    )

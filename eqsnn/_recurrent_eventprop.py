@@ -34,7 +34,14 @@ import jax.numpy as jnp
 from jaxtyping import PRNGKeyArray
 
 from ._adjoint import AdjointState, adjoint_lif_exponential_flow
-from ._events import Overflow, SortedInputs, check_input, sort_inputs
+from ._events import (
+    Overflow,
+    SortedInputs,
+    check_input,
+    input_cotangent,
+    sort_inputs,
+    zeros_if_none,
+)
 from ._flow import LIFState
 from ._params import LIFParameters
 from ._recurrent import (
@@ -51,10 +58,6 @@ from ._recurrent_lif import Connectivity, ConnectivityMask, RecurrentLIF
 from ._spikes import Spikes
 from ._weights import RecurrentWeights
 from .solvers import AbstractCrossingSolver
-
-
-def _zeros_if_none(grad, like):
-    return jnp.zeros_like(like) if grad is None else grad
 
 
 def _collect(layer, final: LoopState, events) -> Spikes:
@@ -105,8 +108,8 @@ def _event_grads(layer, events, grad_out: Spikes):
 
     (time, current), pull, idx = jax.vjp(select, events.time, events.current, has_aux=True)
     kept = idx >= 0
-    grad_time = jnp.where(kept, _zeros_if_none(grad_out.time, time), 0.0)
-    grad_current = jnp.where(kept, _zeros_if_none(grad_out.current, current), 0.0)
+    grad_time = jnp.where(kept, zeros_if_none(grad_out.time, time), 0.0)
+    grad_current = jnp.where(kept, zeros_if_none(grad_out.current, current), 0.0)
     return pull((grad_time, grad_current))
 
 
@@ -126,13 +129,7 @@ def _trajectory_bwd(events, grad_out, perturbed, layer_and_spikes):
         .at[jnp.where(is_input, slot, n_slots)]
         .add(grad_step_time, mode="drop")
     )
-
-    def sorted_time(time):
-        return sort_inputs(eqx.tree_at(lambda s: s.time, spikes, time), layer.t_max).time
-
     sorted_in = sort_inputs(spikes, layer.t_max)
-    _, pull = jax.vjp(sorted_time, spikes.time)
-    (grad_in_time,) = pull(jnp.where(sorted_in.valid, grad_sorted, 0.0))
     grad_layer = jax.tree.map(jnp.zeros_like, eqx.filter(layer, eqx.is_inexact_array))
     grad_layer = eqx.tree_at(
         lambda m: (m.weights.input, m.weights.recurrent),
@@ -142,12 +139,7 @@ def _trajectory_bwd(events, grad_out, perturbed, layer_and_spikes):
             jnp.where(layer.mask.recurrent, grad_w.recurrent, 0.0),
         ),
     )
-    grad_spikes = eqx.tree_at(
-        lambda s: (s.time, s.current),
-        eqx.filter(spikes, eqx.is_inexact_array),
-        (grad_in_time, jnp.zeros_like(spikes.current)),
-    )
-    return grad_layer, grad_spikes
+    return grad_layer, input_cotangent(spikes, sorted_in, layer.t_max, grad_sorted)
 
 
 _trajectory.def_fwd(_trajectory_fwd)
@@ -191,16 +183,16 @@ def _step_bwd(event, grad_out, perturbed, state_weights_inputs, params, solver, 
     grad_state, grad_event = grad_out
     neurons = grad_state.neurons
     after = AdjointState(
-        lambda_v=-_zeros_if_none(neurons.v, state.neurons.v) / params.tau_mem,
-        lambda_i=-_zeros_if_none(neurons.i, state.neurons.i) / params.tau_syn,
+        lambda_v=-zeros_if_none(neurons.v, state.neurons.v) / params.tau_mem,
+        lambda_i=-zeros_if_none(neurons.i, state.neurons.i) / params.tau_syn,
     )
     before, in_row, rec_row, in_time = adjoint_event(
         params,
         weights,
         after,
         event,
-        _zeros_if_none(grad_event.time, event.time),
-        _zeros_if_none(grad_event.current, event.current),
+        zeros_if_none(grad_event.time, event.time),
+        zeros_if_none(grad_event.current, event.current),
     )
     dt = jnp.where(event.kind != EventKind.NONE, event.time - state.time, 0.0)
     start = adjoint_lif_exponential_flow(params)(before, dt)
