@@ -120,11 +120,12 @@ def adjoint_jumps(spikes, grad_time, params):
 
     **Arguments:**
 
-    - `spikes`: the per-neuron spikes of the forward pass (`(S, N)` arrays).
-    - `grad_time`: $\partial L / \partial s_r$ including the current terms, `(S, N)`.
+    - `spikes`: the per-neuron spikes of the forward pass (`(R, N)` arrays; each neuron's
+      valid entries in time order, empty entries anywhere in between).
+    - `grad_time`: $\partial L / \partial s_r$ including the current terms, `(R, N)`.
     - `params`: the neuron parameters.
 
-    **Returns:** $\mu$, shape `(S, N)`, zero for spikes that did not happen.
+    **Returns:** $\mu$, shape `(R, N)`, zero for entries that are not spikes.
     """
     theta = params.v_th - params.v_leak
     delta = params.v_reset - params.v_th
@@ -134,31 +135,65 @@ def adjoint_jumps(spikes, grad_time, params):
     def back(carry, x):
         lam, s_next = carry
         s, g, ok_r, slope_r, valid = x
-        lam = lam * jnp.exp(-jnp.maximum(s_next - s, 0.0) / params.tau_mem)
-        a = g + delta / params.tau_mem * lam
+        # lam: the adjoint voltage (sum of the later spikes' jumps), carried back to s.
+        lam_s = lam * jnp.exp(-jnp.where(valid, jnp.maximum(s_next - s, 0.0), 0.0) / params.tau_mem)
+        a = g + delta / params.tau_mem * lam_s
         mu = jnp.where(ok_r, -a / jnp.where(ok_r, slope_r, 1.0), 0.0)
-        lam = jnp.where(valid, lam + mu, lam)
-        return (lam, jnp.where(valid, s, s_next)), mu
+        return (jnp.where(valid, lam_s + mu, lam), jnp.where(valid, s, s_next)), mu
 
     zeros = jnp.zeros_like(spikes.time[0])
     xs = (spikes.time, grad_time, ok, slope, spikes.valid)
-    _, mu = jax.lax.scan(back, (zeros, spikes.time[-1]), xs, reverse=True)
+    _, mu = jax.lax.scan(back, (zeros, zeros), xs, reverse=True)
     return mu
 
 
 def input_gradients(spikes, mu, g_cur, sorted_in, w, params):
-    """Gradients w.r.t. the weight of every (sorted) input event and its time.
+    r"""Gradients w.r.t. the weight of every (sorted) input event and its time.
+
+    Both are sums over the spikes after each input $t_k$ of decaying kernels,
+    $\sum_{s_r > t_k} \mu_r \kappa(s_r - t_k)$ and the like. They are computed as the LIF
+    adjoint is: each spike's terms are taken back to the start of the input interval that
+    holds it, summed per interval, and carried back over the intervals by one reverse scan
+    of the transposed (closed-form) flow. Work and memory are linear in inputs and spikes.
 
     **Returns:** `(d_w, d_t)` of shapes `(K, N)` and `(K,)`.
     """
-    lag = spikes.time[:, None, :] - sorted_in.time[None, :, None]  # (S, K, N)
-    causal = spikes.valid[:, None, :] & (lag > 0)
-    lag = jnp.where(causal, lag, 0.0)
-    decay = jnp.exp(-lag / params.tau_syn)
+    n_in = sorted_in.time.shape[0]
+    lag = spikes.time - sorted_in.time[spikes.interval]
+    lag = jnp.where(spikes.valid & (lag >= 0), lag, 0.0)
+    mu = jnp.where(spikes.valid, mu, 0.0)
+    g_cur = jnp.where(spikes.valid, g_cur, 0.0)
+    e_mem = jnp.exp(-lag / params.tau_mem)
+    e_syn = jnp.exp(-lag / params.tau_syn)
     kappa = membrane(0.0, 1.0, lag, params.tau_mem, params.tau_syn)
-    kappa_dot = (decay - kappa) / params.tau_mem
-    mu, g_cur = mu[:, None, :], g_cur[:, None, :]
-    d_w = jnp.sum(jnp.where(causal, mu * kappa + g_cur * decay, 0.0), axis=0)
-    per_neuron = jnp.where(causal, -mu * kappa_dot + g_cur * decay / params.tau_syn, 0.0)
-    d_t = jnp.sum(w * jnp.sum(per_neuron, axis=0), axis=-1)
-    return d_w, d_t
+    # Per spike, at the start of its interval: mu e_mem (decays with tau_mem), the weight
+    # sensitivity mu kappa + g e_syn, and mu e_syn and g e_syn (decay with tau_syn).
+    terms = jnp.stack([mu * e_mem, mu * kappa + g_cur * e_syn, mu * e_syn, g_cur * e_syn])
+    neuron = jnp.broadcast_to(jnp.arange(mu.shape[1]), mu.shape)
+    per_interval = jnp.zeros((4, n_in, mu.shape[1]), mu.dtype)
+    per_interval = per_interval.at[:, spikes.interval, neuron].add(terms)
+
+    dt = sorted_in.end - sorted_in.time
+    flow = (
+        jnp.exp(-dt / params.tau_mem),
+        membrane(0.0, 1.0, dt, params.tau_mem, params.tau_syn),
+        jnp.exp(-dt / params.tau_syn),
+    )
+
+    def back(carry, x):
+        p_mem, p_w, q_mu, q_g = carry
+        (a, c, d), here = x
+        carry = (
+            a * p_mem + here[0],
+            c * p_mem + d * p_w + here[1],
+            d * q_mu + here[2],
+            d * q_g + here[3],
+        )
+        return carry, carry[1:]
+
+    zeros = jnp.zeros(mu.shape[1], mu.dtype)
+    xs = (flow, jnp.moveaxis(per_interval, 1, 0))
+    _, (d_w, q_mu, q_g) = jax.lax.scan(back, (zeros,) * 4, xs, reverse=True)
+    # -mu kappa' + g e_syn / tau_syn, with kappa' = (e_syn - kappa) / tau_mem.
+    per_neuron = -(q_mu - (d_w - q_g)) / params.tau_mem + q_g / params.tau_syn
+    return d_w, jnp.sum(w * per_neuron, axis=-1)

@@ -3,11 +3,13 @@ r"""Parallel-in-time simulation of a feed-forward LIF layer.
 Between its own spikes a neuron is linear: its state right after each input spike follows
 from a linear recurrence over the inputs (a few multiply-adds per input), and a spike only
 adds a decaying reset term $(v_\mathrm{reset} - v_\mathrm{th}) e^{-(t - s)/\tau_\mathrm{mem}}$
-to the voltage afterwards. The simulation therefore finds each neuron's first spike by
-solving for a crossing in *every* input interval in parallel and taking the earliest one;
-its second spike likewise, after adding the reset term; and so on,
-`max_spikes_per_neuron` rounds. The expensive part, root finding, never runs inside a
-loop over input spikes.
+to the voltage afterwards. The simulation therefore computes that recurrence once, then
+lets every neuron walk through the input intervals on its own with a *window scan*: at each
+step a neuron solves for a crossing in the next few intervals at once and either spikes at
+the earliest one or moves past them. One spike per neuron needs two steps over all
+intervals; a bursting neuron takes short windows and about one step per spike. The
+expensive part, root finding, is batched over windows and neurons, and the total work is
+linear in the number of inputs and spikes.
 """
 
 import equinox as eqx
@@ -49,17 +51,35 @@ def input_states(
 
 
 class NeuronSpikes(eqx.Module):
-    """Every neuron's spikes, round by round: entry `[r, n]` is the `r`-th spike of neuron `n`.
+    """Every neuron's spikes, one row per step of the window scan: entry `[r, n]` is what
+    neuron `n` found at step `r` (each neuron's valid entries are in time order; most rows
+    of a neuron are empty).
 
-    - `time`, `current`: spike time and synaptic current at the spike, shape `(S, N)`.
-    - `valid`: whether the spike happened (before `t_max`), shape `(S, N)`.
-    - `more`: whether a neuron could spike again after its budget of `S`, shape `(N,)`.
+    - `time`, `current`: spike time and synaptic current at the spike, shape `(R, N)`.
+    - `valid`: whether the entry is a spike (before `t_max`, within the budget), `(R, N)`.
+    - `interval`: the input interval that holds the spike (the index of the sorted input
+      that starts it), `(R, N)`.
+    - `more`: whether a neuron could spike again after its budget, shape `(N,)`.
     """
 
-    time: Float[Array, "s n"]
-    current: Float[Array, "s n"]
-    valid: Bool[Array, "s n"]
+    time: Float[Array, "r n"]
+    current: Float[Array, "r n"]
+    valid: Bool[Array, "r n"]
+    interval: Int[Array, "r n"]
     more: Bool[Array, " n"]
+
+
+def window_length(n_inputs: int, max_spikes_per_neuron: int) -> int:
+    """How many input intervals one step of the window scan searches per neuron: about the
+    number of intervals between two spikes if the budget were spread evenly."""
+    return max(1, -(-n_inputs // max_spikes_per_neuron))
+
+
+def scan_length(n_inputs: int, max_spikes_per_neuron: int, window: int) -> int:
+    """Steps that let every neuron reach the last interval: each step either finds a spike
+    (at most `max_spikes_per_neuron`, plus one that overflows and ends the neuron) or moves
+    on by `window` intervals."""
+    return -(-n_inputs // window) + max_spikes_per_neuron
 
 
 def neuron_spikes(
@@ -70,46 +90,101 @@ def neuron_spikes(
     t_max: float,
     max_spikes_per_neuron: int,
 ) -> NeuronSpikes:
-    """Find up to `max_spikes_per_neuron` spikes of every neuron, one round per spike."""
+    r"""Find up to `max_spikes_per_neuron` spikes of every neuron with a window scan.
+
+    Each neuron keeps a pointer into the input intervals. A step solves for a crossing in
+    the `L` intervals after the pointer at once (`L` from [`window_length`][]), all neurons
+    in parallel; at the earliest crossing the neuron spikes and the pointer moves there,
+    otherwise it moves on by `L` intervals. The state at each window start is the no-spike
+    trajectory ([`input_states`][]) plus the decaying sum of the resets so far,
+    $R\,e^{-(t - s_\mathrm{last})/\tau_\mathrm{mem}}$; the window holding the last spike
+    starts at that spike, from the reset. The scan has
+    $\lceil K/L\rceil + S$ steps of $L$ solves per neuron, about $2K$ solves for $K$ inputs
+    whatever the budget $S$: linear in inputs and spikes. A neuron that finds a crossing
+    after its budget is full sets `more` and stops.
+    """
     u_in, i_in = input_states(weights, sorted_in, params)
     n_in, n_out = u_in.shape
+    budget = max_spikes_per_neuron
+    length = window_length(n_in, budget)
     theta = params.v_th - params.v_leak
     u_reset = params.v_reset - params.v_leak
-    windows = _Windows(
-        t_start=jnp.broadcast_to(sorted_in.time[:, None], u_in.shape),
-        t_end=sorted_in.end[:, None],
-        k=jnp.arange(n_in)[:, None],
-        u_reset=u_reset,
-    )
-    # Per neuron: interval of the last spike (-1: none yet; n_in: done), its time and current.
-    last = (jnp.full((n_out,), -1), jnp.zeros((n_out,), u_in.dtype), jnp.zeros_like(u_in[0]))
-    times, currents, valids = [], [], []
-    for _ in range(max_spikes_per_neuron):
-        start, u0, i0, active = windows.starts(u_in, i_in, *last)
-        window = _length(windows.t_end - start)
+    neurons = jnp.arange(n_out)
+
+    def windows(carry, view):
+        """Start, state, length and index of each neuron's search windows, `(L, N)`.
+
+        `view`: "first" (every pointer at 0, no spike yet: a static slice), "all" (the
+        window covers every interval; those before the pointer are masked, no gather) or
+        "gather" (the `L` intervals from each neuron's pointer).
+        """
+        ptr, at_spike, s_last, i_last, resets = carry[:5]
+        if view == "first":
+            k = jnp.broadcast_to(jnp.arange(length)[:, None], (length, n_out))
+            time, end = sorted_in.time[:length, None], sorted_in.end[:length, None]
+            time = jnp.broadcast_to(time, k.shape)
+            return time, u_in[:length], i_in[:length], end - time, jnp.ones_like(k, bool), k
+        if view == "all":
+            k = jnp.broadcast_to(jnp.arange(n_in)[:, None], (n_in, n_out))
+            inside = k >= ptr[None, :]
+            t_start, end, u_lin, i_lin = sorted_in.time[:, None], sorted_in.end[:, None], u_in, i_in
+        else:
+            k = ptr[None, :] + jnp.arange(length)[:, None]
+            inside = k < n_in
+            k = jnp.minimum(k, n_in - 1)
+            t_start, end = sorted_in.time[k], sorted_in.end[k]
+            u_lin, i_lin = jnp.take_along_axis(u_in, k, 0), jnp.take_along_axis(i_in, k, 0)
+        lag = t_start - s_last[None, :]
+        u0 = u_lin + resets[None, :] * jnp.exp(-jnp.where(lag >= 0, lag, 0.0) / params.tau_mem)
+        from_spike = (k == ptr[None, :]) & at_spike[None, :]
+        start = jnp.where(from_spike, s_last[None, :], t_start)
+        u0 = jnp.where(from_spike, u_reset, u0)
+        i0 = jnp.where(from_spike, i_last[None, :], i_lin)
+        return start, u0, i0, _length(end - start), inside, k
+
+    def step(carry, view):
+        ptr, at_spike, s_last, i_last, resets, count, more = carry
+        start, u0, i0, window, inside, k = windows(carry, view)
         dt, found = solver(u0, i0, theta, window, params.tau_mem, params.tau_syn)
-        found = found & active
+        found = found & inside
         first = jnp.argmax(found, axis=0)
-        pick = (first[None, :], jnp.arange(n_out)[None, :])
-        s_new = start[pick][0] + dt[pick][0]
-        i_new = i0[pick][0] * jnp.exp(-dt[pick][0] / params.tau_syn)
-        spiked = jnp.any(found, axis=0) & (s_new < t_max)
-        times.append(s_new)
-        currents.append(i_new)
-        valids.append(spiked)
-        later = (windows.k > first[None, :]) & spiked[None, :]
-        lag = jnp.where(later, sorted_in.time[:, None] - s_new[None, :], 0.0)
-        u_in = u_in + jnp.where(later, (u_reset - theta) * jnp.exp(-lag / params.tau_mem), 0.0)
-        last = (
-            jnp.where(spiked, first, n_in),
-            jnp.where(spiked, s_new, last[1]),
-            jnp.where(spiked, i_new, last[2]),
+        dt_first = dt[first, neurons]
+        s_new = start[first, neurons] + dt_first
+        i_new = i0[first, neurons] * jnp.exp(-dt_first / params.tau_syn)
+        interval = k[first, neurons]
+        hit = jnp.any(found, axis=0) & (s_new < t_max)
+        spike = hit & (count < budget)
+        since = jnp.where(spike, s_new - s_last, 0.0)
+        carry = (
+            jnp.where(spike, interval, jnp.where(hit, n_in, ptr + length)),
+            spike,
+            jnp.where(spike, s_new, s_last),
+            jnp.where(spike, i_new, i_last),
+            jnp.where(spike, resets * jnp.exp(-since / params.tau_mem) + (u_reset - theta), resets),
+            count + spike.astype(count.dtype),
+            more | (hit & ~spike),
         )
-    start, u0, i0, active = windows.starts(u_in, i_in, *last)
-    window = _length(windows.t_end - start)
-    more = solver.exists(u0, i0, theta, window, params.tau_mem, params.tau_syn)
-    more = jax.lax.stop_gradient(jnp.any(more & active & (window > 0), axis=0))
-    return NeuronSpikes(jnp.stack(times), jnp.stack(currents), jnp.stack(valids), more)
+        return carry, (s_new, i_new, spike, interval)
+
+    zeros = jnp.zeros((n_out,), u_in.dtype)
+    no = jnp.zeros((n_out,), bool)
+    carry = (jnp.zeros((n_out,), int), no, zeros, zeros, zeros, jnp.zeros((n_out,), int), no)
+    carry, row = step(carry, "first")
+    if length >= n_in:
+        # One window holds every interval: `budget` rounds over all of them (no gathers), and
+        # a last look whether any neuron could spike again (no root finding).
+        carry, rows = jax.lax.scan(lambda c, _: step(c, "all"), carry, None, length=budget - 1)
+        start, u0, i0, window, inside, _ = windows(carry, "all")
+        again = solver.exists(u0, i0, theta, window, params.tau_mem, params.tau_syn)
+        more = carry[-1] | jnp.any(again & inside & (window > 0), axis=0)
+    else:
+        steps = scan_length(n_in, budget, length) - 1
+        carry, rows = jax.lax.scan(lambda c, _: step(c, "gather"), carry, None, length=steps)
+        more = carry[-1]
+    time, current, valid, interval = (
+        jnp.concatenate([r[None], rs]) for r, rs in zip(row, rows, strict=True)
+    )
+    return NeuronSpikes(time, current, valid, interval, jax.lax.stop_gradient(more))
 
 
 def candidates(spikes: NeuronSpikes):
@@ -145,23 +220,3 @@ def _length(span):
     """Window length: `span` is >= 0 up to rounding; `where` (unlike `maximum`) keeps the
     full gradient when two events coincide."""
     return jnp.where(span >= 0, span, 0.0)
-
-
-class _Windows(eqx.Module):
-    """The search windows of a round: one per (input interval, neuron)."""
-
-    t_start: Float[Array, "k n"]
-    t_end: Float[Array, "k 1"]
-    k: Int[Array, "k 1"]
-    u_reset: float = eqx.field(static=True)
-
-    def starts(self, u_in, i_in, k_last, s_last, i_last):
-        """Start time and state of every window; windows before the last spike are inactive.
-
-        The window holding a neuron's last spike starts at that spike, from the reset.
-        """
-        at_last = self.k == k_last[None, :]
-        start = jnp.where(at_last, s_last[None, :], self.t_start)
-        u0 = jnp.where(at_last, self.u_reset, u_in)
-        i0 = jnp.where(at_last, i_last[None, :], i_in)
-        return start, u0, i0, self.k >= k_last[None, :]
