@@ -216,8 +216,10 @@ class EventPropLIF(LIF):
     **Arguments:** as [`eqsnn.LIF`][], plus
 
     - `wrap_only_step`: if `False` (default), one custom VJP covers the whole trajectory
-      (the backward pass is one reverse scan); if `True`, each interval step has its own
-      custom VJP and JAX's autodiff chains them. Both give the same gradients.
+      (the backward pass is one closed-form adjoint); if `True`, each interval step of the
+      sequential engine has its own custom VJP and JAX's autodiff chains them (this
+      selects the sequential engine, with `max_spikes_per_interval` default 1). Both give
+      the same gradients.
 
     **Example:**
 
@@ -256,10 +258,23 @@ class EventPropLIF(LIF):
         wrap_only_step: bool = False,
         duplication: int | None = None,
         solver: AbstractCrossingSolver | None = None,
-        max_spikes_per_interval: int = 1,
-        overflow: Overflow = Overflow.COUNT,
         max_spikes_per_neuron: int | None = None,
+        max_spikes_per_interval: int | None = None,
+        overflow: Overflow = Overflow.COUNT,
     ):
+        if not isinstance(wrap_only_step, bool):
+            raise TypeError(
+                f"{type(self).__name__}: `wrap_only_step` must be a bool, got {wrap_only_step!r}."
+            )
+        if wrap_only_step and max_spikes_per_neuron is not None:
+            raise ValueError(
+                f"{type(self).__name__}: `wrap_only_step=True` wraps the steps of the "
+                "sequential engine; it cannot be combined with `max_spikes_per_neuron` "
+                f"(got {max_spikes_per_neuron!r}), whose parallel engine has one closed-form "
+                "adjoint for the whole trajectory. Use `max_spikes_per_interval`."
+            )
+        if wrap_only_step and max_spikes_per_interval is None:
+            max_spikes_per_interval = 1
         super().__init__(
             in_size,
             out_size,
@@ -275,17 +290,6 @@ class EventPropLIF(LIF):
             overflow=overflow,
             max_spikes_per_neuron=max_spikes_per_neuron,
         )
-        if not isinstance(wrap_only_step, bool):
-            raise TypeError(
-                f"{type(self).__name__}: `wrap_only_step` must be a bool, got {wrap_only_step!r}."
-            )
-        if wrap_only_step and max_spikes_per_neuron is not None:
-            raise ValueError(
-                f"{type(self).__name__}: `wrap_only_step=True` wraps the steps of the "
-                "sequential engine; it cannot be combined with `max_spikes_per_neuron` "
-                f"(got {max_spikes_per_neuron!r}), whose parallel engine has one closed-form "
-                "adjoint for the whole trajectory."
-            )
         self.wrap_only_step = wrap_only_step
 
     def __call__(self, spikes: Spikes, *, key: PRNGKeyArray | None = None) -> Spikes:
@@ -294,7 +298,7 @@ class EventPropLIF(LIF):
         # Integer leaves computed by a differentiated upstream layer arrive as (float0-)
         # perturbed values, which `eqx.filter_custom_vjp` rejects; they carry no gradient.
         spikes = eqx.tree_at(lambda s: (s.idx, s.dropped), spikes, replace_fn=jax.lax.stop_gradient)
-        if self.max_spikes_per_neuron is not None:
+        if self.max_spikes_per_interval is None:
             return eventprop_feedforward(self.weights.input, spikes, self)
         if self.wrap_only_step:
             return _stepwise(self, spikes)

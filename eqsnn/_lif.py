@@ -9,7 +9,7 @@ from ._feedforward import simulate_feedforward
 from ._feedforward_parallel import simulate_feedforward_parallel
 from ._params import LIFParameters
 from ._spikes import Spikes
-from ._weights import InputWeights, check_size, check_t_max, normal_weights
+from ._weights import InputWeights, check_size, check_t_max, normal_weights, spike_budget
 from .solvers import AbstractCrossingSolver, default_solver
 
 
@@ -40,16 +40,15 @@ class LIF(eqx.Module):
     - `duplication`: if set to `d`, inputs come in `d` consecutive copies that start with
       equal weights (the reference's duplicated inputs); `in_size` must be a multiple of `d`.
     - `solver`: the crossing solver (default: [`eqsnn.solvers.default_solver`][]).
-    - `max_spikes_per_interval`: how many spikes one neuron may emit between two consecutive
-      input spikes (1 suffices in the one-spike regime; raise it for bursting neurons).
-      Further spikes in that interval are counted in `dropped`. Budget of the sequential
-      engine (a scan over input intervals).
-    - `max_spikes_per_neuron`: if set, use the parallel engine instead: each neuron emits at
-      most this many spikes in total, found round by round with all input intervals solved
-      at once (no scan over root finding); several times faster, and the natural budget in
-      the one-spike regime (`max_spikes_per_neuron=1`). A neuron that could spike again
-      after its budget adds one to `dropped`. Cannot be combined with
-      `max_spikes_per_interval`. See [Spike budgets](../concepts/budgets.md).
+    - `max_spikes_per_neuron`: the most spikes one neuron emits (default:
+      `ceil(n_spikes / out_size)`, the output buffer shared evenly; 1 in the one-spike
+      regime). The layer uses the parallel engine: each neuron scans the input intervals
+      on its own, solving several at once, in work linear in inputs and spikes. A neuron
+      that could spike again after its budget adds one to `dropped`; the spikes it did
+      emit are exact. See [Spike budgets](../concepts/budgets.md).
+    - `max_spikes_per_interval`: if set, use the sequential engine instead (a scan over the
+      input intervals, all neurons together), with at most this many spikes per neuron
+      between two consecutive inputs. Cannot be combined with `max_spikes_per_neuron`.
     - `overflow`: an [`eqsnn.Overflow`][]: count dropped spikes (default) or raise.
 
     **Returns (from `__call__`):** the output [`eqsnn.Spikes`][], `n_spikes` slots, sorted by
@@ -74,9 +73,9 @@ class LIF(eqx.Module):
     t_max: float = eqx.field(static=True)
     params: LIFParameters
     solver: AbstractCrossingSolver = eqx.field(static=True)
-    max_spikes_per_interval: int = eqx.field(static=True)
+    max_spikes_per_neuron: int | None = eqx.field(static=True)
+    max_spikes_per_interval: int | None = eqx.field(static=True)
     overflow: Overflow = eqx.field(static=True)
-    max_spikes_per_neuron: int | None = eqx.field(static=True, default=None)
 
     def __init__(
         self,
@@ -91,9 +90,9 @@ class LIF(eqx.Module):
         std: float = 2.0,
         duplication: int | None = None,
         solver: AbstractCrossingSolver | None = None,
-        max_spikes_per_interval: int = 1,
-        overflow: Overflow = Overflow.COUNT,
         max_spikes_per_neuron: int | None = None,
+        max_spikes_per_interval: int | None = None,
+        overflow: Overflow = Overflow.COUNT,
     ):
         who = type(self).__name__
         self.in_size = check_size("in_size", in_size, who)
@@ -106,18 +105,9 @@ class LIF(eqx.Module):
         self.solver = default_solver(self.params) if solver is None else solver
         if not isinstance(self.solver, AbstractCrossingSolver):
             raise TypeError(f"{who}: `solver` must be a crossing solver, got {solver!r}.")
-        self.max_spikes_per_interval = check_size(
-            "max_spikes_per_interval", max_spikes_per_interval, who
+        self.max_spikes_per_neuron, self.max_spikes_per_interval = spike_budget(
+            max_spikes_per_neuron, max_spikes_per_interval, n_spikes, out_size, who
         )
-        if max_spikes_per_neuron is not None:
-            check_size("max_spikes_per_neuron", max_spikes_per_neuron, who)
-            if max_spikes_per_interval != 1:
-                raise ValueError(
-                    f"{who}: choose one spike budget: `max_spikes_per_neuron`="
-                    f"{max_spikes_per_neuron!r} (parallel engine) or `max_spikes_per_interval`="
-                    f"{max_spikes_per_interval!r} (sequential engine), not both."
-                )
-        self.max_spikes_per_neuron = max_spikes_per_neuron
         if not isinstance(overflow, Overflow):
             raise TypeError(f"{who}: `overflow` must be an eqsnn.Overflow, got {overflow!r}.")
         self.overflow = overflow
@@ -143,7 +133,7 @@ class LIF(eqx.Module):
                 f"({self.in_size}, {self.out_size}), got {shape}."
             )
         spikes = check_input(spikes, self.in_size, who)
-        if self.max_spikes_per_neuron is not None:
+        if self.max_spikes_per_interval is None:
             return simulate_feedforward_parallel(
                 self.weights.input,
                 spikes,

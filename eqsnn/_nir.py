@@ -184,14 +184,22 @@ def _settings(name: str, node, k: int, options: dict) -> dict:
 def _feedforward(name: str, node, w_in: np.ndarray, k: int, options: dict) -> LIF:
     n, params, scale = _neurons(name, node)
     meta = (node.metadata or {}).get(META, {})
-    per_interval = options["max_spikes_per_interval"]
-    if per_interval is None:
-        per_interval = int(meta.get("max_spikes_per_interval", 1))
+    budget = {
+        name: options[name]
+        for name in ("max_spikes_per_neuron", "max_spikes_per_interval")
+        if options[name] is not None
+    }
+    if not budget:
+        budget = {
+            name: int(meta[name])
+            for name in ("max_spikes_per_neuron", "max_spikes_per_interval")
+            if name in meta
+        }
     layer = options["layer"](
         w_in.shape[0],
         n,
         params=params,
-        max_spikes_per_interval=per_interval,
+        **budget,
         **_settings(name, node, k, options),
     )
     return eqx.tree_at(lambda m: m.weights.input, layer, jnp.asarray(w_in * scale))

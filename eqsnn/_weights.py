@@ -40,6 +40,34 @@ def check_size(name: str, value, who: str, minimum: int = 1) -> int:
     return value
 
 
+def spike_budget(
+    max_spikes_per_neuron: int | None,
+    max_spikes_per_interval: int | None,
+    n_spikes: int,
+    out_size: int,
+    who: str,
+) -> tuple[int | None, int | None]:
+    """Resolve a feed-forward layer's spike budget and engine.
+
+    **Returns:** `(max_spikes_per_neuron, max_spikes_per_interval)`, exactly one an int:
+    the sequential engine if `max_spikes_per_interval` is given, else the parallel engine
+    with `max_spikes_per_neuron` (default: `ceil(n_spikes / out_size)`, the output buffer
+    shared evenly).
+    """
+    if max_spikes_per_interval is not None:
+        check_size("max_spikes_per_interval", max_spikes_per_interval, who)
+        if max_spikes_per_neuron is not None:
+            raise ValueError(
+                f"{who}: choose one spike budget: `max_spikes_per_neuron`="
+                f"{max_spikes_per_neuron!r} (parallel engine) or `max_spikes_per_interval`="
+                f"{max_spikes_per_interval!r} (sequential engine), not both."
+            )
+        return None, max_spikes_per_interval
+    if max_spikes_per_neuron is None:
+        return -(-n_spikes // out_size), None
+    return check_size("max_spikes_per_neuron", max_spikes_per_neuron, who), None
+
+
 def check_t_max(t_max, who: str) -> float:
     """Validate the simulation horizon."""
     try:

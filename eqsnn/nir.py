@@ -96,7 +96,9 @@ def _settings(layer: Layer) -> dict[str, Any]:
         settings["mask_input"] = np.array(layer.mask.input)
         settings["mask_recurrent"] = np.array(layer.mask.recurrent)
     else:
-        settings["max_spikes_per_interval"] = layer.max_spikes_per_interval
+        for name in ("max_spikes_per_neuron", "max_spikes_per_interval"):
+            if getattr(layer, name, None) is not None:  # the engine: exactly one is set
+                settings[name] = getattr(layer, name)
     return settings
 
 
@@ -136,7 +138,7 @@ def to_nir(model: LIF | eqx.nn.Sequential | Sequence[LIF]) -> "nir.NIRGraph":
     ends at an `Output` node `output`. Weights keep their dtype, parameters are float64.
 
     NIR has no field for what eqsnn needs beyond the dynamics: the horizon `t_max`, the
-    spike budget `n_spikes`, `max_spikes_per_interval`, the overflow policy, the layer
+    spike budget `n_spikes`, the per-neuron or per-interval budget, the overflow policy, the layer
     class and, for recurrent layers, the population sizes and connectivity masks are
     stored in each `CubaLIF` node's `metadata["eqsnn"]`, where [`eqsnn.nir.from_nir`][]
     finds them. The crossing solver is not stored (the import picks the default solver
@@ -195,6 +197,7 @@ def from_nir(
     layer: type[LIF] = LIF,
     recurrent_layer: type[RecurrentLIF] = RecurrentLIF,
     solver: AbstractCrossingSolver | None = None,
+    max_spikes_per_neuron: int | None = None,
     max_spikes_per_interval: int | None = None,
     overflow: Overflow | None = None,
 ) -> eqx.nn.Sequential:
@@ -225,8 +228,10 @@ def from_nir(
     - `recurrent_layer`: the class of recurrent layers, [`eqsnn.RecurrentLIF`][] (default) or a
       subclass with the same constructor.
     - `solver`: the crossing solver of every layer (default: chosen from the parameters).
-    - `max_spikes_per_interval` (feed-forward layers), `overflow`: as for
-      [`eqsnn.LIF`][] (default: recorded value, else 1 and `Overflow.COUNT`).
+    - `max_spikes_per_neuron`, `max_spikes_per_interval` (feed-forward layers), `overflow`:
+      as for [`eqsnn.LIF`][] (default: the recorded values, else the parallel engine with
+      its default budget and `Overflow.COUNT`). Giving either budget replaces the
+      recorded one.
 
     **Returns:** an `eqx.nn.Sequential` of layers, first layer first.
 
@@ -275,6 +280,7 @@ def from_nir(
         layer=layer,
         recurrent_layer=recurrent_layer,
         solver=solver,
+        max_spikes_per_neuron=max_spikes_per_neuron,
         max_spikes_per_interval=max_spikes_per_interval,
         overflow=overflow,
     )

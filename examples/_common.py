@@ -59,8 +59,8 @@ def layer_classes(method: Method, style: Style):
 class Engine(enum.Enum):
     """How a feed-forward layer finds its spikes (see eqsnn.LIF)."""
 
-    PARALLEL = "parallel"  # all input intervals at once, --spikes-per-neuron spikes each
-    SEQUENTIAL = "sequential"  # a scan over the input intervals
+    PARALLEL = "parallel"  # a window scan per neuron, --spikes-per-neuron spikes each
+    SEQUENTIAL = "sequential"  # a scan over the input intervals, one spike per interval
 
 
 def _default_engine(style: Style) -> Engine:
@@ -98,7 +98,10 @@ class Network(eqx.Module):
         engine = Engine(cfg.engine) if cfg.engine else _default_engine(style)
         if style is Style.FEEDFORWARD:
             k = cfg.spikes_per_neuron
-            budget = dict(max_spikes_per_neuron=k) if engine is Engine.PARALLEL else {}
+            if engine is Engine.PARALLEL:
+                budget = dict(max_spikes_per_neuron=k)
+            else:
+                budget = dict(max_spikes_per_interval=1)
             hidden = layer_class(
                 n_in,
                 cfg.hidden,

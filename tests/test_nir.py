@@ -85,10 +85,15 @@ def test_exported_graph_has_nir_types_shapes_and_values():
         )  # fmt: skip
         for field, value in expected.items():
             np.testing.assert_array_equal(getattr(lif, field), np.full(n, value), err_msg=field)
+        # The budget that is set (it picks the engine) is stored, the other is left out.
+        budget = (
+            dict(max_spikes_per_neuron=layer.max_spikes_per_neuron)
+            if layer.max_spikes_per_interval is None
+            else dict(max_spikes_per_interval=layer.max_spikes_per_interval)
+        )
         assert lif.metadata["eqsnn"] == dict(
             layer="LIF", n_spikes=layer.n_spikes, t_max=layer.t_max,
-            max_spikes_per_interval=layer.max_spikes_per_interval,
-            overflow=layer.overflow.value,
+            overflow=layer.overflow.value, **budget,
         )  # fmt: skip
 
 
@@ -161,7 +166,12 @@ def test_arguments_override_metadata_and_are_required_without_it():
     assert [layer.n_spikes for layer in model.layers] == [7, 3]
     assert [layer.t_max for layer in model.layers] == [0.03, 0.03]
     assert [layer.max_spikes_per_interval for layer in model.layers] == [2, 2]
+    assert [layer.max_spikes_per_neuron for layer in model.layers] == [None, None]
     assert [layer.overflow for layer in model.layers] == [eqsnn.Overflow.COUNT] * 2
+    # Without arguments, each layer gets its recorded budget and engine back.
+    model = from_nir(to_nir(_model()))
+    assert [layer.max_spikes_per_neuron for layer in model.layers] == [2, None]
+    assert [layer.max_spikes_per_interval for layer in model.layers] == [None, 2]
 
 
 @needs_nir

@@ -169,6 +169,19 @@ def test_window_scan_does_not_depend_on_the_budget():
             np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12 * float(jnp.max(jnp.abs(b))))
 
 
+def test_default_budget_and_engine():
+    # No budget: the parallel engine, the output buffer shared evenly between the neurons.
+    layer = eqsnn.LIF(6, 4, 10, T_MAX, key=KEYS[0])
+    assert (layer.max_spikes_per_neuron, layer.max_spikes_per_interval) == (3, None)
+    layer = eqsnn.EventPropLIF(6, 4, 4, T_MAX, key=KEYS[0])
+    assert (layer.max_spikes_per_neuron, layer.max_spikes_per_interval) == (1, None)
+    # `max_spikes_per_interval` or `wrap_only_step=True` select the sequential engine.
+    layer = eqsnn.LIF(6, 4, 10, T_MAX, key=KEYS[0], max_spikes_per_interval=2)
+    assert (layer.max_spikes_per_neuron, layer.max_spikes_per_interval) == (None, 2)
+    layer = eqsnn.EventPropLIF(6, 4, 10, T_MAX, key=KEYS[0], wrap_only_step=True)
+    assert (layer.max_spikes_per_neuron, layer.max_spikes_per_interval) == (None, 1)
+
+
 def test_budget_arguments_are_exclusive():
     with pytest.raises(ValueError, match="choose one spike budget"):
         eqsnn.LIF(2, 2, 4, T_MAX, key=KEYS[0], max_spikes_per_neuron=1, max_spikes_per_interval=2)

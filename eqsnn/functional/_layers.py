@@ -29,7 +29,8 @@ def LIF(
     duplication: int | None = None,
     *,
     solver: AbstractCrossingSolver | None = None,
-    max_spikes_per_interval: int = 1,
+    max_spikes_per_neuron: int | None = None,
+    max_spikes_per_interval: int | None = None,
     overflow: Overflow = Overflow.COUNT,
 ) -> tuple[InitFn, ApplyFn]:
     r"""A feed-forward layer of LIF neurons, as jaxsnn's `(init_fn, apply_fn)` pair.
@@ -45,8 +46,8 @@ def LIF(
     - `mean`, `std`: initial weights are drawn from $\mathcal N(\mathrm{mean}, \mathrm{std}^2)$.
     - `duplication`: inputs come in `duplication` consecutive copies with equal initial
       weights (the input size must be a multiple of it).
-    - `solver`, `max_spikes_per_interval`, `overflow` (keyword-only, eqsnn additions):
-      passed to [`eqsnn.LIF`][].
+    - `solver`, `max_spikes_per_neuron`, `max_spikes_per_interval`, `overflow`
+      (keyword-only, eqsnn additions): passed to [`eqsnn.LIF`][].
 
     **Returns:** `(init_fn, apply_fn)`:
 
@@ -72,7 +73,11 @@ def LIF(
     _, _, out, _ = apply_fn([weights], spikes)  # out.idx in 2..4 (global), or -1
     ```
     """
-    options = dict(solver=solver, max_spikes_per_interval=max_spikes_per_interval)
+    options = dict(
+        solver=solver,
+        max_spikes_per_neuron=max_spikes_per_neuron,
+        max_spikes_per_interval=max_spikes_per_interval,
+    )
     return _feedforward(_LIFModule, n_hidden, n_spikes, t_max, params, mean, std, duplication,
                         overflow=overflow, **options)  # fmt: skip
 
@@ -88,7 +93,8 @@ def EventPropLIF(
     duplication: int | None = None,
     *,
     solver: AbstractCrossingSolver | None = None,
-    max_spikes_per_interval: int = 1,
+    max_spikes_per_neuron: int | None = None,
+    max_spikes_per_interval: int | None = None,
     overflow: Overflow = Overflow.COUNT,
 ) -> tuple[InitFn, ApplyFn]:
     r"""A feed-forward LIF layer with EventProp gradients, as jaxsnn's `(init_fn, apply_fn)`.
@@ -104,7 +110,11 @@ def EventPropLIF(
 
     **Returns:** `(init_fn, apply_fn)` as for [`eqsnn.functional.LIF`][].
     """
-    options = dict(solver=solver, max_spikes_per_interval=max_spikes_per_interval)
+    options = dict(
+        solver=solver,
+        max_spikes_per_neuron=max_spikes_per_neuron,
+        max_spikes_per_interval=max_spikes_per_interval,
+    )
     return _feedforward(_EventPropLIFModule, n_hidden, n_spikes, t_max, params, mean, std,
                         duplication, overflow=overflow, wrap_only_step=wrap_only_step,
                         **options)  # fmt: skip

@@ -12,7 +12,7 @@ from .._feedforward_parallel import simulate_feedforward_parallel
 from .._params import LIFParameters
 from .._recurrent import simulate_recurrent
 from .._spikes import Spikes
-from .._weights import InputWeights, RecurrentWeights, check_size
+from .._weights import InputWeights, RecurrentWeights, check_size, spike_budget
 from ..solvers import AbstractCrossingSolver, default_solver
 from ._backend import Backend
 
@@ -31,9 +31,9 @@ class SoftwareBackend(Backend):
 
     - `solver`: the crossing solver (default: [`eqsnn.solvers.default_solver`][] of the
       layer's parameters).
-    - `max_spikes_per_interval`, `max_spikes_per_neuron`: the feed-forward engine and its
-      spike budget, as for [`eqsnn.LIF`][] (default: the sequential engine, one spike per
-      neuron and input interval).
+    - `max_spikes_per_neuron`, `max_spikes_per_interval`: the feed-forward engine and its
+      spike budget, as for [`eqsnn.LIF`][] (default: the parallel engine with
+      `ceil(n_spikes / out_size)` spikes per neuron).
 
     **Example:**
 
@@ -52,19 +52,19 @@ class SoftwareBackend(Backend):
         self,
         *,
         solver: AbstractCrossingSolver | None = None,
-        max_spikes_per_interval: int = 1,
         max_spikes_per_neuron: int | None = None,
+        max_spikes_per_interval: int | None = None,
     ):
         who = type(self).__name__
         if solver is not None and not isinstance(solver, AbstractCrossingSolver):
             raise TypeError(f"{who}: `solver` must be a crossing solver, got {solver!r}.")
         self.solver = solver
-        self.max_spikes_per_interval = check_size(
-            "max_spikes_per_interval", max_spikes_per_interval, who
-        )
         if max_spikes_per_neuron is not None:
             check_size("max_spikes_per_neuron", max_spikes_per_neuron, who)
+        # Resolved against each call's sizes; this checks the pair now.
+        spike_budget(max_spikes_per_neuron, max_spikes_per_interval, 1, 1, who)
         self.max_spikes_per_neuron = max_spikes_per_neuron
+        self.max_spikes_per_interval = max_spikes_per_interval
         self.calls = 0
         """How many times `run` was called (one per batch)."""
 
@@ -96,16 +96,23 @@ def _simulate(
     solver: AbstractCrossingSolver,
     t_max: float,
     n_spikes: int,
-    max_spikes_per_interval: int,
+    max_spikes_per_interval: int | None,
     max_spikes_per_neuron: int | None,
 ) -> Spikes:
     def one(time, idx):
         inputs = Spikes(time=time, idx=idx)
         if isinstance(weights, RecurrentWeights):
             return simulate_recurrent(weights, inputs, params, solver, n_spikes, t_max)
-        if max_spikes_per_neuron is not None:
+        per_neuron, per_interval = spike_budget(
+            max_spikes_per_neuron,
+            max_spikes_per_interval,
+            n_spikes,
+            weights.input.shape[1],
+            "SoftwareBackend",
+        )
+        if per_interval is None:
             return simulate_feedforward_parallel(
-                weights.input, inputs, params, solver, n_spikes, t_max, max_spikes_per_neuron
+                weights.input, inputs, params, solver, n_spikes, t_max, per_neuron
             )
         return simulate_feedforward(
             weights.input,
