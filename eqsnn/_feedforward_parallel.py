@@ -188,7 +188,7 @@ def neuron_spikes(
 
 
 def candidates(spikes: NeuronSpikes):
-    """Flatten `(S, N)` per-neuron spikes into candidate arrays (time, neuron, current, valid)."""
+    """Flatten `(R, N)` per-neuron spikes into candidate arrays (time, neuron, current, valid)."""
     neuron = jnp.broadcast_to(jnp.arange(spikes.time.shape[1]), spikes.time.shape)
     return (
         spikes.time.reshape(-1),
