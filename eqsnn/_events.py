@@ -38,13 +38,23 @@ class SortedInputs(eqx.Module):
 
 
 def check_input(spikes: Spikes, in_size: int, who: str) -> Spikes:
-    """Static and runtime checks of one sample of input spikes for a layer with `in_size` inputs."""
+    """Static and runtime checks of one sample of input spikes for a layer with `in_size` inputs.
+
+    A buffer of zero slots is replaced by one empty slot."""
     if not isinstance(spikes, Spikes):
         raise TypeError(f"{who}: expected `spikes` to be an eqsnn.Spikes, got {type(spikes)}.")
     if spikes.time.ndim != 1:
         raise ValueError(
             f"{who}: `spikes` must be one sample with arrays of shape (n,), got time.shape="
             f"{spikes.time.shape}; use jax.vmap over the layer for a batch."
+        )
+    if spikes.time.shape[0] == 0:
+        # An empty buffer is one empty slot: every engine needs at least one input slot.
+        spikes = Spikes(
+            time=jnp.zeros((1,), spikes.time.dtype),
+            idx=jnp.full((1,), EMPTY_INDEX, spikes.idx.dtype),
+            current=jnp.zeros((1,), spikes.current.dtype),
+            dropped=spikes.dropped,
         )
     used = spikes.idx >= 0
     time = eqx.error_if(

@@ -199,3 +199,21 @@ def test_exceeding_max_spikes_per_interval_counts_exactly():
     # Every emitted spike is a true spike, and emitted + dropped = all true spikes.
     assert all(np.min(np.abs(t_ref - s)) <= RTOL_DIFFRAX * s for s in t)
     assert len(t) + int(out.dropped) == len(t_ref)
+
+
+@pytest.mark.parametrize("budget", [dict(max_spikes_per_neuron=4), dict(max_spikes_per_interval=1)])
+def test_an_empty_input_buffer_gives_no_spikes_and_zero_gradients(budget):
+    # A buffer of zero slots (e.g. a silent upstream layer sliced to nothing) is valid input.
+    layer = LIF(IN_SIZE, OUT_SIZE, N_SPIKES, T_MAX, PARAMS, key=jax.random.PRNGKey(0), **budget)
+    layer = eqx.tree_at(lambda m: m.weights.input, layer, WEIGHTS)
+    empty = Spikes(jnp.zeros((0,)), jnp.zeros((0,), jnp.int32))
+
+    def loss(layer, time):
+        out = layer(Spikes(time, empty.idx))
+        return jnp.sum(jnp.where(out.idx >= 0, out.time, 0.0)) + jnp.sum(out.current)
+
+    out = layer(empty)
+    assert int(out.count()) == 0 and int(out.dropped) == 0
+    grad_layer, grad_time = eqx.filter_grad(lambda lt: loss(*lt))((layer, empty.time))
+    assert grad_time.shape == (0,)
+    np.testing.assert_array_equal(grad_layer.weights.input, np.zeros((IN_SIZE, OUT_SIZE)))
