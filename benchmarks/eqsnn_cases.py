@@ -41,6 +41,10 @@ from benchmarks.peers import (
 BUDGET_KEYWORDS = ("max_spikes_per_neuron", "max_spikes_per_interval")
 """Names of the per-neuron spike budget argument, newest first."""
 
+GLOBAL_LOOP = "n_spikes"
+"""`budget_keyword` that passes no per-neuron budget: a recurrent layer then runs its global
+event loop, bounded by its `n_spikes` only."""
+
 
 class EqsnnLayer(enum.Enum):
     """The eqsnn layer class a case uses (value: the attribute name in `eqsnn`)."""
@@ -50,7 +54,8 @@ class EqsnnLayer(enum.Enum):
     EVENTPROP = "EventPropLIF"
     """Feed-forward `EventPropLIF` layers, gradients by the EventProp adjoint."""
     RECURRENT_EVENTPROP = "RecurrentEventPropLIF"
-    """One `RecurrentEventPropLIF([hidden, 3])` (layered connectivity, global event loop)."""
+    """One `RecurrentEventPropLIF([hidden, 3])` (layered connectivity): the window scan per
+    population with a per-neuron budget, or the global event loop (`GLOBAL_LOOP`)."""
 
 
 class Budgets(NamedTuple):
@@ -98,14 +103,17 @@ def budget_kwargs(
     1: output, `None`: both, for a layer that holds both populations).
 
     `keyword` picks one of `BUDGET_KEYWORDS` (e.g. to measure the engine that the older
-    keyword selects while both exist); by default the newest that `cls` takes. Returns `{}`
-    for a class without any (a recurrent layer's global event loop is bounded by its
-    `n_spikes` only); raises `PeerUnavailable` if `cls` lacks the requested `keyword`.
+    keyword selects while both exist); by default the newest that `cls` takes. For both
+    populations the value is a pair `(hidden, output)`. Returns `{}` for a class without
+    any, or for `keyword=GLOBAL_LOOP` (a recurrent layer's global event loop is bounded by
+    its `n_spikes` only); raises `PeerUnavailable` if `cls` lacks the requested `keyword`.
     """
+    if keyword == GLOBAL_LOOP:
+        return {}
     parameters = inspect.signature(cls).parameters
     if population is None:
         hidden, output = budgets.layer(0), budgets.layer(1)
-        values = {name: max(hidden[name], output[name]) for name in hidden}
+        values = {name: (hidden[name], output[name]) for name in hidden}
     else:
         values = budgets.layer(population)
     for name in BUDGET_KEYWORDS if keyword is None else (keyword,):
@@ -271,7 +279,7 @@ def multi_spike_budgets(batch: int, hidden: int, seed: int = 0, tries: int = 4) 
     """Budgets that drop nothing with `v_reset = 0`: the counts of a probe simulation.
 
     The probe is eqsnn's recurrent LIF layer with layered connectivity (the same network,
-    one global event loop bounded only by its buffer), with a buffer of 16 spikes per
+    one global event loop bounded only by its buffer, `GLOBAL_LOOP`), with a buffer of 16 spikes per
     neuron, doubled until nothing is dropped. Cached per argument set.
     """
     import jax
@@ -284,7 +292,9 @@ def multi_spike_budgets(batch: int, hidden: int, seed: int = 0, tries: int = 4) 
     n_spikes = 16 * (hidden + N_CLASSES)
     for _ in range(tries):
         probe = Budgets(1, 1, 1, 1, n_spikes, 0)
-        model = _recurrent_model(cls, work, lif_parameters(True), probe, jax.random.PRNGKey(seed))
+        model = _recurrent_model(
+            cls, work, lif_parameters(True), probe, jax.random.PRNGKey(seed), GLOBAL_LOOP
+        )
         stats = _spike_stats(_recurrent_spikes, model, spikes, hidden)
         if stats.dropped == 0:
             return stats.counts

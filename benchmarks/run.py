@@ -147,6 +147,7 @@ SPECS = (
     # The sequential engine (scan over input intervals) while the layers still offer it.
     _eqsnn(ec.EqsnnLayer.EVENTPROP, "max_spikes_per_interval"),
     _eqsnn(ec.EqsnnLayer.RECURRENT_EVENTPROP),
+    _eqsnn(ec.EqsnnLayer.RECURRENT_EVENTPROP, ec.GLOBAL_LOOP),
     _jaxsnn(peers.JaxsnnGradient.AUTODIFF),
     _jaxsnn(peers.JaxsnnGradient.EVENTPROP),
     _eventax(),

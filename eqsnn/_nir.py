@@ -220,9 +220,14 @@ def _connectivity(name: str, meta: dict, n: int):
 
 def _recurrent(name: str, node, w_in: np.ndarray, w_rec: np.ndarray, k: int, options: dict):
     n, params, scale = _neurons(name, node)
-    layers, connectivity = _connectivity(name, (node.metadata or {}).get(META, {}), n)
+    meta = (node.metadata or {}).get(META, {})
+    layers, connectivity = _connectivity(name, meta, n)
+    budget = {}
+    if "max_spikes_per_neuron" in meta:  # the window scan per population
+        values = np.atleast_1d(meta["max_spikes_per_neuron"])
+        budget["max_spikes_per_neuron"] = tuple(int(v) for v in values)
     layer = options["recurrent_layer"](
-        w_in.shape[0], layers, params=params, connectivity=connectivity,
+        w_in.shape[0], layers, params=params, connectivity=connectivity, **budget,
         **_settings(name, node, k, options),
     )  # fmt: skip
     w_in, w_rec = w_in * scale, w_rec * scale

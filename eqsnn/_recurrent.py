@@ -195,8 +195,15 @@ def step(
     solver: AbstractCrossingSolver,
     transition: Transition,
     t_max: float,
+    reach=None,
 ) -> tuple[LoopState, Event]:
     """Process the next event: evolve every neuron to it, apply it, update the crossings.
+
+    `reach` is the layer's [`eqsnn.ConnectivityMask`][] (boolean `input` and `recurrent`
+    arrays), or `None`. With it, every neuron that the event's row of weights may reach is
+    solved again, also where that weight is zero: a zero weight the connectivity allows
+    still moves the crossing when it is perturbed, and autodiff sees that only through a
+    new solve. Without it, only the neurons whose state the transition changed are.
 
     **Returns:** `(state, event)`: the state after the event and the event itself.
     """
@@ -205,6 +212,12 @@ def step(
     now = jnp.where(happens, event.time, state.time)
     neurons = lif_exponential_flow(params)(state.neurons, now - state.time)
     neurons, changed = transition(params, neurons, event, weights)
+    if reach is not None:
+        row = jnp.maximum(event.idx, 0)
+        changed = changed | ((event.kind == EventKind.INPUT) & jnp.asarray(reach.input)[row])
+        if transition is transition_with_recurrence:
+            spike = event.kind == EventKind.SPIKE
+            changed = changed | (spike & jnp.asarray(reach.recurrent)[row])
     n = changed.shape[0]
     committed = (
         (event.kind == EventKind.SPIKE)
@@ -241,6 +254,7 @@ def trajectory(
     solver: AbstractCrossingSolver,
     transition: Transition,
     t_max: float,
+    reach=None,
 ) -> tuple[LoopState, Event]:
     """Run the event loop for `n_steps` steps from rest.
 
@@ -251,7 +265,8 @@ def trajectory(
     - `inputs`: one sample of input spikes (any order; empty slots and spikes at or after
       `t_max` are ignored).
     - `n_steps`: number of events to process (static).
-    - `params`, `solver`, `transition`, `t_max`: as for [`step`][eqsnn._recurrent.step].
+    - `params`, `solver`, `transition`, `t_max`, `reach`: as for
+      [`step`][eqsnn._recurrent.step].
 
     **Returns:** `(state, events)`: the state after the last step, and the `n_steps` events
     in time order (an [`Event`][eqsnn._recurrent.Event] of arrays of shape `(n_steps,)`).
@@ -269,6 +284,7 @@ def trajectory(
             solver=solver,
             transition=transition,
             t_max=t_max,
+            reach=reach,
         )
 
     return jax.lax.scan(body, init, None, length=n_steps)
@@ -283,8 +299,12 @@ def simulate_recurrent(
     t_max: float,
     overflow: Overflow = Overflow.COUNT,
     who: str = "RecurrentLIF",
+    reach=None,
 ) -> Spikes:
     """Simulate a layer with the global event loop; see [`eqsnn.RecurrentLIF`][].
+
+    `reach`: the layer's connectivity mask, as for [`step`][eqsnn._recurrent.step] (pass
+    it whenever gradients are taken).
 
     The loop runs `inputs.n_slots + n_spikes` steps, enough for every input and `n_spikes`
     spikes. `dropped` counts the spikes the loop saw beyond `n_spikes`, plus the neurons
@@ -303,6 +323,7 @@ def simulate_recurrent(
         solver=solver,
         transition=transition,
         t_max=t_max,
+        reach=reach,
     )
     pending = jnp.sum(final.crossing_time < t_max, dtype=jnp.int32)
     return collect_events(events, n_spikes, pending, overflow, who)

@@ -28,6 +28,8 @@ $1/\dot V^-$). Both settings apply the same adjoint flow and jumps
 rounding.
 """
 
+from collections.abc import Sequence
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -76,6 +78,7 @@ def _forward(layer, spikes: Spikes):
         solver=layer.solver,
         transition=transition_with_recurrence,
         t_max=layer.t_max,
+        reach=layer.mask,
     )
     return _collect(layer, final, events), events
 
@@ -150,7 +153,7 @@ _trajectory.def_bwd(_trajectory_bwd)
 
 
 @eqx.filter_custom_vjp
-def _step(state_weights_inputs, params, solver, t_max):
+def _step(state_weights_inputs, params, solver, t_max, reach):
     """One step of the event loop: evolve to the next event and apply it."""
     state, weights, inputs = state_weights_inputs
     return step(
@@ -161,16 +164,17 @@ def _step(state_weights_inputs, params, solver, t_max):
         solver=solver,
         transition=transition_with_recurrence,
         t_max=t_max,
+        reach=reach,
     )
 
 
-def _step_fwd(perturbed, state_weights_inputs, params, solver, t_max):
+def _step_fwd(perturbed, state_weights_inputs, params, solver, t_max, reach):
     del perturbed
-    new_state, event = _step.fn(state_weights_inputs, params, solver, t_max)
+    new_state, event = _step.fn(state_weights_inputs, params, solver, t_max, reach)
     return (new_state, event), event
 
 
-def _step_bwd(event, grad_out, perturbed, state_weights_inputs, params, solver, t_max):
+def _step_bwd(event, grad_out, perturbed, state_weights_inputs, params, solver, t_max, reach):
     r"""Per-step VJP: the jump at the step's event, then the flow back to the previous event.
 
     The carried neurons' cotangents are $-\tau\lambda$ (see [`eqsnn.AdjointState`][]); the
@@ -178,7 +182,7 @@ def _step_bwd(event, grad_out, perturbed, state_weights_inputs, params, solver, 
     dependence of its time on the state). The weights get dense cotangents with one
     non-zero row; the sorted input times one non-zero entry, at the input processed here.
     """
-    del perturbed, solver, t_max
+    del perturbed, solver, t_max, reach
     state, weights, inputs = state_weights_inputs
     grad_state, grad_event = grad_out
     neurons = grad_state.neurons
@@ -227,7 +231,7 @@ def _stepwise(layer, spikes: Spikes) -> Spikes:
         arg = (state, weights, inputs)
         diff, ints = eqx.partition(arg, eqx.is_inexact_array)
         arg = eqx.combine(diff, jax.lax.stop_gradient(ints))
-        return _step(arg, layer.params, layer.solver, layer.t_max)
+        return _step(arg, layer.params, layer.solver, layer.t_max, layer.mask)
 
     final, events = jax.lax.scan(body, init, None, length=spikes.n_slots + layer.n_spikes)
     return _collect(layer, final, events)
@@ -269,7 +273,11 @@ class RecurrentEventPropLIF(RecurrentLIF):
       the same gradients up to rounding. `True` keeps every step's state for the backward
       pass and accumulates dense weight cotangents at every step, so `False` is cheaper;
       its compiled forward may also differ from that of [`eqsnn.RecurrentLIF`][] in the
-      last bit of the spike times.
+      last bit of the spike times. Not with `max_spikes_per_neuron`.
+
+    With `max_spikes_per_neuron` (feed-forward populations, see [`eqsnn.RecurrentLIF`][])
+    each population is simulated by the window scan and differentiated by the closed-form
+    adjoint of [`eqsnn.EventPropLIF`][]; the populations are chained by autodiff.
 
     **Example:**
 
@@ -312,10 +320,17 @@ class RecurrentEventPropLIF(RecurrentLIF):
         solver: AbstractCrossingSolver | None = None,
         connectivity: Connectivity | ConnectivityMask = Connectivity.LAYERED,
         overflow: Overflow = Overflow.COUNT,
+        max_spikes_per_neuron: int | Sequence[int] | None = None,
     ):
         who = type(self).__name__
         if not isinstance(wrap_only_step, bool):
             raise TypeError(f"{who}: `wrap_only_step` must be a bool, got {wrap_only_step!r}.")
+        if wrap_only_step and max_spikes_per_neuron is not None:
+            raise ValueError(
+                f"{who}: `wrap_only_step=True` wraps the steps of the global event loop; "
+                f"`max_spikes_per_neuron`={max_spikes_per_neuron!r} replaces that loop by the "
+                "window scan per population. Give one or the other."
+            )
         super().__init__(
             in_size,
             layers,
@@ -329,6 +344,7 @@ class RecurrentEventPropLIF(RecurrentLIF):
             solver=solver,
             connectivity=connectivity,
             overflow=overflow,
+            max_spikes_per_neuron=max_spikes_per_neuron,
         )
         self.wrap_only_step = wrap_only_step
 
@@ -338,6 +354,8 @@ class RecurrentEventPropLIF(RecurrentLIF):
         # Integer leaves computed by a differentiated upstream layer arrive as (float0-)
         # perturbed values, which `eqx.filter_custom_vjp` rejects; they carry no gradient.
         spikes = eqx.tree_at(lambda s: (s.idx, s.dropped), spikes, replace_fn=jax.lax.stop_gradient)
+        if self.max_spikes_per_neuron is not None:
+            return self._simulate_populations(spikes, eventprop=True)
         if self.wrap_only_step:
             return _stepwise(self, spikes)
         return _trajectory((self, spikes))

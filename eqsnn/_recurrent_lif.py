@@ -11,6 +11,7 @@ import numpy as np
 from jaxtyping import ArrayLike, Bool, PRNGKeyArray
 
 from ._events import Overflow, check_input
+from ._layered import feedforward_sources, population_bounds, simulate_layered
 from ._params import LIFParameters
 from ._recurrent import simulate_recurrent
 from ._spikes import EMPTY_INDEX, Spikes
@@ -97,18 +98,12 @@ class ConnectivityMask:
         )
 
 
-def _population_bounds(layers: Sequence[int]) -> list[tuple[int, int]]:
-    """`[(start, stop), ...]`: the neuron index range of each population."""
-    stops = np.cumsum(layers).tolist()
-    return list(zip([0, *stops[:-1]], stops, strict=True))
-
-
 def _make_mask(connectivity, in_size: int, layers: tuple[int, ...], who: str):
     n = sum(layers)
     if connectivity is Connectivity.FULL:
         return ConnectivityMask(np.ones((in_size, n), bool), np.ones((n, n), bool))
     if connectivity is Connectivity.LAYERED:
-        bounds = _population_bounds(layers)
+        bounds = population_bounds(layers)
         w_in = np.zeros((in_size, n), bool)
         w_in[:, : layers[0]] = True
         w_rec = np.zeros((n, n), bool)
@@ -157,7 +152,7 @@ def _layered_weights(key, in_size, layers, mean, std, duplication, mask, who):
     w_in = np.zeros((in_size, n), dtype)
     w_in[:, : layers[0]] = np.asarray(first)
     w_rec = np.zeros((n, n), dtype)
-    bounds = _population_bounds(layers)
+    bounds = population_bounds(layers)
     pairs = zip(bounds[:-1], bounds[1:], strict=True)
     for k, ((start, stop), (nxt_start, nxt_stop)) in enumerate(pairs):
         block = normal_weights(
@@ -168,6 +163,28 @@ def _layered_weights(key, in_size, layers, mean, std, duplication, mask, who):
         input=jnp.asarray(np.where(mask.input, w_in, 0.0), dtype),
         recurrent=jnp.asarray(np.where(mask.recurrent, w_rec, 0.0), dtype),
     )
+
+
+def _population_budgets(value, layers: tuple[int, ...], mask: ConnectivityMask, who: str):
+    """`max_spikes_per_neuron` as one int per population (`None`: the global event loop)."""
+    if value is None:
+        return None
+    values = (value,) * len(layers) if isinstance(value, int) else value
+    if isinstance(values, Sequence) and len(values) == len(layers):
+        budgets = tuple(check_size("max_spikes_per_neuron", v, who) for v in values)
+    else:
+        raise ValueError(
+            f"{who}: `max_spikes_per_neuron` must be a positive int or one per population "
+            f"({len(layers)} for layers={list(layers)}), got {value!r}."
+        )
+    if feedforward_sources(mask.input, mask.recurrent, layers) is None:
+        raise ValueError(
+            f"{who}: `max_spikes_per_neuron`={value!r} simulates the populations one after "
+            "the other, which needs feed-forward connectivity between them (no weight from "
+            f"a population to itself or to an earlier one); got {mask!r}. Leave it at None "
+            "for the global event loop."
+        )
+    return budgets
 
 
 class RecurrentLIF(eqx.Module):
@@ -205,6 +222,12 @@ class RecurrentLIF(eqx.Module):
     - `solver`: the crossing solver (default: [`eqsnn.solvers.default_solver`][]).
     - `connectivity`: an [`eqsnn.Connectivity`][] or an [`eqsnn.ConnectivityMask`][].
     - `overflow`: an [`eqsnn.Overflow`][]: count dropped spikes (default) or raise.
+    - `max_spikes_per_neuron`: `None` (default) for the global event loop, bounded by
+      `n_spikes` only. An int (or one int per population) simulates the populations one
+      after the other with the feed-forward window scan of [`eqsnn.LIF`][], each neuron
+      keeping at most that many spikes: cost linear in the layer size instead of
+      quadratic. Needs connectivity that is feed-forward between populations (as
+      `Connectivity.LAYERED`); see [Spike budgets](../concepts/budgets.md).
 
     **Returns (from `__call__`):** the output [`eqsnn.Spikes`][], `n_spikes` slots, sorted
     by time, indices `0..n-1` (`population_spikes` selects one population). `dropped` is
@@ -235,6 +258,7 @@ class RecurrentLIF(eqx.Module):
     solver: AbstractCrossingSolver = eqx.field(static=True)
     mask: ConnectivityMask = eqx.field(static=True)
     overflow: Overflow = eqx.field(static=True)
+    max_spikes_per_neuron: tuple[int, ...] | None = eqx.field(static=True)
 
     def __init__(
         self,
@@ -251,6 +275,7 @@ class RecurrentLIF(eqx.Module):
         solver: AbstractCrossingSolver | None = None,
         connectivity: Connectivity | ConnectivityMask = Connectivity.LAYERED,
         overflow: Overflow = Overflow.COUNT,
+        max_spikes_per_neuron: int | Sequence[int] | None = None,
     ):
         who = type(self).__name__
         self.in_size = check_size("in_size", in_size, who)
@@ -271,6 +296,9 @@ class RecurrentLIF(eqx.Module):
             raise TypeError(f"{who}: `overflow` must be an eqsnn.Overflow, got {overflow!r}.")
         self.overflow = overflow
         self.mask = _make_mask(connectivity, in_size, self.layers, who)
+        self.max_spikes_per_neuron = _population_budgets(
+            max_spikes_per_neuron, self.layers, self.mask, who
+        )
         means = _per_block("mean", mean, len(self.layers), who)
         stds = _per_block("std", std, len(self.layers), who)
         self.weights = _layered_weights(
@@ -293,7 +321,7 @@ class RecurrentLIF(eqx.Module):
 
     def population(self, k: int) -> range:
         """The neuron indices of population `k` (negative `k` counts from the end)."""
-        bounds = _population_bounds(self.layers)
+        bounds = population_bounds(self.layers)
         if isinstance(k, bool) or not isinstance(k, int) or not -len(bounds) <= k < len(bounds):
             raise ValueError(
                 f"{type(self).__name__}: population index must be an int in "
@@ -334,6 +362,8 @@ class RecurrentLIF(eqx.Module):
         """Simulate the layer for one sample of input spikes (`key` is unused)."""
         who = type(self).__name__
         spikes = check_input(spikes, self.in_size, who)
+        if self.max_spikes_per_neuron is not None:
+            return self._simulate_populations(spikes, eventprop=False)
         return simulate_recurrent(
             self.effective_weights(),
             spikes,
@@ -343,4 +373,22 @@ class RecurrentLIF(eqx.Module):
             self.t_max,
             self.overflow,
             who,
+            reach=self.mask,
+        )
+
+    def _simulate_populations(self, spikes: Spikes, eventprop: bool) -> Spikes:
+        """The populations one after the other with the window scan (see `_layered`)."""
+        return simulate_layered(
+            self.effective_weights(),
+            spikes,
+            self.params,
+            self.solver,
+            self.layers,
+            feedforward_sources(self.mask.input, self.mask.recurrent, self.layers),
+            self.max_spikes_per_neuron,
+            self.n_spikes,
+            self.t_max,
+            self.overflow,
+            type(self).__name__,
+            eventprop,
         )

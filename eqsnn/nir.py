@@ -95,6 +95,8 @@ def _settings(layer: Layer) -> dict[str, Any]:
         settings["layers"] = np.array(layer.layers)
         settings["mask_input"] = np.array(layer.mask.input)
         settings["mask_recurrent"] = np.array(layer.mask.recurrent)
+        if layer.max_spikes_per_neuron is not None:  # window scan per population
+            settings["max_spikes_per_neuron"] = np.array(layer.max_spikes_per_neuron)
     else:
         for name in ("max_spikes_per_neuron", "max_spikes_per_interval"):
             if getattr(layer, name, None) is not None:  # the engine: exactly one is set

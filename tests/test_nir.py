@@ -180,7 +180,17 @@ def test_recurrent_round_trip_keeps_populations_mask_and_spikes(tmp_path):
     params = eqsnn.LIFParameters(tau_syn=5e-3, tau_mem=1e-2, v_th=0.6, v_reset=-1000.0)
     model = eqx.nn.Sequential(
         [
-            eqsnn.RecurrentLIF(3, [4, 2], 10, T_MAX, params, key=k1, mean=[2.0, 1.5], std=0.5),
+            eqsnn.RecurrentLIF(
+                3,
+                [4, 2],
+                10,
+                T_MAX,
+                params,
+                key=k1,
+                mean=[2.0, 1.5],
+                std=0.5,
+                max_spikes_per_neuron=[1, 2],
+            ),  # fmt: skip
             eqsnn.LIF(6, 2, 4, T_MAX, params, key=k2, mean=1.0, std=0.5),
         ]
     )
@@ -192,7 +202,8 @@ def test_recurrent_round_trip_keeps_populations_mask_and_spikes(tmp_path):
     path = tmp_path / "recurrent.nir"
     nir.write(path, graph)
     imported = from_nir(nir.read(path))
-    assert eqx.tree_equal(imported, model)  # populations and connectivity mask included
+    # Populations, connectivity mask and per-population budgets included.
+    assert eqx.tree_equal(imported, model)
     want, got = model(INPUT), imported(INPUT)
     assert int(want.count()) > 0
     np.testing.assert_array_equal(got.time, want.time)

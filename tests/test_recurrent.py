@@ -235,6 +235,34 @@ def test_dense_recurrence_gradients_match_finite_differences():
     np.testing.assert_allclose(auto, fd, rtol=1e-5, atol=1e-5 * np.max(np.abs(fd)))
 
 
+def test_allowed_zero_weights_get_their_gradient():
+    """A weight that the mask allows but whose value is zero still moves the crossings it
+    reaches: autodiff must see it (the loop re-solves every neuron an event may reach, not
+    only those with a non-zero jump). Inputs reach both populations of a [5, 4] layer with
+    0 -> 1; the initialiser leaves the input block of population 1 at zero."""
+    w_in = np.ones((IN_SIZE, 9), bool)
+    w_rec = np.zeros((9, 9), bool)
+    w_rec[:5, 5:] = True
+    layer = RecurrentLIF(
+        IN_SIZE, [5, 4], 48, T_MAX, MULTI_SPIKE, key=jax.random.PRNGKey(4), mean=[1.2, 0.8],
+        std=0.6, connectivity=ConnectivityMask(w_in, w_rec),
+    )  # fmt: skip
+    inputs = _inputs(1, IN_SIZE, N_INPUTS)
+    assert bool(jnp.all(layer.weights.input[:, 5:] == 0))
+    (_, spikes), (grads, _) = _recurrent_value_and_grad((layer, inputs.time), inputs.idx)
+    assert int(spikes.dropped) == 0 and int(layer.population_spikes(spikes, 1).count()) >= 3
+    flat = np.asarray(layer.weights.input[:, 5:]).ravel()
+
+    def unflatten(x):
+        w = layer.weights.input.at[:, 5:].set(jnp.asarray(x.reshape(IN_SIZE, 4)))
+        return eqx.tree_at(lambda m: m.weights.input, layer, w), inputs.time
+
+    fd = _central_differences(layer, inputs, flat, unflatten, np.full(flat.size, 1e-6))
+    auto = np.asarray(grads.weights.input[:, 5:]).ravel()
+    assert np.count_nonzero(fd) > 0.5 * fd.size
+    np.testing.assert_allclose(auto, fd, rtol=1e-5, atol=1e-5 * np.max(np.abs(fd)))
+
+
 # --- (e) simultaneous crossings ----------------------------------------------------------
 
 
