@@ -12,6 +12,7 @@ from ._events import (
     Overflow,
     SortedInputs,
     check_input,
+    compiled,
     input_cotangent,
     sort_inputs,
     zeros_if_none,
@@ -21,9 +22,8 @@ from ._feedforward import (
     collect_intervals,
     evolve_interval,
     scan_intervals,
-    simulate_feedforward,
 )
-from ._lif import LIF
+from ._lif import LIF, simulate_layer
 from ._params import LIFParameters
 from ._spikes import Spikes
 from .solvers import AbstractCrossingSolver
@@ -34,17 +34,7 @@ from .solvers import AbstractCrossingSolver
 @eqx.filter_custom_vjp
 def _trajectory(layer_and_spikes):
     layer, spikes = layer_and_spikes
-    return simulate_feedforward(
-        layer.weights.input,
-        spikes,
-        layer.params,
-        layer.solver,
-        layer.n_spikes,
-        layer.t_max,
-        layer.max_spikes_per_interval,
-        layer.overflow,
-        type(layer).__name__,
-    )
+    return simulate_layer(layer, spikes)  # the sequential engine (a per-interval budget)
 
 
 def _trajectory_fwd(perturbed, layer_and_spikes):
@@ -298,8 +288,13 @@ class EventPropLIF(LIF):
         # Integer leaves computed by a differentiated upstream layer arrive as (float0-)
         # perturbed values, which `eqx.filter_custom_vjp` rejects; they carry no gradient.
         spikes = eqx.tree_at(lambda s: (s.idx, s.dropped), spikes, replace_fn=jax.lax.stop_gradient)
-        if self.max_spikes_per_interval is None:
-            return eventprop_feedforward(self.weights.input, spikes, self)
-        if self.wrap_only_step:
-            return _stepwise(self, spikes)
-        return _trajectory((self, spikes))
+        return compiled(_simulate, self, spikes)
+
+
+def _simulate(layer: EventPropLIF, spikes: Spikes) -> Spikes:
+    """The engine and custom VJP that the layer's budget selects."""
+    if layer.max_spikes_per_interval is None:
+        return eventprop_feedforward(layer.weights.input, spikes, layer)
+    if layer.wrap_only_step:
+        return _stepwise(layer, spikes)
+    return _trajectory((layer, spikes))

@@ -137,6 +137,19 @@ def collect_spikes(
     )
 
 
+@eqx.filter_jit
+def compiled(simulate, layer, spikes: Spikes) -> Spikes:
+    """`simulate(layer, spikes)`, compiled once per layer configuration.
+
+    Layers route their simulation through this so that a call outside `jax.jit` (a
+    notebook, an eager `jax.grad`) runs one compiled program instead of dispatching the
+    event loops op by op, which recompiles every `lax.scan` body at every call. Inside a
+    user's `jax.jit` it is inlined. `simulate` must be a module-level function (it is
+    hashed as part of the cache key).
+    """
+    return simulate(layer, spikes)
+
+
 def zeros_if_none(grad, like):
     """A custom VJP's cotangent, or zeros like `like` where JAX passes `None` (no use)."""
     return jnp.zeros_like(like) if grad is None else grad

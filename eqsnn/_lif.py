@@ -4,7 +4,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import PRNGKeyArray
 
-from ._events import Overflow, check_input
+from ._events import Overflow, check_input, compiled
 from ._feedforward import simulate_feedforward
 from ._feedforward_parallel import simulate_feedforward_parallel
 from ._params import LIFParameters
@@ -132,27 +132,23 @@ class LIF(eqx.Module):
                 f"{who}: `weights.input` must have shape (in_size, out_size)="
                 f"({self.in_size}, {self.out_size}), got {shape}."
             )
-        spikes = check_input(spikes, self.in_size, who)
-        if self.max_spikes_per_interval is None:
-            return simulate_feedforward_parallel(
-                self.weights.input,
-                spikes,
-                self.params,
-                self.solver,
-                self.n_spikes,
-                self.t_max,
-                self.max_spikes_per_neuron,
-                self.overflow,
-                who,
-            )
-        return simulate_feedforward(
-            self.weights.input,
-            spikes,
-            self.params,
-            self.solver,
-            self.n_spikes,
-            self.t_max,
-            self.max_spikes_per_interval,
-            self.overflow,
-            who,
-        )
+        return compiled(simulate_layer, self, check_input(spikes, self.in_size, who))
+
+
+def simulate_layer(layer: LIF, spikes: Spikes) -> Spikes:
+    """Simulate `layer` with the engine that its budget selects (see `spike_budget`)."""
+    if layer.max_spikes_per_interval is None:
+        engine, budget = simulate_feedforward_parallel, layer.max_spikes_per_neuron
+    else:
+        engine, budget = simulate_feedforward, layer.max_spikes_per_interval
+    return engine(
+        layer.weights.input,
+        spikes,
+        layer.params,
+        layer.solver,
+        layer.n_spikes,
+        layer.t_max,
+        budget,
+        layer.overflow,
+        type(layer).__name__,
+    )

@@ -40,6 +40,7 @@ from ._events import (
     Overflow,
     SortedInputs,
     check_input,
+    compiled,
     input_cotangent,
     sort_inputs,
     zeros_if_none,
@@ -354,8 +355,13 @@ class RecurrentEventPropLIF(RecurrentLIF):
         # Integer leaves computed by a differentiated upstream layer arrive as (float0-)
         # perturbed values, which `eqx.filter_custom_vjp` rejects; they carry no gradient.
         spikes = eqx.tree_at(lambda s: (s.idx, s.dropped), spikes, replace_fn=jax.lax.stop_gradient)
-        if self.max_spikes_per_neuron is not None:
-            return self._simulate_populations(spikes, eventprop=True)
-        if self.wrap_only_step:
-            return _stepwise(self, spikes)
-        return _trajectory((self, spikes))
+        return compiled(_simulate, self, spikes)
+
+
+def _simulate(layer: RecurrentEventPropLIF, spikes: Spikes) -> Spikes:
+    """The window scan per population with a budget, else the global loop's custom VJP."""
+    if layer.max_spikes_per_neuron is not None:
+        return layer._simulate_populations(spikes, eventprop=True)
+    if layer.wrap_only_step:
+        return _stepwise(layer, spikes)
+    return _trajectory((layer, spikes))

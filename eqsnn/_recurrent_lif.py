@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import ArrayLike, Bool, PRNGKeyArray
 
-from ._events import Overflow, check_input
+from ._events import Overflow, check_input, compiled
 from ._layered import feedforward_sources, population_bounds, simulate_layered
 from ._params import LIFParameters
 from ._recurrent import simulate_recurrent
@@ -361,20 +361,7 @@ class RecurrentLIF(eqx.Module):
     def __call__(self, spikes: Spikes, *, key: PRNGKeyArray | None = None) -> Spikes:
         """Simulate the layer for one sample of input spikes (`key` is unused)."""
         who = type(self).__name__
-        spikes = check_input(spikes, self.in_size, who)
-        if self.max_spikes_per_neuron is not None:
-            return self._simulate_populations(spikes, eventprop=False)
-        return simulate_recurrent(
-            self.effective_weights(),
-            spikes,
-            self.params,
-            self.solver,
-            self.n_spikes,
-            self.t_max,
-            self.overflow,
-            who,
-            reach=self.mask,
-        )
+        return compiled(_simulate, self, check_input(spikes, self.in_size, who))
 
     def _simulate_populations(self, spikes: Spikes, eventprop: bool) -> Spikes:
         """The populations one after the other with the window scan (see `_layered`)."""
@@ -392,3 +379,20 @@ class RecurrentLIF(eqx.Module):
             type(self).__name__,
             eventprop,
         )
+
+
+def _simulate(layer: RecurrentLIF, spikes: Spikes) -> Spikes:
+    """The global event loop, or the window scan per population with a budget."""
+    if layer.max_spikes_per_neuron is not None:
+        return layer._simulate_populations(spikes, eventprop=False)
+    return simulate_recurrent(
+        layer.effective_weights(),
+        spikes,
+        layer.params,
+        layer.solver,
+        layer.n_spikes,
+        layer.t_max,
+        layer.overflow,
+        type(layer).__name__,
+        reach=layer.mask,
+    )
