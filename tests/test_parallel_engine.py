@@ -30,8 +30,10 @@ def _params(ratio, v_reset):
     )
 
 
-def _net(cls, case, budget_name):
-    ratio, v_reset, budget, mean_h, mean_o, std = CASES[case]
+def _net(cls, case, budget_name, budget=None):
+    """Two layers of `cls` for `case`; `budget` replaces the case's spike budget."""
+    ratio, v_reset, case_budget, mean_h, mean_o, std = CASES[case]
+    budget = case_budget if budget is None else budget
     p = _params(ratio, v_reset)
     # The sequential engine unrolls its per-interval budget (compile time grows with it);
     # 3 per interval suffices here (no spike dropped, asserted below).
@@ -64,19 +66,25 @@ def test_parallel_engine_equals_sequential_engine(case):
     for cls in (eqsnn.LIF, eqsnn.EventPropLIF):
         out, grad = _forward_and_grad(_net(cls, case, "max_spikes_per_neuron"), INPUT.time)
         assert int(out.count()[0]) >= 3  # the case is not vacuous
-        assert int(out.dropped[0]) == int(seq_out.dropped[0]) == 0
-        np.testing.assert_array_equal(out.idx, seq_out.idx)
-        # Same spikes, computed by a different but exact route: rounding-level agreement.
-        np.testing.assert_allclose(
-            jnp.where(out.idx >= 0, out.time, 0.0),
-            jnp.where(seq_out.idx >= 0, seq_out.time, 0.0),
-            rtol=1e-12,
-        )
-        for a, b in zip(jax.tree.leaves(grad), jax.tree.leaves(seq_grad), strict=True):
-            # Exact gradients from autodiff (IFT) and the closed-form adjoint: 1e-8 relative.
-            scale = float(jnp.max(jnp.abs(b)))
-            assert scale > 0
-            assert float(jnp.max(jnp.abs(a - b))) <= 1e-8 * scale
+        assert int(seq_out.dropped[0]) == 0
+        # Exact gradients from autodiff (IFT) and the closed-form adjoint: 1e-8 relative.
+        _assert_same_run(out, grad, seq_out, seq_grad, grad_rtol=1e-8)
+
+
+def _assert_same_run(out, grad, ref_out, ref_grad, grad_rtol):
+    """Nothing dropped, the same spikes to rounding (1e-12 relative: the same events by
+    another exact route), and every gradient leaf within `grad_rtol` of its largest entry."""
+    assert int(out.dropped[0]) == 0
+    np.testing.assert_array_equal(out.idx, ref_out.idx)
+    np.testing.assert_allclose(
+        jnp.where(out.idx >= 0, out.time, 0.0),
+        jnp.where(ref_out.idx >= 0, ref_out.time, 0.0),
+        rtol=1e-12,
+    )
+    for a, b in zip(jax.tree.leaves(grad), jax.tree.leaves(ref_grad), strict=True):
+        scale = float(jnp.max(jnp.abs(b)))
+        assert scale > 0
+        assert float(jnp.max(jnp.abs(a - b))) <= grad_rtol * scale
 
 
 def test_eventprop_gradient_matches_finite_differences():
@@ -147,28 +155,15 @@ def test_tight_budget_keeps_each_neurons_first_spikes(budget):
 def test_window_scan_does_not_depend_on_the_budget():
     # Budgets 8 and 40 give windows of 2 and 1 intervals over the 12 inputs; with no
     # spike dropped, the spikes and the EventProp gradients are the same up to rounding.
-    case = "multi-bracketed"
-    results = []
-    for budget in (8, 40):
-        ratio, v_reset, _, mean_h, mean_o, std = CASES[case]
-        CASES["_budget"] = (ratio, v_reset, budget, mean_h, mean_o, std)
-        try:
-            net = _net(eqsnn.EventPropLIF, "_budget", "max_spikes_per_neuron")
-        finally:
-            del CASES["_budget"]
-        results.append(_forward_and_grad(net, INPUT.time))
-    for out, grad in results[1:]:
-        ref_out, ref_grad = results[0]
-        assert int(out.dropped[0]) == 0
-        np.testing.assert_array_equal(out.idx, ref_out.idx)
-        np.testing.assert_allclose(
-            jnp.where(out.idx >= 0, out.time, 0.0),
-            jnp.where(ref_out.idx >= 0, ref_out.time, 0.0),
-            rtol=1e-12,
+    (ref_out, ref_grad), (out, grad) = (
+        _forward_and_grad(
+            _net(eqsnn.EventPropLIF, "multi-bracketed", "max_spikes_per_neuron", budget),
+            INPUT.time,
         )
-        for a, b in zip(jax.tree.leaves(grad), jax.tree.leaves(ref_grad), strict=True):
-            # Same spikes, sums in a different order: rounding-level agreement.
-            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12 * float(jnp.max(jnp.abs(b))))
+        for budget in (8, 40)
+    )
+    # Same spikes, sums in a different order: rounding-level agreement.
+    _assert_same_run(out, grad, ref_out, ref_grad, grad_rtol=1e-10)
 
 
 def test_default_budget_and_engine():

@@ -12,7 +12,7 @@ from .._feedforward_parallel import simulate_feedforward_parallel
 from .._params import LIFParameters
 from .._recurrent import simulate_recurrent
 from .._spikes import Spikes
-from .._weights import InputWeights, RecurrentWeights, check_size, spike_budget
+from .._weights import InputWeights, RecurrentWeights, spike_budget
 from ..solvers import AbstractCrossingSolver, default_solver
 from ._backend import Backend
 
@@ -59,9 +59,7 @@ class SoftwareBackend(Backend):
         if solver is not None and not isinstance(solver, AbstractCrossingSolver):
             raise TypeError(f"{who}: `solver` must be a crossing solver, got {solver!r}.")
         self.solver = solver
-        if max_spikes_per_neuron is not None:
-            check_size("max_spikes_per_neuron", max_spikes_per_neuron, who)
-        # Resolved against each call's sizes; this checks the pair now.
+        # Resolved against each call's sizes; this checks both values and the pair now.
         spike_budget(max_spikes_per_neuron, max_spikes_per_interval, 1, 1, who)
         self.max_spikes_per_neuron = max_spikes_per_neuron
         self.max_spikes_per_interval = max_spikes_per_interval
