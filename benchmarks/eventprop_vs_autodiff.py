@@ -6,10 +6,14 @@ times of the 3 outputs (silent outputs excluded), mean over the batch; gradient 
 respect to both layers' weights; float32. Two spike-budget regimes:
 
 - `one`: one spike per neuron (`v_reset = -1000`), hidden buffer `n_spikes = hidden`;
-- `multi`: bursting neurons (`v_reset = 0`, `max_spikes_per_interval = 3`, about 5 spikes
-  per hidden neuron), hidden buffer `n_spikes = 5 * hidden`.
+- `multi`: bursting neurons (`v_reset = 0`, about 8 spikes per hidden neuron), hidden
+  buffer `n_spikes = 10 * hidden`, at most 40 spikes per neuron (`max_spikes_per_neuron`,
+  enough that none is dropped; with `--engine sequential`, `max_spikes_per_interval = 3`,
+  which drops some).
 
-Both methods run the same forward pass; they differ only in the backward pass. For each
+`--engine` picks the layers' engine: `parallel` (the default engine, window scan, with the
+closed-form adjoint) or `sequential` (scan over input intervals). Both methods run the same
+forward pass; they differ only in the backward pass. For each
 configuration the script reports the first call (trace + compile + run), the median of
 `--runs` further calls of the compiled forward+gradient, and XLA's memory plan of that compiled
 program (`Compiled.memory_analysis()`: arguments + outputs + temporaries, i.e. the peak
@@ -36,8 +40,11 @@ from benchmarks._timing import time_median
 TAU_SYN = 5e-3  # s
 T_MAX = 4 * TAU_SYN  # s
 N_CHANNELS, N_EVENTS, N_OUT = 5, 25, 3
-REGIMES = {"one": (-1000.0, 1, 1, 1.5), "multi": (0.0, 3, 5, 0.5)}
-"""name: (v_reset, max_spikes_per_interval, buffer slots per neuron, mean hidden weight)."""
+REGIMES = {"one": (-1000.0, 1, 1, 1, 1.5), "multi": (0.0, 40, 3, 10, 0.5)}
+"""name: (v_reset, max_spikes_per_neuron, max_spikes_per_interval, buffer slots per neuron,
+mean hidden weight)."""
+ENGINES = {"parallel": "max_spikes_per_neuron", "sequential": "max_spikes_per_interval"}
+"""`--engine` value: the budget keyword that selects it."""
 _KEY_INPUTS = jax.random.PRNGKey(1)
 
 
@@ -47,11 +54,12 @@ class Measurement(NamedTuple):
     memory_bytes: int  # XLA's plan: arguments + outputs + temporaries
 
 
-def _network(cls, hidden, regime, key):
-    v_reset, per_interval, per_neuron, mean = REGIMES[regime]
+def _network(cls, hidden, regime, key, engine="parallel"):
+    v_reset, per_neuron_budget, per_interval, per_neuron, mean = REGIMES[regime]
     params = eqsnn.LIFParameters(tau_syn=TAU_SYN, tau_mem=2 * TAU_SYN, v_th=1.0, v_reset=v_reset)
     k1, k2 = jax.random.split(key)
-    common = dict(params=params, max_spikes_per_interval=per_interval)
+    budget = per_neuron_budget if engine == "parallel" else per_interval
+    common = {"params": params, ENGINES[engine]: budget}
     return eqx.nn.Sequential(
         [
             cls(N_CHANNELS, hidden, per_neuron * hidden, T_MAX, key=k1, mean=mean, **common),
@@ -96,9 +104,9 @@ def _memory_bytes(compiled) -> int:
     )
 
 
-def measure(cls, hidden, regime, batch, runs) -> Measurement:
+def measure(cls, hidden, regime, batch, runs, engine="parallel") -> Measurement:
     """Time and memory of one method on one configuration (fresh compile)."""
-    net = _network(cls, hidden, regime, jax.random.PRNGKey(0))
+    net = _network(cls, hidden, regime, jax.random.PRNGKey(0), engine)
     time_, idx = _inputs(batch, _KEY_INPUTS)
     start = time.perf_counter()
     compiled = _value_and_grad.lower(net, time_, idx).compile()
@@ -114,9 +122,13 @@ def main() -> None:
     parser.add_argument("--regimes", nargs="+", choices=sorted(REGIMES), default=["one", "multi"])
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--runs", type=int, default=3, help="warm calls timed")
+    parser.add_argument("--engine", choices=sorted(ENGINES), default="parallel")
     parser.add_argument("--json", action="store_true", help="one JSON line per configuration")
     args = parser.parse_args()
-    print(f"# {jax.devices()[0].device_kind}, batch {args.batch}, float32, median of {args.runs}")
+    print(
+        f"# {jax.devices()[0].device_kind}, batch {args.batch}, float32, median of "
+        f"{args.runs}, {args.engine} engine"
+    )
     header = (
         f"{'regime':>6} {'hidden':>6} {'spikes':>7} {'dropped':>7} | "
         f"{'LIF ms':>8} {'EP ms':>8} {'ratio':>6} | {'LIF MiB':>8} {'EP MiB':>8} {'ratio':>6} | "
@@ -126,11 +138,12 @@ def main() -> None:
         print(header)
     for regime in args.regimes:
         for hidden in args.hidden:
-            lif = measure(eqsnn.LIF, hidden, regime, args.batch, args.runs)
-            ep = measure(eqsnn.EventPropLIF, hidden, regime, args.batch, args.runs)
-            net = _network(eqsnn.LIF, hidden, regime, jax.random.PRNGKey(0))
+            lif = measure(eqsnn.LIF, hidden, regime, args.batch, args.runs, args.engine)
+            ep = measure(eqsnn.EventPropLIF, hidden, regime, args.batch, args.runs, args.engine)
+            net = _network(eqsnn.LIF, hidden, regime, jax.random.PRNGKey(0), args.engine)
             spikes, dropped = map(float, _hidden_stats(net, *_inputs(args.batch, _KEY_INPUTS)))
             row = dict(
+                engine=args.engine,
                 regime=regime,
                 hidden=hidden,
                 hidden_spikes=spikes,
