@@ -7,6 +7,7 @@ from jaxtyping import PRNGKeyArray
 
 from ._adjoint import AdjointState, adjoint_input_transition
 from ._adjoint_trajectory import adjoint_trajectory, step_bwd
+from ._checks import check_layer_weights, layer_name
 from ._eventprop_parallel import eventprop_feedforward
 from ._events import (
     Overflow,
@@ -25,7 +26,7 @@ from ._feedforward import (
 )
 from ._lif import LIF, simulate_layer
 from ._params import LIFParameters
-from ._spikes import Spikes
+from ._spikes import Spikes, with_sources
 from .solvers import AbstractCrossingSolver
 
 # --- Custom VJP on the whole trajectory -------------------------------------------------
@@ -284,11 +285,13 @@ class EventPropLIF(LIF):
 
     def __call__(self, spikes: Spikes, *, key: PRNGKeyArray | None = None) -> Spikes:
         """Simulate the layer for one sample of input spikes (`key` is unused)."""
-        spikes = check_input(spikes, self.in_size, type(self).__name__)
+        who = layer_name(self)
+        spikes = check_input(spikes, self.in_size, who)
+        layer = check_layer_weights(self, who)
         # Integer leaves computed by a differentiated upstream layer arrive as (float0-)
         # perturbed values, which `eqx.filter_custom_vjp` rejects; they carry no gradient.
         spikes = eqx.tree_at(lambda s: (s.idx, s.dropped), spikes, replace_fn=jax.lax.stop_gradient)
-        return compiled(_simulate, self, spikes)
+        return with_sources(compiled(_simulate, layer, spikes), self.out_size)
 
 
 def _simulate(layer: EventPropLIF, spikes: Spikes) -> Spikes:

@@ -5,8 +5,10 @@ import enum
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
+from ._checks import is_concrete
 from ._spikes import EMPTY_INDEX, Spikes
 
 
@@ -38,15 +40,24 @@ class SortedInputs(eqx.Module):
 
 
 def check_input(spikes: Spikes, in_size: int, who: str) -> Spikes:
-    """Static and runtime checks of one sample of input spikes for a layer with `in_size` inputs.
+    """Static and value checks of one sample of input spikes for a layer with `in_size` inputs.
 
-    A buffer of zero slots is replaced by one empty slot."""
+    `who` names the layer in the messages ([`layer_name`][eqsnn._checks.layer_name]). A
+    buffer whose `n_sources` differs from `in_size` raises a `ValueError` at once (also when
+    traced). Concrete spikes are checked on the host (`ValueError` with the caller's
+    traceback); traced ones with `eqx.error_if`. A buffer of zero slots is replaced by one
+    empty slot."""
     if not isinstance(spikes, Spikes):
         raise TypeError(f"{who}: expected `spikes` to be an eqsnn.Spikes, got {type(spikes)}.")
     if spikes.time.ndim != 1:
         raise ValueError(
             f"{who}: `spikes` must be one sample with arrays of shape (n,), got time.shape="
             f"{spikes.time.shape}; use jax.vmap over the layer for a batch."
+        )
+    if spikes.n_sources is not None and spikes.n_sources != in_size:
+        raise ValueError(
+            f"{who}: got spikes from a source of {spikes.n_sources} neurons "
+            f"(spikes.n_sources={spikes.n_sources}) but in_size={in_size}."
         )
     if spikes.time.shape[0] == 0:
         # An empty buffer is one empty slot: every engine needs at least one input slot.
@@ -55,19 +66,29 @@ def check_input(spikes: Spikes, in_size: int, who: str) -> Spikes:
             idx=jnp.full((1,), EMPTY_INDEX, spikes.idx.dtype),
             current=jnp.zeros((1,), spikes.current.dtype),
             dropped=spikes.dropped,
+            n_sources=spikes.n_sources,
         )
+    time_text = f"{who}: input spike times must be non-negative and not NaN"
+    idx_text = f"{who}: input spike indices must lie in [-1, in_size={in_size})"
+    if is_concrete(spikes.time, spikes.idx):
+        time, idx = np.asarray(spikes.time), np.asarray(spikes.idx)
+        bad_idx = (idx < EMPTY_INDEX) | (idx >= in_size)
+        if bad_idx.any():
+            k = int(np.argmax(bad_idx))
+            raise ValueError(f"{idx_text}, got idx[{k}]={idx[k]}.")
+        bad_time = (idx >= 0) & (np.isnan(time) | (time < 0))
+        if bad_time.any():
+            k = int(np.argmax(bad_time))
+            raise ValueError(f"{time_text}, got time[{k}]={time[k]}.")
+        return spikes
     used = spikes.idx >= 0
     time = eqx.error_if(
-        spikes.time,
-        jnp.any(used & (jnp.isnan(spikes.time) | (spikes.time < 0))),
-        f"{who}: input spike times must be non-negative and not NaN.",
+        spikes.time, jnp.any(used & (jnp.isnan(spikes.time) | (spikes.time < 0))), time_text + "."
     )
     idx = eqx.error_if(
-        spikes.idx,
-        jnp.any((spikes.idx < EMPTY_INDEX) | (spikes.idx >= in_size)),
-        f"{who}: input spike indices must lie in [-1, in_size={in_size}).",
+        spikes.idx, jnp.any((spikes.idx < EMPTY_INDEX) | (spikes.idx >= in_size)), idx_text + "."
     )
-    return Spikes(time=time, idx=idx, current=spikes.current, dropped=spikes.dropped)
+    return eqx.tree_at(lambda s: (s.time, s.idx), spikes, (time, idx))
 
 
 def sort_inputs(spikes: Spikes, t_max: float) -> SortedInputs:

@@ -4,11 +4,12 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import PRNGKeyArray
 
+from ._checks import check_layer_weights, layer_name
 from ._events import Overflow, check_input, compiled
 from ._feedforward import simulate_feedforward
 from ._feedforward_parallel import simulate_feedforward_parallel
 from ._params import LIFParameters
-from ._spikes import Spikes
+from ._spikes import Spikes, with_sources
 from ._weights import InputWeights, check_size, check_t_max, normal_weights, spike_budget
 from .solvers import AbstractCrossingSolver, default_solver
 
@@ -106,12 +107,12 @@ class LIF(eqx.Module):
         if not isinstance(self.solver, AbstractCrossingSolver):
             raise TypeError(f"{who}: `solver` must be a crossing solver, got {solver!r}.")
         self.max_spikes_per_neuron, self.max_spikes_per_interval = spike_budget(
-            max_spikes_per_neuron, max_spikes_per_interval, n_spikes, out_size, who
+            max_spikes_per_neuron, max_spikes_per_interval, self.n_spikes, self.out_size, who
         )
         if not isinstance(overflow, Overflow):
             raise TypeError(f"{who}: `overflow` must be an eqsnn.Overflow, got {overflow!r}.")
         self.overflow = overflow
-        w = normal_weights(key, in_size, out_size, mean, std, duplication, who)
+        w = normal_weights(key, self.in_size, self.out_size, mean, std, duplication, who)
         self.weights = InputWeights(input=w)
 
     def __check_init__(self):
@@ -124,7 +125,7 @@ class LIF(eqx.Module):
 
     def __call__(self, spikes: Spikes, *, key: PRNGKeyArray | None = None) -> Spikes:
         """Simulate the layer for one sample of input spikes (`key` is unused)."""
-        who = type(self).__name__
+        who = layer_name(self)
         shape = jnp.shape(self.weights.input)
         if shape != (self.in_size, self.out_size):
             # `eqx.tree_at` bypasses `__check_init__`; this static check costs nothing.
@@ -132,7 +133,9 @@ class LIF(eqx.Module):
                 f"{who}: `weights.input` must have shape (in_size, out_size)="
                 f"({self.in_size}, {self.out_size}), got {shape}."
             )
-        return compiled(simulate_layer, self, check_input(spikes, self.in_size, who))
+        spikes = check_input(spikes, self.in_size, who)
+        layer = check_layer_weights(self, who)
+        return with_sources(compiled(simulate_layer, layer, spikes), self.out_size)
 
 
 def simulate_layer(layer: LIF, spikes: Spikes) -> Spikes:

@@ -36,6 +36,7 @@ import jax.numpy as jnp
 from jaxtyping import PRNGKeyArray
 
 from ._adjoint import AdjointState, adjoint_lif_exponential_flow
+from ._checks import check_layer_weights, layer_name
 from ._events import (
     Overflow,
     SortedInputs,
@@ -58,7 +59,7 @@ from ._recurrent import (
 )
 from ._recurrent_adjoint import adjoint_event, adjoint_events
 from ._recurrent_lif import Connectivity, ConnectivityMask, RecurrentLIF
-from ._spikes import Spikes
+from ._spikes import Spikes, with_sources
 from ._weights import RecurrentWeights
 from .solvers import AbstractCrossingSolver
 
@@ -351,11 +352,13 @@ class RecurrentEventPropLIF(RecurrentLIF):
 
     def __call__(self, spikes: Spikes, *, key: PRNGKeyArray | None = None) -> Spikes:
         """Simulate the layer for one sample of input spikes (`key` is unused)."""
-        spikes = check_input(spikes, self.in_size, type(self).__name__)
+        who = layer_name(self)
+        spikes = check_input(spikes, self.in_size, who)
+        layer = check_layer_weights(self, who)
         # Integer leaves computed by a differentiated upstream layer arrive as (float0-)
         # perturbed values, which `eqx.filter_custom_vjp` rejects; they carry no gradient.
         spikes = eqx.tree_at(lambda s: (s.idx, s.dropped), spikes, replace_fn=jax.lax.stop_gradient)
-        return compiled(_simulate, self, spikes)
+        return with_sources(compiled(_simulate, layer, spikes), self.size)
 
 
 def _simulate(layer: RecurrentEventPropLIF, spikes: Spikes) -> Spikes:

@@ -10,11 +10,12 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import ArrayLike, Bool, PRNGKeyArray
 
+from ._checks import check_layer_weights, layer_name
 from ._events import Overflow, check_input, compiled
 from ._layered import feedforward_sources, population_bounds, simulate_layered
 from ._params import LIFParameters
 from ._recurrent import simulate_recurrent
-from ._spikes import EMPTY_INDEX, Spikes
+from ._spikes import EMPTY_INDEX, Spikes, with_sources
 from ._weights import RecurrentWeights, check_size, check_t_max, normal_weights
 from .solvers import AbstractCrossingSolver, default_solver
 
@@ -127,7 +128,7 @@ def _make_mask(connectivity, in_size: int, layers: tuple[int, ...], who: str):
 
 def _per_block(name: str, value, n_blocks: int, who: str) -> tuple[float, ...]:
     """`mean`/`std`: one number per weight block (input block first), or one for all."""
-    values = (value,) * n_blocks if isinstance(value, int | float) else value
+    values = (value,) * n_blocks if isinstance(value, int | float | np.number) else value
     try:
         values = tuple(float(v) for v in values)
     except (TypeError, ValueError):
@@ -169,7 +170,7 @@ def _population_budgets(value, layers: tuple[int, ...], mask: ConnectivityMask, 
     """`max_spikes_per_neuron` as one int per population (`None`: the global event loop)."""
     if value is None:
         return None
-    values = (value,) * len(layers) if isinstance(value, int) else value
+    values = (value,) * len(layers) if isinstance(value, int | np.integer) else value
     if isinstance(values, Sequence) and len(values) == len(layers):
         budgets = tuple(check_size("max_spikes_per_neuron", v, who) for v in values)
     else:
@@ -295,14 +296,14 @@ class RecurrentLIF(eqx.Module):
         if not isinstance(overflow, Overflow):
             raise TypeError(f"{who}: `overflow` must be an eqsnn.Overflow, got {overflow!r}.")
         self.overflow = overflow
-        self.mask = _make_mask(connectivity, in_size, self.layers, who)
+        self.mask = _make_mask(connectivity, self.in_size, self.layers, who)
         self.max_spikes_per_neuron = _population_budgets(
             max_spikes_per_neuron, self.layers, self.mask, who
         )
         means = _per_block("mean", mean, len(self.layers), who)
         stds = _per_block("std", std, len(self.layers), who)
         self.weights = _layered_weights(
-            key, in_size, self.layers, means, stds, duplication, self.mask, who
+            key, self.in_size, self.layers, means, stds, duplication, self.mask, who
         )
 
     def __check_init__(self):
@@ -342,12 +343,19 @@ class RecurrentLIF(eqx.Module):
         `dropped` is the whole layer's count.
         """
         neurons = self.population(k)
+        if spikes.n_sources is not None and spikes.n_sources != self.size:
+            raise ValueError(
+                f"{layer_name(self)}: population_spikes needs this layer's output, got spikes "
+                f"from a source of {spikes.n_sources} neurons (spikes.n_sources="
+                f"{spikes.n_sources}) but the layer has {self.size}."
+            )
         keep = (spikes.idx >= neurons.start) & (spikes.idx < neurons.stop)
         local = Spikes(
             time=jnp.where(keep, spikes.time, jnp.inf),
             idx=jnp.where(keep, spikes.idx - neurons.start, EMPTY_INDEX),
             current=jnp.where(keep, spikes.current, 0.0),
             dropped=spikes.dropped,
+            n_sources=len(neurons),
         )
         return local.sort()
 
@@ -360,8 +368,10 @@ class RecurrentLIF(eqx.Module):
 
     def __call__(self, spikes: Spikes, *, key: PRNGKeyArray | None = None) -> Spikes:
         """Simulate the layer for one sample of input spikes (`key` is unused)."""
-        who = type(self).__name__
-        return compiled(_simulate, self, check_input(spikes, self.in_size, who))
+        who = layer_name(self)
+        spikes = check_input(spikes, self.in_size, who)
+        layer = check_layer_weights(self, who)
+        return with_sources(compiled(_simulate, layer, spikes), self.size)
 
     def _simulate_populations(self, spikes: Spikes, eventprop: bool) -> Spikes:
         """The populations one after the other with the window scan (see `_layered`)."""

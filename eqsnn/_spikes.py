@@ -1,9 +1,13 @@
 """The `Spikes` pytree: a fixed-length, padded buffer of spike events."""
 
+import dataclasses
+
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
+
+from ._checks import as_int
 
 EMPTY_INDEX = -1
 """Index that marks an empty slot of a [`eqsnn.Spikes`][] buffer."""
@@ -28,9 +32,18 @@ class Spikes(eqx.Module):
     - `idx`: neuron index of each spike, integer, shape `(n,)`; `-1` for an empty slot.
     - `current`: synaptic current of the spiking neuron at the spike time, shape
       `(n,)`. EventProp needs it; it defaults to zeros for input spikes.
-    - `dropped`: number of spikes that the producing layer emitted before `t_max`
-      but could not store because the buffer was full (0-d integer array;
-      defaults to 0). See [Spike budgets](../concepts/budgets.md).
+    - `dropped`: spikes lost before `t_max` by the layer that produced this buffer and
+      by every layer before it (each layer adds its own losses to its input's count, so
+      the output of a network counts them all); 0-d integer array, defaults to 0. A spike
+      is lost when the output buffer is full or a neuron exceeds its per-neuron budget.
+      The count is a lower bound on the spikes lost, and 0 exactly when none was lost
+      (exact where [Spike budgets](../concepts/budgets.md) says so).
+    - `n_sources`: the size of the index space, i.e. the number of neurons that may have
+      emitted these spikes (keyword-only, static; `None` = unknown). Layers set it to
+      their number of neurons and the encoders to their number of inputs; a layer given
+      spikes whose `n_sources` differs from its `in_size` raises a `ValueError` when it
+      is called or traced. Buffers built by hand may leave it at `None`; the indices of
+      every buffer are checked against `in_size` when the layer runs.
 
     **Example:**
 
@@ -47,6 +60,7 @@ class Spikes(eqx.Module):
     idx: Int[Array, "*batch n"]
     current: Float[Array, "*batch n"]
     dropped: Int[Array, "*batch"]
+    n_sources: int | None = eqx.field(static=True)
 
     def __init__(
         self,
@@ -54,6 +68,8 @@ class Spikes(eqx.Module):
         idx: Int[ArrayLike, "*batch n"],
         current: Float[ArrayLike, "*batch n"] | None = None,
         dropped: Int[ArrayLike, "*batch"] | int = 0,
+        *,
+        n_sources: int | None = None,
     ):
         time = jnp.asarray(time)
         if not jnp.issubdtype(time.dtype, jnp.floating):
@@ -81,10 +97,15 @@ class Spikes(eqx.Module):
                     "Spikes: `current` must have the same shape as `time`, got "
                     f"current.shape={current.shape} and time.shape={time.shape}."
                 )
+        if isinstance(dropped, int | np.integer | np.ndarray) and np.any(np.asarray(dropped) < 0):
+            raise ValueError(f"Spikes: `dropped` must be non-negative, got {dropped!r}.")
+        if n_sources is not None:
+            n_sources = as_int(n_sources, "n_sources", "Spikes", minimum=1)
         self.time = time
         self.idx = idx
         self.current = current
         self.dropped = jnp.broadcast_to(jnp.asarray(dropped, dtype=jnp.int32), time.shape[:-1])
+        self.n_sources = n_sources
 
     @property
     def n_slots(self) -> int:
@@ -116,6 +137,7 @@ class Spikes(eqx.Module):
             idx=take(self.idx),
             current=take(self.current),
             dropped=self.dropped,
+            n_sources=self.n_sources,
         )
 
     def first_spike_times(self, n_neurons: int) -> Float[Array, "*batch n_neurons"]:
@@ -127,11 +149,13 @@ class Spikes(eqx.Module):
 
         **Returns:** an array of shape `(*batch, n_neurons)`.
         """
-        if not isinstance(n_neurons, int) or n_neurons < 1:
-            raise ValueError(
-                f"first_spike_times: `n_neurons` must be a positive int, got {n_neurons!r}."
-            )
+        n_neurons = as_int(n_neurons, "n_neurons", "first_spike_times", minimum=1)
         neurons = jnp.arange(n_neurons, dtype=self.idx.dtype)
         hit = self.idx[..., None, :] == neurons[:, None]
         masked = jnp.where(hit, self.time[..., None, :], jnp.inf)
         return jnp.min(masked, axis=-1)
+
+
+def with_sources(spikes: Spikes, n_sources: int) -> Spikes:
+    """`spikes` with `n_sources` set (a layer marks its output with its number of neurons)."""
+    return dataclasses.replace(spikes, n_sources=n_sources)

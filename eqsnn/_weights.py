@@ -1,9 +1,13 @@
 """Weight containers and their initialisation."""
 
+import math
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
+
+from ._checks import as_int
 
 
 class InputWeights(eqx.Module):
@@ -34,10 +38,8 @@ class RecurrentWeights(eqx.Module):
 
 
 def check_size(name: str, value, who: str, minimum: int = 1) -> int:
-    """Validate a positive integer size argument."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{who}: `{name}` must be an int >= {minimum}, got {value!r}.")
-    return value
+    """Validate a positive integer size argument (a Python or NumPy integer; returns an int)."""
+    return as_int(value, name, who, minimum)
 
 
 def spike_budget(
@@ -90,6 +92,13 @@ def normal_weights(
 ) -> Float[Array, "in_size out_size"]:
     """Draw weights from N(mean, std); with `duplication=d`, draw `in_size // d` rows and
     repeat each `d` times, so that the `d` copies of an input start with the same weights."""
+    for name, value in (("mean", mean), ("std", std)):
+        try:
+            finite = math.isfinite(float(value))
+        except (TypeError, ValueError):
+            finite = False
+        if not finite:
+            raise ValueError(f"{who}: `{name}` must be a finite number, got {value!r}.")
     if duplication is None:
         rows = in_size
     else:
