@@ -1,23 +1,31 @@
 """Encoders: features to input spike times, labels to target spike times.
 
-Both functions are wrapped in `eqx.filter_jit`: Python numbers are static arguments,
-JAX arrays are traced.
+Both functions run compiled with `eqx.filter_jit`: Python numbers are static arguments,
+JAX arrays are traced. Concrete arguments are checked before compiling (ordinary
+exceptions); traced ones at run time with `eqx.error_if`.
 """
+
+import math
 
 import equinox as eqx
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 
+from ._checks import as_int, check_labels, is_concrete
 from ._custom_types import RealScalarLike
 from ._spikes import Spikes
 
 
-def _check_positive(name: str, arg: str, value) -> None:
-    if isinstance(value, int | float) and not value > 0:
-        raise ValueError(f"{name}: `{arg}` must be positive (seconds), got {value!r}.")
+def _check_time(name: str, arg: str, value, minimum: str = "positive") -> None:
+    """A time in seconds given as a Python or NumPy number: finite and positive (or >= 0)."""
+    if not isinstance(value, int | float | np.number) or isinstance(value, bool):
+        return  # an array: traced or checked where it is used
+    ok = value > 0 if minimum == "positive" else value >= 0
+    if not (ok and math.isfinite(value)):
+        raise ValueError(f"{name}: `{arg}` must be {minimum} and finite (seconds), got {value!r}.")
 
 
-@eqx.filter_jit
 def spatio_temporal_encode(
     inputs: Float[ArrayLike, "*batch n_features"],
     t_late: RealScalarLike,
@@ -51,14 +59,17 @@ def spatio_temporal_encode(
     **Arguments:**
 
     - `inputs`: features in `[0, 1]`, shape `(*batch, n_features)`. Values outside
-      `[0, 1]` (or NaN) raise an error at run time (`eqx.error_if`), also under `jit`.
+      `[0, 1]` (or NaN) raise a `ValueError`, or under `jit` an error at run time
+      (`eqx.error_if`).
     - `t_late`: time of the spike for the value `1.0`, in seconds (> 0).
     - `duplication`: number of copies of each spike (positive int), or `None` for one.
     - `duplicate_neurons`: give every copy its own input neuron (see above).
     - `t_bias`: spike time of the bias feature (the last one) in seconds, or `None`.
 
     **Returns:** a [`eqsnn.Spikes`][] with `n_features * d` slots (`d = duplication or
-    1`) and leading axes `*batch`, sorted by time; no slot is empty.
+    1`) and leading axes `*batch`, sorted by time; no slot is empty. Its `n_sources` is the
+    number of input neurons (`n_features`, or `n_features * d` with `duplicate_neurons`),
+    so a first layer with another `in_size` refuses it.
 
     **Example:**
 
@@ -71,22 +82,37 @@ def spatio_temporal_encode(
     spikes.idx  # [2, 1, 0]
     ```
     """
+    who = "spatio_temporal_encode"
+    shape = np.shape(inputs)
+    if len(shape) < 1 or shape[-1] < 1:
+        raise ValueError(
+            f"{who}: `inputs` must have shape (*batch, n_features) with n_features >= 1, "
+            f"got {shape}."
+        )
+    _check_time(who, "t_late", t_late)
+    if t_bias is not None:
+        _check_time(who, "t_bias", t_bias, minimum="non-negative")
+    if duplication is not None:
+        duplication = as_int(duplication, "duplication", who, minimum=1)
+    if not isinstance(duplicate_neurons, bool | np.bool_):
+        raise TypeError(f"{who}: `duplicate_neurons` must be a bool, got {duplicate_neurons!r}.")
+    if is_concrete(inputs):
+        host = np.asarray(inputs)
+        features = host[..., :-1] if t_bias is not None else host
+        bad = ~((features >= 0) & (features <= 1))
+        if bad.any():
+            raise ValueError(
+                f"{who}: every feature of `inputs` must lie in [0, 1] (scale the data first), "
+                f"got {features[bad].flat[0]!r}."
+            )
+    return _spatio_temporal_encode(inputs, t_late, duplication, bool(duplicate_neurons), t_bias)
+
+
+@eqx.filter_jit
+def _spatio_temporal_encode(inputs, t_late, duplication, duplicate_neurons, t_bias) -> Spikes:
     inputs = jnp.asarray(inputs)
     if not jnp.issubdtype(inputs.dtype, jnp.floating):
         inputs = inputs.astype(jnp.result_type(float))
-    if inputs.ndim < 1 or inputs.shape[-1] < 1:
-        raise ValueError(
-            "spatio_temporal_encode: `inputs` must have shape (*batch, n_features) with "
-            f"n_features >= 1, got {inputs.shape}."
-        )
-    _check_positive("spatio_temporal_encode", "t_late", t_late)
-    if duplication is not None and (
-        not isinstance(duplication, int) or isinstance(duplication, bool) or duplication < 1
-    ):
-        raise ValueError(
-            f"spatio_temporal_encode: `duplication` must be a positive int or None, "
-            f"got {duplication!r}."
-        )
     features = inputs[..., :-1] if t_bias is not None else inputs
     inputs = eqx.error_if(
         inputs,
@@ -108,10 +134,10 @@ def spatio_temporal_encode(
     order = jnp.argsort(time, axis=-1, stable=True)
     time = jnp.take_along_axis(time, order, axis=-1)
     idx = jnp.take_along_axis(idx, order, axis=-1)
-    return Spikes(time=time, idx=idx)
+    n_sources = n_features * duplication if duplication and duplicate_neurons else n_features
+    return Spikes(time=time, idx=idx, n_sources=n_sources)
 
 
-@eqx.filter_jit
 def target_temporal_encode(
     labels: Int[ArrayLike, "*batch"],
     n_classes: int,
@@ -127,7 +153,7 @@ def target_temporal_encode(
 
     **Arguments:**
 
-    - `labels`: integer class labels in `0..n_classes-1`, any shape `*batch`.
+    - `labels`: integer class labels in `0..n_classes-1`, any shape `*batch` (others raise).
     - `n_classes`: number of classes / output neurons (static positive int).
     - `t_correct`: target time of the correct class, in seconds.
     - `t_wrong`: target time of the other classes, in seconds; must be later than
@@ -144,21 +170,20 @@ def target_temporal_encode(
     target_temporal_encode(jnp.array(1), 3, 1e-3, 3e-3)  # [0.003, 0.001, 0.003]
     ```
     """
-    if not isinstance(n_classes, int) or isinstance(n_classes, bool) or n_classes < 1:
-        raise ValueError(
-            f"target_temporal_encode: `n_classes` must be a positive int, got {n_classes!r}."
-        )
+    n_classes = as_int(n_classes, "n_classes", "target_temporal_encode", minimum=1)
     numbers = isinstance(t_correct, int | float) and isinstance(t_wrong, int | float)
     if numbers and not t_correct < t_wrong:
         raise ValueError(
             "target_temporal_encode: `t_correct` must be earlier than `t_wrong`, got "
             f"t_correct={t_correct!r} and t_wrong={t_wrong!r}."
         )
-    labels = jnp.asarray(labels)
-    if not jnp.issubdtype(labels.dtype, jnp.integer):
-        raise TypeError(
-            f"target_temporal_encode: `labels` must hold integers, got dtype {labels.dtype}."
-        )
+    labels = check_labels(labels, n_classes, "target_temporal_encode", "labels")
+    return _target_temporal_encode(labels, n_classes, t_correct, t_wrong)
+
+
+@eqx.filter_jit
+def _target_temporal_encode(labels, n_classes: int, t_correct, t_wrong) -> Array:
+    labels = jnp.asarray(check_labels(labels, n_classes, "target_temporal_encode", "labels"))
     is_correct = labels[..., None] == jnp.arange(n_classes)
     dtype = jnp.result_type(t_correct, t_wrong, float)
     return jnp.where(is_correct, jnp.asarray(t_correct, dtype), jnp.asarray(t_wrong, dtype))

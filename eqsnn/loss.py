@@ -12,9 +12,13 @@ time `t_max` in the losses. This value is selected with `jnp.where`, never compu
 from the `+inf` in empty slots, so losses and their gradients stay finite: a silent
 neuron simply gets a zero gradient.
 
-**Compilation.** Every function is wrapped in `eqx.filter_jit`: Python numbers (such as
-`t_max`, `tau_mem`, `n_neurons`) are static, so a new value compiles anew; pass a JAX
+**Compilation.** Every function runs compiled with `eqx.filter_jit`: Python numbers (such
+as `t_max`, `tau_mem`, `n_neurons`) are static, so a new value compiles anew; pass a JAX
 array for a value that changes from call to call.
+
+**Checks.** Counts (`n_neurons`, `n_classes`) must be Python or NumPy integers. Class
+labels must lie in `0..n_classes-1`: concrete labels are checked before compiling (a
+`ValueError`), traced ones (under `jit`, `vmap`) at run time with `eqx.error_if`.
 """
 
 import equinox as eqx
@@ -22,13 +26,14 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Int
 
+from ._checks import as_int, check_labels
 from ._custom_types import RealScalarLike
 from ._spikes import Spikes
 
 
-def _check_count(name: str, arg: str, value) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name}: `{arg}` must be a positive int, got {value!r}.")
+def _check_count(name: str, arg: str, value) -> int:
+    """A positive count (a Python or NumPy integer) as a Python int (a static argument)."""
+    return as_int(value, arg, name, minimum=1)
 
 
 def _check_positive(name: str, arg: str, value) -> None:
@@ -44,7 +49,6 @@ def _masked_times(spikes: Spikes, n_neurons: int, t_max, fill) -> Float[Array, "
     return jnp.where(hit, spikes.time[..., None, :], fill)
 
 
-@eqx.filter_jit
 def first_spike_times(
     spikes: Spikes, n_neurons: int, *, t_max: RealScalarLike
 ) -> Float[Array, "*batch n_neurons"]:
@@ -75,8 +79,13 @@ def first_spike_times(
     first_spike_times(spikes, 2, t_max=1e-2)  # [0.001, 0.01]
     ```
     """
-    _check_count("first_spike_times", "n_neurons", n_neurons)
+    n_neurons = _check_count("first_spike_times", "n_neurons", n_neurons)
     _check_positive("first_spike_times", "t_max", t_max)
+    return _first_spike_times(spikes, n_neurons, t_max)
+
+
+@eqx.filter_jit
+def _first_spike_times(spikes: Spikes, n_neurons: int, t_max) -> Float[Array, "*batch n"]:
     t_max = jnp.asarray(t_max, dtype=spikes.time.dtype)
     return jnp.min(_masked_times(spikes, n_neurons, t_max, t_max), axis=-1)
 
@@ -170,7 +179,6 @@ def _take_label(values: Float[Array, "*batch n"], label: Int[Array, "*batch"]) -
     return jnp.take_along_axis(values, label[..., None], axis=-1)[..., 0]
 
 
-@eqx.filter_jit
 def ttfs_loss(
     spikes: Spikes,
     label: Int[ArrayLike, "*batch"],
@@ -195,7 +203,7 @@ def ttfs_loss(
     **Arguments:**
 
     - `spikes`: the output spikes.
-    - `label`: the correct class (integer), shape `*batch`.
+    - `label`: the correct class (integer in `0..n_classes-1`; others raise), shape `*batch`.
     - `n_classes`: number of output neurons `0..n_classes-1` (static positive int).
     - `t_max`: end of the simulated interval in seconds.
     - `tau_mem`: time scale in seconds, usually the membrane time constant.
@@ -214,14 +222,22 @@ def ttfs_loss(
     ttfs_loss(spikes, jnp.array(0), 2, t_max=4e-3, tau_mem=1e-3)  # log(1 + e^-1)
     ```
     """
+    n_classes = _check_count("ttfs_loss", "n_classes", n_classes)
     _check_positive("ttfs_loss", "tau_mem", tau_mem)
     _check_positive("ttfs_loss", "temperature", temperature)
-    times = first_spike_times(spikes, n_classes, t_max=t_max)
+    _check_positive("ttfs_loss", "t_max", t_max)
+    label = check_labels(label, n_classes, "ttfs_loss")
+    return _ttfs_loss(spikes, label, n_classes, t_max, tau_mem, temperature)
+
+
+@eqx.filter_jit
+def _ttfs_loss(spikes, label, n_classes: int, t_max, tau_mem, temperature) -> Array:
+    label = check_labels(label, n_classes, "ttfs_loss")
+    times = _first_spike_times(spikes, n_classes, t_max)
     log_p = jax.nn.log_softmax(-times / (temperature * tau_mem), axis=-1)
     return -_take_label(log_p, jnp.asarray(label).astype(jnp.int32))
 
 
-@eqx.filter_jit
 def spike_count_regulariser(
     spikes: Spikes,
     n_neurons: int,
@@ -258,7 +274,12 @@ def spike_count_regulariser(
     spike_count_regulariser(spikes, 2, 1)  # ((3 - 1)^2 + (0 - 1)^2) / 2 = 2.5
     ```
     """
-    _check_count("spike_count_regulariser", "n_neurons", n_neurons)
+    n_neurons = _check_count("spike_count_regulariser", "n_neurons", n_neurons)
+    return _spike_count_regulariser(spikes, n_neurons, target_count, t_max)
+
+
+@eqx.filter_jit
+def _spike_count_regulariser(spikes, n_neurons: int, target_count, t_max) -> Array:
     hit = spikes.idx[..., None, :] == jnp.arange(n_neurons, dtype=spikes.idx.dtype)[:, None]
     if t_max is not None:
         hit = hit & (spikes.time[..., None, :] < t_max)
@@ -266,7 +287,6 @@ def spike_count_regulariser(
     return jnp.mean(jnp.square(counts - target_count), axis=-1)
 
 
-@eqx.filter_jit
 def predict(
     spikes: Spikes, n_classes: int, *, t_max: RealScalarLike | None = None
 ) -> Int[Array, "*batch"]:
@@ -294,7 +314,12 @@ def predict(
     predict(spikes, 3)  # 2
     ```
     """
-    _check_count("predict", "n_classes", n_classes)
+    n_classes = _check_count("predict", "n_classes", n_classes)
+    return _predict(spikes, n_classes, t_max)
+
+
+@eqx.filter_jit
+def _predict(spikes: Spikes, n_classes: int, t_max) -> Int[Array, "*batch"]:
     times = jnp.min(_masked_times(spikes, n_classes, t_max, jnp.inf), axis=-1)
     earliest = jnp.min(times, axis=-1, keepdims=True)
     unique = jnp.sum(times == earliest, axis=-1) == 1
@@ -302,7 +327,6 @@ def predict(
     return jnp.where(decided, jnp.argmin(times, axis=-1), -1).astype(jnp.int32)
 
 
-@eqx.filter_jit
 def accuracy(
     spikes: Spikes,
     label: Int[ArrayLike, "*batch"],
@@ -318,7 +342,7 @@ def accuracy(
     **Arguments:**
 
     - `spikes`: the output spikes.
-    - `label`: the correct class (integer), shape `*batch`.
+    - `label`: the correct class (integer in `0..n_classes-1`; others raise), shape `*batch`.
     - `n_classes`: number of output neurons `0..n_classes-1` (static positive int).
     - `t_max`: if given, spikes at or after `t_max` (seconds) are ignored.
 
@@ -336,6 +360,14 @@ def accuracy(
     jnp.mean(jax.vmap(accuracy, in_axes=(0, 0, None))(spikes, jnp.array([1, 1]), 2))  # 0.5
     ```
     """
-    prediction = predict(spikes, n_classes, t_max=t_max)
+    n_classes = _check_count("accuracy", "n_classes", n_classes)
+    label = check_labels(label, n_classes, "accuracy")
+    return _accuracy(spikes, label, n_classes, t_max)
+
+
+@eqx.filter_jit
+def _accuracy(spikes: Spikes, label, n_classes: int, t_max) -> Float[Array, "*batch"]:
+    label = check_labels(label, n_classes, "accuracy")
+    prediction = _predict(spikes, n_classes, t_max)
     correct = prediction == jnp.asarray(label).astype(prediction.dtype)
     return correct.astype(jnp.result_type(float))

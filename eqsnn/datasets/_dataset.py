@@ -8,6 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
+from .._checks import as_int, check_labels
+
 
 def _convert(x, dtype, only_if_not=None) -> Array:
     """`x` as a JAX array of `dtype`; host data are converted before the transfer."""
@@ -31,7 +33,8 @@ class Dataset(eqx.Module):
 
     - `inputs`: features, shape `(n_samples, n_features)`. The loaders scale every
       feature to `[0, 1]`, ready for [`eqsnn.encode.spatio_temporal_encode`][].
-    - `labels`: class labels in `0..n_classes-1`, integer, shape `(n_samples,)`.
+    - `labels`: class labels in `0..n_classes-1`, integer, shape `(n_samples,)`; other
+      labels raise a `ValueError` (under `jit`, an error at run time).
     - `n_classes`: number of classes (static). Defaults to `max(labels) + 1`.
 
     **Example:**
@@ -71,10 +74,10 @@ class Dataset(eqx.Module):
             )
         if n_classes is None:
             n_classes = int(np.max(np.asarray(labels))) + 1 if labels.size else 1
-        if not isinstance(n_classes, int) or n_classes < 1:
-            raise ValueError(f"Dataset: `n_classes` must be a positive int, got {n_classes!r}.")
+            n_classes = max(n_classes, 1)
+        n_classes = as_int(n_classes, "n_classes", "Dataset", minimum=1)
         self.inputs = inputs
-        self.labels = labels
+        self.labels = check_labels(labels, n_classes, "Dataset", "labels")
         self.n_classes = n_classes
 
     def __len__(self) -> int:
@@ -151,17 +154,14 @@ def batches(
         assert batch.inputs.shape == (32, 5)
     ```
     """
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batches: `batch_size` must be a positive int, got {batch_size!r}.")
+    batch_size = as_int(batch_size, "batch_size", "batches", minimum=1)
     if drop_last and batch_size > len(dataset):
         raise ValueError(
             f"batches: `batch_size`={batch_size} exceeds the {len(dataset)} samples and "
             "`drop_last=True`, so no batch would be produced."
         )
-    if n_epochs is not None and (not isinstance(n_epochs, int) or n_epochs < 0):
-        raise ValueError(
-            f"batches: `n_epochs` must be a non-negative int or None, got {n_epochs!r}."
-        )
+    if n_epochs is not None:
+        n_epochs = as_int(n_epochs, "n_epochs", "batches", minimum=0)
     _check_key("batches", key)
     return _batch_generator(dataset, batch_size, key, shuffle, drop_last, n_epochs)
 

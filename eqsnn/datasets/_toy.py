@@ -5,6 +5,7 @@ import math
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
+from .._checks import as_int
 from ._dataset import Dataset, _check_key, _numpy_rng
 
 BIAS_VALUE = 0.0
@@ -22,9 +23,9 @@ def _features(xy: np.ndarray, bias: bool) -> np.ndarray:
     return np.concatenate(columns, axis=1)
 
 
-def _check_n(name: str, n_samples) -> None:
-    if not isinstance(n_samples, int) or isinstance(n_samples, bool) or n_samples < 1:
-        raise ValueError(f"{name}: `n_samples` must be a positive int, got {n_samples!r}.")
+def _check_n(name: str, n_samples) -> int:
+    """A positive sample count (a Python or NumPy integer) as a Python int."""
+    return as_int(n_samples, "n_samples", name, minimum=1)
 
 
 def _yinyang_class(xy: np.ndarray, r_big: float, r_small: float) -> np.ndarray:
@@ -43,12 +44,46 @@ def _yinyang_class(xy: np.ndarray, r_big: float, r_small: float) -> np.ndarray:
     return np.where(outside, -1, label)
 
 
+_MAX_DRAWS = 1 << 21
+"""The most points one round of rejection sampling draws (about 100 MiB of work arrays)."""
+
+
 def _draw_yinyang(
     rng: np.random.Generator, wanted: list[int], r_big: float, r_small: float
 ) -> np.ndarray:
-    """Rejection sampling: `wanted[c]` points of each class `c`, grouped by class."""
-    # The dots cover 2 pi r_small^2 / (2 r_big)^2 of the square: size rounds for them.
+    """`wanted[c]` points of each class `c`, uniform in the class's region, grouped by class.
+
+    The dots cover 2 pi r_small^2 / (2 r_big)^2 of the square. Rounds of rejection sampling
+    from the square are sized so that one round usually finds all dots; when that would
+    take more than `_MAX_DRAWS` points (small dots, many samples), the dots are drawn inside
+    their own discs instead (the same distribution, in bounded memory and time)."""
     batch = max(256, int(2 * max(wanted) * 4 * r_big**2 / (2 * math.pi * r_small**2)))
+    if batch <= _MAX_DRAWS:
+        return _reject_from_square(rng, wanted, r_big, r_small, batch)
+    # Yin and yang each cover about a fifth of the square.
+    batch = min(_MAX_DRAWS, max(256, 10 * max(wanted[:2])))
+    body = _reject_from_square(rng, [wanted[0], wanted[1], 0], r_big, r_small, batch)
+    return np.concatenate([body, _draw_dots(rng, wanted[2], r_big, r_small)])
+
+
+def _draw_dots(rng: np.random.Generator, n: int, r_big: float, r_small: float) -> np.ndarray:
+    """`n` points uniform in the two dots: a dot at random (they have equal areas), then a
+    point of its bounding square, kept if it lies in the dot (pi / 4 of the draws)."""
+    centres = np.array([[0.5 * r_big, r_big], [1.5 * r_big, r_big]])
+    found: list[np.ndarray] = []
+    while n:
+        size = min(_MAX_DRAWS, max(256, 2 * n))
+        xy = centres[rng.integers(0, 2, size)] + rng.uniform(-r_small, r_small, size=(size, 2))
+        take = xy[_yinyang_class(xy, r_big, r_small) == 2][:n]
+        found.append(take)
+        n -= take.shape[0]
+    return np.concatenate(found) if found else np.zeros((0, 2))
+
+
+def _reject_from_square(
+    rng: np.random.Generator, wanted: list[int], r_big: float, r_small: float, batch: int
+) -> np.ndarray:
+    """Rejection sampling from the square in rounds of `batch` points, grouped by class."""
     found: list[list[np.ndarray]] = [[], [], []]
     missing = list(wanted)
     while any(missing):
@@ -58,7 +93,7 @@ def _draw_yinyang(
             take = xy[labels == c][: missing[c]]
             found[c].append(take)
             missing[c] -= take.shape[0]
-    return np.concatenate([np.concatenate(points) for points in found])
+    return np.concatenate([np.concatenate(points) for points in found if points])
 
 
 def yinyang(
@@ -85,6 +120,8 @@ def yinyang(
     `("yin", "yang", "dot")` (see `YINYANG_CLASS_NAMES`). Points are drawn by
     rejection sampling until every class is filled, so the classes are exactly
     balanced: class `c` has `n_samples // 3` samples, plus one for `c < n_samples % 3`.
+    When the dots are too small to be hit often, they are drawn inside their own discs
+    instead (the same distribution), so memory and time stay bounded for any `r_small`.
     The samples come in random order. Not traceable (`n_samples` fixes the shapes);
     call it outside `jit`.
 
@@ -109,7 +146,7 @@ def yinyang(
     data.inputs.shape, data.n_classes  # ((1500, 5), 3)
     ```
     """
-    _check_n("yinyang", n_samples)
+    n_samples = _check_n("yinyang", n_samples)
     _check_key("yinyang", key)
     if not 0.0 < r_big <= 0.5:
         raise ValueError(f"yinyang: `r_big` must lie in (0, 0.5], got {r_big!r}.")
@@ -148,7 +185,7 @@ def circle(key: PRNGKeyArray, n_samples: int, *, bias: bool = True) -> Dataset:
     data = datasets.circle(jax.random.key(0), 100)
     ```
     """
-    _check_n("circle", n_samples)
+    n_samples = _check_n("circle", n_samples)
     _check_key("circle", key)
     xy = _numpy_rng(key).uniform(size=(n_samples, 2))
     inside = np.sum((xy - 0.5) ** 2, axis=1) <= 0.5 / math.pi
@@ -179,7 +216,7 @@ def linear(key: PRNGKeyArray, n_samples: int, *, bias: bool = True) -> Dataset:
     data = datasets.linear(jax.random.key(0), 100)
     ```
     """
-    _check_n("linear", n_samples)
+    n_samples = _check_n("linear", n_samples)
     _check_key("linear", key)
     xy = _numpy_rng(key).uniform(size=(n_samples, 2))
     return Dataset(_features(xy, bias), (xy[:, 0] < xy[:, 1]).astype(np.int32), 2)
