@@ -145,7 +145,7 @@ def test_layer_reads_only_its_own_input_range():
     hidden = eqsnn.Spikes(time=jnp.array([1e-3, 2e-3]), idx=jnp.array([IN + 0, IN + 3]))
     noisy = eqsnn.Spikes(
         time=jnp.array([1e-3, 5e-4, 2e-3, 6e-4, 7e-4]),
-        idx=jnp.array([IN + 0, 0, IN + 3, 2, IN + HIDDEN + 1]),  # network inputs, own output
+        idx=jnp.array([IN + 0, 0, IN + 3, 2, -1]),  # network inputs, an empty slot
     )
     carry = (1, IN)  # layer 1 of a network whose layer 0 has IN inputs
     _, _, want, _ = apply_fn([None, w], hidden, None, carry)
@@ -154,6 +154,19 @@ def test_layer_reads_only_its_own_input_range():
     np.testing.assert_array_equal(got.time, want.time)
     np.testing.assert_array_equal(got.idx, want.idx)
     assert set(np.asarray(want.idx)) <= {-1, *range(IN + HIDDEN, IN + HIDDEN + OUT)}
+
+
+@pytest.mark.parametrize("bad", [IN + HIDDEN, IN + HIDDEN + OUT + 2, -2])
+def test_indices_beyond_the_layers_inputs_raise(bad):
+    """As the module API, which raises for indices outside [-1, in_size)."""
+    init_fn, apply_fn = functional.LIF(OUT, 4, T_MAX, PARAMS, mean=1.5, std=0.5)
+    _, _, w = init_fn(jax.random.PRNGKey(2), HIDDEN)
+    spikes = eqsnn.Spikes(time=jnp.array([1e-3, 2e-3]), idx=jnp.array([IN + 0, bad]))
+    match = re.escape(f"must be -1 or lie in [0, {IN + HIDDEN})")
+    with pytest.raises(ValueError, match=match):
+        apply_fn([None, w], spikes, None, (1, IN))
+    with pytest.raises(eqx.EquinoxRuntimeError, match=match):
+        eqx.filter_jit(apply_fn)([None, w], spikes, None, (1, IN))
 
 
 def test_construct_init_fn_matches_layer_init():

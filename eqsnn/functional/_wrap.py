@@ -6,8 +6,10 @@ from typing import Any, TypeAlias
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import PRNGKeyArray
 
+from .._checks import is_concrete
 from .._spikes import EMPTY_INDEX, Spikes
 from .._weights import InputWeights, RecurrentWeights
 
@@ -18,6 +20,30 @@ ApplyFn: TypeAlias = Callable[..., tuple[Carry, Weights, Spikes, Any]]
 Builder: TypeAlias = Callable[[int, PRNGKeyArray], eqx.Module]
 
 
+def _check_global(spikes: Spikes, start: int, stop: int, who: str) -> Spikes:
+    """Input indices must be `-1` or global indices below `stop`, as a module checks its
+    inputs against `in_size`; indices below `start` (earlier sources, which jaxsnn copies
+    into a layer's output) are ignored. Concrete indices raise a `ValueError`, traced ones
+    an `eqx.error_if`; a buffer whose `n_sources` is not `stop` is refused at once."""
+    where = f"functional.{who} (reading global indices [{start}, {stop}))"
+    if spikes.n_sources is not None and spikes.n_sources != stop:
+        raise ValueError(
+            f"{where}: got spikes with global indices below spikes.n_sources="
+            f"{spikes.n_sources}, but this layer's inputs end at {stop}; pass the previous "
+            "layer's output of this network (or the encoded inputs to the first layer)."
+        )
+    text = f"{where}: input spike indices must be -1 or lie in [0, {stop})"
+    if is_concrete(spikes.idx):
+        idx = np.asarray(spikes.idx)
+        bad = (idx < EMPTY_INDEX) | (idx >= stop)
+        if bad.any():
+            k = int(np.argmax(bad))
+            raise ValueError(f"{text}, got idx[{k}]={idx[k]}.")
+        return spikes
+    bad = jnp.any((spikes.idx < EMPTY_INDEX) | (spikes.idx >= stop))
+    return eqx.tree_at(lambda s: s.idx, spikes, eqx.error_if(spikes.idx, bad, text + "."))
+
+
 def _to_local(spikes: Spikes, start: int, in_size: int) -> Spikes:
     """Keep the spikes with global indices in `[start, start + in_size)`, made local."""
     mine = (spikes.idx >= start) & (spikes.idx < start + in_size)
@@ -26,16 +52,19 @@ def _to_local(spikes: Spikes, start: int, in_size: int) -> Spikes:
         idx=jnp.where(mine, spikes.idx - start, EMPTY_INDEX),
         current=spikes.current,
         dropped=spikes.dropped,
+        n_sources=in_size,
     )
 
 
 def _to_global(spikes: Spikes, layer_start: int) -> Spikes:
+    """A layer's output with global indices: its neuron `n` is `layer_start + n`."""
     valid = spikes.idx >= 0
     return Spikes(
         time=spikes.time,
         idx=jnp.where(valid, spikes.idx + layer_start, EMPTY_INDEX),
         current=spikes.current,
         dropped=spikes.dropped,
+        n_sources=None if spikes.n_sources is None else layer_start + spikes.n_sources,
     )
 
 
@@ -118,6 +147,7 @@ def init_apply(
         layer = _with_weights(skeletons, weights[layer_index], who, layer_index)
         in_size = layer.in_size
         layer_start = layer_start + in_size
+        spikes = _check_global(spikes, layer_start - in_size, layer_start, who)
         out = layer(_to_local(spikes, layer_start - in_size, in_size))
         out = _to_global(out, layer_start)
         return (layer_index + 1, layer_start), weights[layer_index], out, out
