@@ -101,6 +101,8 @@ def check_labels(labels, n_classes: int, who: str, name: str = "label"):
         host = np.asarray(labels)
         bad = (host < 0) | (host >= n_classes)
         if bad.any():
-            raise ValueError(f"{text}, got {host[bad].flat[0]!r} ({int(bad.sum())} bad in all).")
+            raise ValueError(
+                f"{text}, got {host[bad].flat[0].item()!r} ({int(bad.sum())} bad in all)."
+            )
         return labels
     return eqx.error_if(labels, (labels < 0) | (labels >= n_classes), text + ".")

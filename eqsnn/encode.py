@@ -103,7 +103,7 @@ def spatio_temporal_encode(
         if bad.any():
             raise ValueError(
                 f"{who}: every feature of `inputs` must lie in [0, 1] (scale the data first), "
-                f"got {features[bad].flat[0]!r}."
+                f"got {features[bad].flat[0].item()!r}."
             )
     return _spatio_temporal_encode(inputs, t_late, duplication, bool(duplicate_neurons), t_bias)
 

@@ -196,11 +196,22 @@ def _host(backend, params, t_max, n_spikes, n_neurons, weights, time, idx):
             for b in range(batch)
         ]
     out_time, out_idx, dropped = (np.concatenate(parts) for parts in zip(*outputs, strict=True))
+    out_time, out_idx = _cast_times(out_time, out_idx, time.dtype, t_max)
     return (
-        out_time.reshape(*lead, 1, n_spikes).astype(time.dtype),
+        out_time.reshape(*lead, 1, n_spikes),
         out_idx.reshape(*lead, 1, n_spikes).astype(np.int32),
         dropped.reshape(*lead, 1).astype(np.int32),
     )
+
+
+def _cast_times(time: np.ndarray, idx: np.ndarray, dtype, t_max: float):
+    """The backend's times in the layer's dtype. A time just below `t_max` may round up to
+    `t_max` (float64 to float32): such a spike is no longer before `t_max`, so its slot
+    becomes empty (as in the simulator, spikes at or after `t_max` do not count). Sorted
+    times stay sorted, so the empty slots still follow the valid ones."""
+    cast = time.astype(dtype)
+    late = (cast >= np.asarray(t_max, dtype)) | (cast.astype(np.float64) >= t_max)
+    return np.where(late, np.inf, cast).astype(dtype), np.where(late, -1, idx)
 
 
 def call_backend(

@@ -6,10 +6,11 @@ import equinox as eqx
 import jax
 from jaxtyping import PRNGKeyArray
 
+from .._checks import check_layer_weights, layer_name
 from .._events import check_input, sort_inputs
 from .._params import LIFParameters
 from .._recurrent_lif import Connectivity, ConnectivityMask, RecurrentLIF
-from .._spikes import Spikes
+from .._spikes import Spikes, with_sources
 from .._weights import InputWeights, check_size, check_t_max, normal_weights
 from ._backend import Backend, call_backend
 from ._replay import Mismatch, ReplayConfig, replay
@@ -31,10 +32,13 @@ def _check_min_rise(min_rise, who: str) -> float:
     return value
 
 
-def _run(layer, weights, spikes: Spikes) -> tuple[Spikes, Mismatch]:
+def _run(layer, spikes: Spikes) -> tuple[Spikes, Mismatch]:
     """Backend call on the sorted inputs, then the replay (differentiable, EventProp)."""
-    who = type(layer).__name__
+    who = layer_name(layer)
     spikes = check_input(spikes, layer.in_size, who)
+    layer = check_layer_weights(layer, who)
+    recurrent = isinstance(layer, RecurrentLIF)
+    weights = layer.effective_weights() if recurrent else layer.weights
     time = spikes.time
     idx = jax.lax.stop_gradient(spikes.idx)
     sorted_in = sort_inputs(Spikes(time=jax.lax.stop_gradient(time), idx=idx), layer.t_max)
@@ -44,7 +48,8 @@ def _run(layer, weights, spikes: Spikes) -> tuple[Spikes, Mismatch]:
         layer.backend, weights, sent_time, sent_idx, layer.params, layer.t_max, layer.n_spikes
     )
     config = ReplayConfig(layer.params, layer.t_max, layer.min_rise, who)
-    return replay((weights, time), idx, hw, config)
+    out, mismatch = replay((weights, time), idx, hw, config)
+    return with_sources(out, layer.size if recurrent else layer.out_size), mismatch
 
 
 class HardwareLIF(eqx.Module):
@@ -133,7 +138,7 @@ class HardwareLIF(eqx.Module):
             raise TypeError(f"{who}: `params` must be an eqsnn.LIFParameters, got {params!r}.")
         self.backend = _check_backend(backend, who)
         self.min_rise = _check_min_rise(min_rise, who)
-        w = normal_weights(key, in_size, out_size, mean, std, duplication, who)
+        w = normal_weights(key, self.in_size, self.out_size, mean, std, duplication, who)
         self.weights = InputWeights(input=w)
 
     def __check_init__(self):
@@ -150,7 +155,7 @@ class HardwareLIF(eqx.Module):
         **Returns:** `(spikes, mismatch)`: the output spikes (differentiable with EventProp)
         and the [`eqsnn.hardware.Mismatch`][] between the replay and the backend.
         """
-        return _run(self, self.weights, spikes)
+        return _run(self, spikes)
 
     def __call__(self, spikes: Spikes, *, key: PRNGKeyArray | None = None) -> Spikes:
         """The output spikes of `replay` (`key` is unused)."""
@@ -252,7 +257,7 @@ class HardwareRecurrentLIF(RecurrentLIF):
         **Returns:** `(spikes, mismatch)`: the output spikes (differentiable with EventProp)
         and the [`eqsnn.hardware.Mismatch`][] between the replay and the backend.
         """
-        return _run(self, self.effective_weights(), spikes)
+        return _run(self, spikes)
 
     def __call__(self, spikes: Spikes, *, key: PRNGKeyArray | None = None) -> Spikes:
         """The output spikes of `replay` (`key` is unused)."""
