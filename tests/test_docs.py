@@ -22,7 +22,7 @@ import eqsnn
 
 ROOT = Path(__file__).resolve().parents[1]
 API_DIR = ROOT / "docs" / "api"
-README_TEST_COMMAND = "python -m pytest -q"
+README_TEST_COMMAND = "python -m pytest -q -n auto"
 
 
 def _public_namespaces() -> list[types.ModuleType]:
