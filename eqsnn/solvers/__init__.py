@@ -1,10 +1,10 @@
 """Solvers for the next threshold crossing of LIF neurons.
 
-Every solver returns the same set of crossings (they share one closed-form bracket) and
-differs only in how it locates the root: [`eqsnn.solvers.TTFSSolver`][] and
+[`eqsnn.solvers.BracketedSolver`][] works for any ratio; [`eqsnn.solvers.TTFSSolver`][] and
 [`eqsnn.solvers.LambertWSolver`][] are analytic for `tau_mem == 2 * tau_syn` and
-`tau_mem == tau_syn`; [`eqsnn.solvers.BracketedSolver`][] works for any ratio.
-[`eqsnn.solvers.default_solver`][] picks the right one from the parameters.
+`tau_mem == tau_syn`. [`eqsnn.solvers.default_solver`][] picks the right one from the
+parameters. They agree on which neurons spike except within rounding of a tangency, and
+never return NaN for a valid state (see [`eqsnn.solvers.AbstractCrossingSolver`][]).
 """
 
 from ._analytic import LambertWSolver as LambertWSolver

@@ -18,6 +18,20 @@ class TTFSSolver(AbstractCrossingSolver):
     $z^* = (u_0 + I_0)/(2I_0)$ lies after the start ($z^* < 1$), the discriminant is
     non-negative, and $z_+ \ge e^{-\Delta t_\mathrm{max}/\tau_\mathrm{mem}}$ (or at once, if
     $u_0 \ge \theta$): one `exp`, one `sqrt` and one `log` per neuron.
+
+    **Tangencies.** This is the criterion of [`eqsnn.solvers.crossing_bracket`][] in exact
+    arithmetic, computed differently, so TTFS and the bracket-based solvers
+    ([`eqsnn.solvers.BracketedSolver`][]) agree on which neurons spike except where the
+    decision is within rounding: a peak voltage $(u_0+I_0)^2/(4I_0)$ within about two ulps
+    of $\theta$ (a tangency), or a crossing within about $10\,\varepsilon\,\tau_\mathrm{mem}$
+    of the start or of $\Delta t_\mathrm{max}$ (measured over $2\cdot 10^5$ random states
+    each, float32 and float64: at most $2.2\,\varepsilon\,\theta$ and
+    $9\,\varepsilon\,\tau_\mathrm{mem}$). There either may report the crossing. Where the
+    computed discriminant is exactly zero (for example the exact tangency $u_0 = 0$,
+    $I_0 = 4$, $\theta = 1$), TTFS reports the crossing, at the peak time. Deciding with
+    the bracket instead would make the two agree everywhere, but costs about 10 % of a
+    one-spike layer's forward and backward pass, for a difference no larger than the
+    rounding of the neuron's state.
     """
 
     def _z_plus(self, u0, i0, theta):

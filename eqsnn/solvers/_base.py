@@ -44,14 +44,34 @@ class AbstractCrossingSolver(eqx.Module):
 
     A solver answers, for each neuron: starting from $u_0 = V_0 - v_\mathrm{leak}$ and
     $I_0$, when does $u(t)$ first reach $\theta = v_\mathrm{th} - v_\mathrm{leak}$ within
-    $[0, \Delta t_\mathrm{max}]$? Whether a crossing exists is decided by the same closed-form
-    bracket for every solver ([`eqsnn.solvers.crossing_bracket`][]), so all solvers agree on
-    which neurons spike; subclasses only locate the root inside the bracket.
+    $[0, \Delta t_\mathrm{max}]$? By default whether a crossing exists is decided by the
+    closed-form bracket ([`eqsnn.solvers.crossing_bracket`][]) and subclasses only locate the
+    root inside it: [`eqsnn.solvers.BracketedSolver`][] and [`eqsnn.solvers.LambertWSolver`][]
+    do so, and agree on which neurons spike bit for bit. [`eqsnn.solvers.TTFSSolver`][]
+    decides from a discriminant instead, which is the same criterion in exact arithmetic
+    but can differ at a tangency (see below).
+
+    **Promises.** For finite inputs with $\theta > 0$ (as [`eqsnn.LIFParameters`][]
+    requires), $\Delta t_\mathrm{max} \ge 0$ and positive time constants, every solver
+    returns a finite time in $[0, \Delta t_\mathrm{max}]$ and finite gradients, whatever
+    the current, including $I_0 \le 0$, $\Delta t_\mathrm{max} = 0$ and a solver used at a
+    ratio it is not made for (the time is then wrong, but finite). A neuron at or above
+    threshold ($u_0 \ge \theta$) crosses at $t = 0$, whatever its current; where there is
+    no crossing the time is $\Delta t_\mathrm{max}$.
+
+    **Tangencies.** Where the trajectory only touches the threshold (its peak equals
+    $\theta$ in exact arithmetic) or crosses it exactly at $\Delta t_\mathrm{max}$, the
+    floating-point rounding of the existence test decides: the bracket reports a crossing
+    iff its computed $u(\min(t_p, \Delta t_\mathrm{max}))$ is $\ge \theta$, so a tangency
+    may or may not spike, the same way for the bracket-based solvers. The time of a
+    reported grazing crossing is the peak time to about $\sqrt{\varepsilon}$ relative (the
+    root is double), and its gradient is finite.
 
     Gradients of the crossing time are given by the implicit-function theorem,
     $\dot t^* = (\dot\theta - \dot u|_{t^*}) / \dot u(t^*)$, never by differentiating the
-    root finder. They are zero where there is no crossing, and finite where the
-    trajectory only grazes the threshold (a zero slope gives a zero tangent).
+    root finder. They are zero where there is no crossing or the crossing is at the start,
+    and finite where the trajectory only grazes the threshold (a zero slope gives a zero
+    tangent).
     """
 
     @abc.abstractmethod
@@ -69,11 +89,14 @@ class AbstractCrossingSolver(eqx.Module):
         analytic solvers may override it with a cheaper formula.
         """
         found, t_hi = crossing_bracket(u0, i0, theta, dt_max, tau_mem, tau_syn)
-        # Solve on harmless inputs where there is no crossing, then mask.
-        i_safe = jnp.where(found, i0, 1.0)
-        u_safe = jnp.where(found, u0, 0.0)
-        theta_safe = jnp.where(found, theta, 0.5)
-        t_safe = jnp.where(found, t_hi, 0.0)
+        # `root` sees only crossings after the start (there `i0 > max(u0, 0)`): a neuron at
+        # or above threshold crosses at 0 whatever its current (an analytic root would
+        # divide by `i0 <= 0` there), and the others get harmless inputs, then are masked.
+        ahead = found & (u0 < theta)
+        i_safe = jnp.where(ahead, i0, 1.0)
+        u_safe = jnp.where(ahead, u0, 0.0)
+        theta_safe = jnp.where(ahead, theta, 0.5)
+        t_safe = jnp.where(ahead, t_hi, 0.0)
         t = self.root(u_safe, i_safe, theta_safe, t_safe, tau_mem, tau_syn)
         t = jnp.clip(t, 0.0, t_safe)
         return jnp.where(found, t, dt_max), found
@@ -93,7 +116,7 @@ class AbstractCrossingSolver(eqx.Module):
 
         - `u0`: voltage above leak at the start, $V_0 - v_\\mathrm{leak}$.
         - `i0`: synaptic current at the start.
-        - `theta`: threshold above leak, $v_\\mathrm{th} - v_\\mathrm{leak}$.
+        - `theta`: threshold above leak, $v_\\mathrm{th} - v_\\mathrm{leak}$ (> 0).
         - `dt_max`: length of the search window in seconds (>= 0).
         - `tau_mem`, `tau_syn`: time constants in seconds.
 
