@@ -29,6 +29,10 @@ _COINCIDENCE_FACTOR = 100.0
 _MAX_RESOLVES = 100
 """Safety bound on the re-solves that locate one crossing (hidden peaks)."""
 
+_ROOT_ULPS = 16.0
+"""The root finder's voltage tolerance is at least the voltage change over this many ulps
+of time (see `_root_atol`)."""
+
 
 class _Constants(NamedTuple):
     """The LIF parameters as arrays, so that they are traced rather than compiled in."""
@@ -72,10 +76,31 @@ def _threshold_condition(t, y, args, **kwargs):
     return jnp.max(y[0] - args.v_th)
 
 
+def _root_atol(t0, t1, v0, i0, consts, config):
+    r"""Voltage tolerance of the event's root finder: `atol`, or the finest the condition
+    can resolve where that is coarser.
+
+    Newton stops once $|V - v_\mathrm{th}| <$ `atol`. One ulp of $t$ moves $V$ by
+    $|\dot V|\,\varepsilon\,|t|$, so on a steep slope (strong recurrent excitation:
+    $\dot V \sim 10^6\,$V/s) no time may meet `atol` and Newton would run out of steps.
+    At a crossing $V = v_\mathrm{th}$, so the slope there is
+    $(I - \theta) / \tau_\mathrm{mem} \le (\max_n I_{0,n} + \theta) / \tau_\mathrm{mem}$
+    with $\theta = v_\mathrm{th} - v_\mathrm{leak}$ (currents only decay); with this
+    tolerance the crossing time is still found to within about `_ROOT_ULPS` ulps of $t$
+    wherever the crossing neuron's slope is of the order of this bound.
+    """
+    theta = consts.v_th - consts.v_leak
+    slope = (jnp.maximum(jnp.max(i0), 0.0) + theta) / consts.tau_mem
+    ulp = jnp.finfo(v0.dtype).eps * jnp.maximum(jnp.abs(t0), jnp.abs(t1))
+    return jnp.maximum(config.atol, _ROOT_ULPS * slope * ulp)
+
+
 @eqx.filter_jit
 def _solve_jit(t0, t1, v0, i0, consts, config):
     controller = diffrax.PIDController(rtol=config.rtol, atol=config.atol, norm=optx.max_norm)
-    root_finder = optx.Newton(rtol=config.rtol, atol=config.atol, norm=optx.max_norm)
+    root_finder = optx.Newton(
+        rtol=config.rtol, atol=_root_atol(t0, t1, v0, i0, consts, config), norm=optx.max_norm
+    )
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(lif_vector_field),
         config.solver,
@@ -88,9 +113,10 @@ def _solve_jit(t0, t1, v0, i0, consts, config):
         saveat=diffrax.SaveAt(t0=True, steps=True),
         event=diffrax.Event(_threshold_condition, root_finder),
         max_steps=config.max_steps,
+        throw=False,
     )
     n_saved = sol.stats["num_accepted_steps"] + 1
-    return sol.ts, sol.ys, n_saved, sol.result == diffrax.RESULTS.event_occurred
+    return sol.ts, sol.ys, n_saved, sol.result
 
 
 def _coincidence_tol(consts: _Constants, config: _Config) -> float:
@@ -102,7 +128,7 @@ def _solve(state: _State, t1: float, consts: _Constants, config: _Config) -> _Se
     """Integrate from `state` to `t1`, stopping early at the first sign change of
     `max(V - v_th)` found at a step end."""
     dtype = consts.v_th.dtype
-    ts, (vs, is_), n_saved, event = _solve_jit(
+    ts, (vs, is_), n_saved, result = _solve_jit(
         jnp.asarray(state.t, dtype),
         jnp.asarray(t1, dtype),
         jnp.asarray(state.v),
@@ -110,8 +136,16 @@ def _solve(state: _State, t1: float, consts: _Constants, config: _Config) -> _Se
         consts,
         config,
     )
+    event = bool(result == diffrax.RESULTS.event_occurred)
+    if not (event or bool(result == diffrax.RESULTS.successful)):
+        raise RuntimeError(
+            f"simulate_diffrax: the ODE solve from t={state.t!r} to t={t1!r} failed "
+            f"(largest synaptic current {float(np.max(state.i)):.3g}): "
+            f"{diffrax.RESULTS[result]} (`max_steps`, `rtol` and `atol` are arguments of "
+            "simulate_diffrax)."
+        )
     n = int(n_saved)
-    return _Segment(np.asarray(ts[:n]), np.asarray(vs[:n]), np.asarray(is_[:n]), bool(event))
+    return _Segment(np.asarray(ts[:n]), np.asarray(vs[:n]), np.asarray(is_[:n]), event)
 
 
 def _peak_offsets(u: np.ndarray, i: np.ndarray, consts: _Constants) -> np.ndarray:
@@ -247,6 +281,7 @@ def simulate_diffrax(
     dt0: float | None = None,
     max_steps: int = 4096,
     solver: diffrax.AbstractAdaptiveSolver | None = None,
+    max_simulated_spikes: int = 10_000,
 ) -> Spikes:
     r"""Simulate a layer of LIF neurons by numerical integration: the slow reference.
 
@@ -260,7 +295,11 @@ def simulate_diffrax(
     calls a jitted `diffrax.diffeqsolve` (Tsit5, PID step control with `rtol`/`atol`)
     from one event to the next input spike, stopping at the first threshold crossing via
     a `diffrax.Event` on $\max_n (V_n - v_\mathrm{th})$ with an `optimistix.Newton`
-    root finder. It is not jittable, vmappable or differentiable as a whole.
+    root finder. It is not jittable, vmappable or differentiable as a whole. On steep
+    slopes (strong recurrent excitation, large currents) the root finder's voltage
+    tolerance is relaxed to what the floating-point time can resolve (the voltage change
+    over a few ulps of $t$), so crossings are located to a few ulps; any failure of the
+    ODE solve raises a `RuntimeError` that says where it happened.
 
     Diffrax looks at the sign of the condition only at step ends, so a voltage that
     grazes threshold within one step would be missed. After every solve, each step is
@@ -291,6 +330,12 @@ def simulate_diffrax(
     - `dt0`: initial step size in seconds; `None` lets Diffrax choose.
     - `max_steps`: maximum number of solver steps between two events.
     - `solver`: an adaptive Diffrax solver; defaults to `diffrax.Tsit5()`.
+    - `max_simulated_spikes`: the most spikes (kept and dropped together) simulated before
+      `t_max`. Every spike up to `t_max` is simulated, one ODE solve each (milliseconds),
+      so that `dropped` is exact; a network whose activity runs away (strong recurrent
+      excitation that drives neurons back to threshold ever faster, so that the number
+      of spikes before `t_max` is astronomical) would never finish. It raises a
+      `RuntimeError` once it exceeds this many spikes.
 
     **Returns:** a [`eqsnn.Spikes`][] with `n_spikes` slots sorted by time (ties by
     neuron index), `current` the synaptic current of the spiking neuron just before any
@@ -319,6 +364,15 @@ def simulate_diffrax(
     if recurrent_weights is not None:
         recurrent_weights = jnp.asarray(recurrent_weights, dtype)
     _check_arguments(input_spikes, input_weights, recurrent_weights, n_spikes, t_max)
+    if (
+        isinstance(max_simulated_spikes, bool)
+        or not isinstance(max_simulated_spikes, (int, np.integer))
+        or max_simulated_spikes < 1
+    ):
+        raise ValueError(
+            "simulate_diffrax: `max_simulated_spikes` must be a positive int, got "
+            f"{max_simulated_spikes!r}."
+        )
     resolution = float(jnp.finfo(dtype).eps)
     if rtol < resolution or atol < resolution * abs(params.v_th):
         raise ValueError(
@@ -340,14 +394,17 @@ def simulate_diffrax(
     state = _State(0.0, np.full(n_pad, params.v_leak, dtype), np.zeros(n_pad, dtype))
     spikes: list[tuple[float, int, float]] = []
     for t_next, group in [*_input_groups(input_spikes, n_in, t_max), (t_max, None)]:
-        state = _run_until(state, t_next, t_max, consts, config, w_rec, spikes)
+        state = _run_until(
+            state, t_next, t_max, consts, config, w_rec, spikes, max_simulated_spikes
+        )
         if group is not None:
             state = state._replace(i=state.i + w_in[group].sum(axis=0))
     return _to_spikes(spikes, n_spikes, dtype)
 
 
-def _run_until(state, t_end, t_max, consts, config, w_rec, spikes):
-    """Integrate to `t_end`, appending `(time, neuron, current)` for every spike."""
+def _run_until(state, t_end, t_max, consts, config, w_rec, spikes, max_spikes):
+    """Integrate to `t_end`, appending `(time, neuron, current)` for every spike; raise
+    once there are more than `max_spikes`."""
     v_th, v_reset = float(consts.v_th), float(consts.v_reset)
     tol = _coincidence_tol(consts, config)
     while state.t < t_end:
@@ -357,6 +414,14 @@ def _run_until(state, t_end, t_max, consts, config, w_rec, spikes):
         # The root finder may stop a hair below threshold: the highest neuron(s) spike.
         fired = np.flatnonzero(state.v >= min(v_th, float(np.max(state.v))) - tol)
         spikes.extend((state.t, int(n), float(state.i[n])) for n in fired)
+        if len(spikes) > max_spikes:
+            raise RuntimeError(
+                f"simulate_diffrax: more than `max_simulated_spikes`={max_spikes} spikes "
+                f"before t={state.t!r} (t_max={t_max!r}; largest synaptic current "
+                f"{float(np.max(state.i)):.3g}): the activity runs away, as with strong "
+                "recurrent excitation. Every spike before `t_max` is simulated so that "
+                "`dropped` is exact; shorten `t_max` or raise `max_simulated_spikes`."
+            )
         v = state.v.copy()
         v[fired] = v_reset
         i = state.i if w_rec is None else state.i + w_rec[fired].sum(axis=0)

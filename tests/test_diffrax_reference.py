@@ -7,6 +7,7 @@ All networks have at most 8 neurons, so every test shares one compilation.
 """
 
 import diffrax
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,6 +16,7 @@ import scipy.special
 
 jax.config.update("jax_enable_x64", True)
 
+import eqsnn  # noqa: E402
 import eqsnn._diffrax_reference as reference  # noqa: E402
 from eqsnn import LIFParameters, Spikes  # noqa: E402
 from eqsnn._diffrax_reference import simulate_diffrax  # noqa: E402
@@ -205,3 +207,57 @@ def test_bad_arguments_raise():
         simulate_diffrax(PARAMS, _inputs([-1e-3], [0]), w_in, 2, 1e-2)
     with pytest.raises(ValueError, match="jax_enable_x64"):
         simulate_diffrax(PARAMS, inputs, w_in.astype(jnp.float32), 2, 1e-2)
+
+
+# Strong all-to-all excitation: the first spike drives every other neuron across threshold
+# within nanoseconds, on slopes of ~1e7 V/s, where one ulp of time (~4e-19 s at 4 ms) moves
+# V by more than `atol = 1e-12`. The root finder's tolerance used to demand that anyway
+# ("maximum number of steps was reached in the nonlinear solver"). `v_reset = -1e6` keeps
+# each neuron to one spike, so the cascade ends.
+
+
+def _all_to_all(w_rec, v_reset, n=8, n_spikes=8, t_max=2e-2):
+    params = LIFParameters(tau_syn=5e-3, tau_mem=1e-2, v_th=0.6, v_reset=v_reset)
+    w_in = jnp.asarray(np.random.default_rng(0).uniform(0.5, 2.0, (2, n)))
+    layer = eqsnn.RecurrentLIF(
+        2, [n], n_spikes, t_max, params, key=jax.random.PRNGKey(0),
+        connectivity=eqsnn.Connectivity.FULL,
+    )  # fmt: skip
+    layer = eqx.tree_at(
+        lambda m: (m.weights.input, m.weights.recurrent), layer, (w_in, jnp.full((n, n), w_rec))
+    )
+    return layer, _inputs([1e-3, 2e-3], [0, 1])
+
+
+def test_strong_all_to_all_excitation_matches_recurrent_lif():
+    """Spike times as accurate as the first crossing (RTOL_TIME); the nanosecond intervals of
+    the cascade to a few ulps of t: each crossing is located to <= 16 ulps (the root
+    finder's floor, `_ROOT_ULPS`), so 32 ulps bounds an interval (<= 4 measured)."""
+    layer, inputs = _all_to_all(1e4, v_reset=-1e6)
+    ref = simulate_diffrax(
+        layer.params, inputs, layer.weights.input, layer.n_spikes, layer.t_max,
+        recurrent_weights=layer.weights.recurrent,
+    )  # fmt: skip
+    out = layer(inputs)
+    assert sorted(ref.idx.tolist()) == list(range(8))  # every neuron spikes, once
+    np.testing.assert_array_equal(out.idx, ref.idx)
+    assert int(ref.dropped) == int(out.dropped) == 0
+    np.testing.assert_allclose(out.time, ref.time, rtol=RTOL_TIME)
+    intervals, ref_intervals = np.diff(out.time), np.diff(ref.time)
+    assert np.max(ref_intervals) < 1e-7  # the cascade: slopes of ~1e7 V/s
+    ulp = np.finfo(np.float64).eps * float(ref.time[-1])
+    assert np.max(np.abs(intervals - ref_intervals)) <= 32 * ulp
+    np.testing.assert_allclose(out.current, ref.current, rtol=1e-9)
+
+
+def test_runaway_excitation_raises():
+    """With `v_reset = 0` the same excitation never stops: the rate grows exponentially and
+    the spikes before `t_max` are countless, so the reference refuses instead of running on."""
+    layer, inputs = _all_to_all(2.0, v_reset=0.0, n=4)
+    with pytest.raises(RuntimeError, match="max_simulated_spikes`=200 .*runs away"):
+        simulate_diffrax(
+            layer.params, inputs, layer.weights.input, 40, layer.t_max,
+            recurrent_weights=layer.weights.recurrent, max_simulated_spikes=200,
+        )  # fmt: skip
+    with pytest.raises(ValueError, match="max_simulated_spikes"):
+        simulate_diffrax(layer.params, inputs, layer.weights.input, 4, 1e-2, max_simulated_spikes=0)

@@ -141,14 +141,16 @@ def _crossing(solver, u0, i0, theta, dt_max, tau_mem, tau_syn):
 def _crossing_jvp(solver, primals, tangents):
     u0, i0, theta, dt_max, tau_mem, tau_syn = primals
     du0, di0, dtheta, ddt_max, dtau_mem, dtau_syn = tangents
+    # `t` comes from `_crossing` itself and is not `stop_gradient`-ed: differentiating this
+    # rule again (second derivatives, `jax.hessian`) then moves the evaluation point with
+    # its own implicit tangent, as the chain rule requires.
     t, found = _crossing(solver, *primals)
-    t_eval = jax.lax.stop_gradient(t)
     _, du = jax.jvp(
-        lambda a, b, tm, ts: membrane(a, b, t_eval, tm, ts),
+        lambda a, b, tm, ts: membrane(a, b, t, tm, ts),
         (u0, i0, tau_mem, tau_syn),
         (du0, di0, dtau_mem, dtau_syn),
     )
-    slope = synaptic_current(i0, t_eval, tau_syn) - membrane(u0, i0, t_eval, tau_mem, tau_syn)
+    slope = synaptic_current(i0, t, tau_syn) - membrane(u0, i0, t, tau_mem, tau_syn)
     slope = slope / tau_mem
     ok = found & (t > 0) & (slope > 0)
     t_dot = jnp.where(ok, (dtheta - du) / jnp.where(ok, slope, 1.0), 0.0)
