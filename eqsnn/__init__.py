@@ -18,10 +18,12 @@ from ._adjoint_trajectory import adjoint_trajectory as adjoint_trajectory
 from ._adjoint_trajectory import step_bwd as step_bwd
 from ._diffrax_reference import simulate_diffrax as simulate_diffrax
 from ._eventprop import EventPropLIF as EventPropLIF
-from ._events import Overflow as Overflow
 from ._flow import LIFState as LIFState
 from ._flow import lif_exponential_flow as lif_exponential_flow
 from ._lif import LIF as LIF
+from ._overflow import Overflow as Overflow
+from ._overflow import SpikesDroppedWarning as SpikesDroppedWarning
+from ._overflow import reset_dropped_warnings as reset_dropped_warnings
 from ._params import LIFParameters as LIFParameters
 from ._recurrent_eventprop import RecurrentEventPropLIF as RecurrentEventPropLIF
 from ._recurrent_lif import Connectivity as Connectivity

@@ -60,7 +60,7 @@ def _output_grads(layer, found: IntervalSpikes, grad_out: Spikes):
 
     def select(time, current):
         out = collect_intervals(
-            IntervalSpikes(time, current, found.found),
+            eqx.tree_at(lambda f: (f.time, f.current), found, (time, current)),
             jnp.zeros((), jnp.int32),
             layer.n_spikes,
             layer.t_max,
@@ -251,7 +251,7 @@ class EventPropLIF(LIF):
         solver: AbstractCrossingSolver | None = None,
         max_spikes_per_neuron: int | None = None,
         max_spikes_per_interval: int | None = None,
-        overflow: Overflow = Overflow.COUNT,
+        overflow: Overflow = Overflow.WARN,
     ):
         if not isinstance(wrap_only_step, bool):
             raise TypeError(

@@ -1,7 +1,5 @@
 """Shared event plumbing: input validation and ordering, overflow policy, output buffers."""
 
-import enum
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -9,19 +7,8 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
 from ._checks import is_concrete
+from ._overflow import Overflow, report_dropped
 from ._spikes import EMPTY_INDEX, Spikes
-
-
-class Overflow(enum.Enum):
-    """What a layer does when it emits more spikes than its buffer holds.
-
-    - `Overflow.COUNT`: keep the earliest `n_spikes` spikes and report how many were lost in
-      [`eqsnn.Spikes`][]`.dropped` (the default).
-    - `Overflow.ERROR`: raise a runtime error (through `eqx.error_if`, also under `jit`).
-    """
-
-    COUNT = "count"
-    ERROR = "error"
 
 
 class SortedInputs(eqx.Module):
@@ -148,7 +135,8 @@ def collect_spikes(
             out_time,
             dropped > 0,
             f"{who}: more spikes than the buffer holds (n_spikes={n_spikes}); increase "
-            "`n_spikes` (or the per-neuron spike budget), or use overflow=Overflow.COUNT.",
+            "`n_spikes` (or the per-neuron spike budget), or use overflow=Overflow.WARN "
+            "or Overflow.COUNT.",
         )
     return Spikes(
         time=out_time,
@@ -167,8 +155,14 @@ def compiled(simulate, layer, spikes: Spikes) -> Spikes:
     event loops op by op, which recompiles every `lax.scan` body at every call. Inside a
     user's `jax.jit` it is inlined. `simulate` must be a module-level function (it is
     hashed as part of the cache key).
+
+    `simulate` returns the spikes that the layer lost itself in `dropped`; here the layer's
+    `overflow` policy is applied to them ([`report_dropped`][eqsnn._overflow.report_dropped])
+    and the input's `dropped` (the losses upstream) is added, so that the last buffer of a
+    network counts the losses of every layer.
     """
-    return simulate(layer, spikes)
+    out = report_dropped(simulate(layer, spikes), layer)
+    return eqx.tree_at(lambda s: s.dropped, out, out.dropped + spikes.dropped)
 
 
 def zeros_if_none(grad, like):

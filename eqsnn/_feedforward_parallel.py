@@ -209,7 +209,12 @@ def simulate_feedforward_parallel(
     overflow: Overflow = Overflow.COUNT,
     who: str = "LIF",
 ) -> Spikes:
-    """Simulate a feed-forward LIF layer exactly, parallel over input intervals."""
+    """Simulate a feed-forward LIF layer exactly, parallel over input intervals.
+
+    `dropped` is a lower bound on the spikes lost, 0 exactly when none was lost: one per
+    neuron that would spike again after `max_spikes_per_neuron` spikes (the scan stops it
+    there), plus exactly the spikes beyond `n_spikes`.
+    """
     sorted_in = sort_inputs(inputs, t_max)
     spikes = neuron_spikes(weights, sorted_in, params, solver, t_max, max_spikes_per_neuron)
     extra = jnp.sum(spikes.more, dtype=jnp.int32)

@@ -111,8 +111,10 @@ def simulate_layered(
       autodiff through the window scan (`False`).
 
     **Returns:** the `n_spikes` earliest spikes of all populations, indices `0..n-1`.
-    `dropped` counts the spikes beyond each population's budget (per neuron, and
-    `n_spikes` for the population) and those beyond `n_spikes` in the merged buffer.
+    `dropped` is a lower bound on the spikes the layer lost, 0 exactly when none was lost:
+    one per neuron that would have spiked beyond its budget (the window scan stops it
+    there), plus exactly the spikes beyond `n_spikes` in a population's buffer or in the
+    merged one. It does not include the input's `dropped` (the layer adds that).
     """
     bounds = population_bounds(layers)
     outputs: list[Spikes | None] = []

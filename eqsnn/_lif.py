@@ -46,14 +46,20 @@ class LIF(eqx.Module):
       regime). The layer uses the parallel engine: each neuron scans the input intervals
       on its own, solving several at once, in work linear in inputs and spikes. A neuron
       that could spike again after its budget adds one to `dropped`; the spikes it did
-      emit are exact. See [Spike budgets](../concepts/budgets.md).
+      emit are exact. The default can lose spikes while the buffer has room (a budget of
+      `n_spikes` never does, at a cost); the warning of `overflow` says so. See
+      [Spike budgets](../concepts/budgets.md).
     - `max_spikes_per_interval`: if set, use the sequential engine instead (a scan over the
       input intervals, all neurons together), with at most this many spikes per neuron
       between two consecutive inputs. Cannot be combined with `max_spikes_per_neuron`.
-    - `overflow`: an [`eqsnn.Overflow`][]: count dropped spikes (default) or raise.
+      A crossing beyond the budget is lost but counted, and the neuron is reset at it.
+    - `overflow`: an [`eqsnn.Overflow`][]: warn about lost spikes (default), count them
+      silently, or raise.
 
     **Returns (from `__call__`):** the output [`eqsnn.Spikes`][], `n_spikes` slots, sorted by
-    time, indices `0..out_size-1`, empty slots `idx == -1`, `time == inf`.
+    time, indices `0..out_size-1`, empty slots `idx == -1`, `time == inf`. Its `dropped` is
+    the number of spikes this layer lost (a lower bound, 0 exactly when none was lost; see
+    [Spike budgets](../concepts/budgets.md)) plus the input's `dropped`.
 
     **Example:**
 
@@ -93,7 +99,7 @@ class LIF(eqx.Module):
         solver: AbstractCrossingSolver | None = None,
         max_spikes_per_neuron: int | None = None,
         max_spikes_per_interval: int | None = None,
-        overflow: Overflow = Overflow.COUNT,
+        overflow: Overflow = Overflow.WARN,
     ):
         who = type(self).__name__
         self.in_size = check_size("in_size", in_size, who)

@@ -177,7 +177,7 @@ def _settings(name: str, node, k: int, options: dict) -> dict:
         t_max=float(_option(name, options["t_max"], k, meta, "t_max")),
         key=jax.random.PRNGKey(0),
         solver=options["solver"],
-        overflow=Overflow(str(meta.get("overflow", "count"))) if overflow is None else overflow,
+        overflow=Overflow(str(meta.get("overflow", "warn"))) if overflow is None else overflow,
     )
 
 

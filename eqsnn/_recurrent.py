@@ -307,9 +307,11 @@ def simulate_recurrent(
     it whenever gradients are taken).
 
     The loop runs `inputs.n_slots + n_spikes` steps, enough for every input and `n_spikes`
-    spikes. `dropped` counts the spikes the loop saw beyond `n_spikes`, plus the neurons
-    still heading for a crossing before `t_max` when the loop ends: a lower bound on the
-    true number of lost spikes, which is non-zero exactly when spikes were lost.
+    spikes. `dropped` is a lower bound on the spikes lost, 0 exactly when none was lost:
+    the spikes the loop saw beyond `n_spikes`, or 1 if it saw exactly `n_spikes` and a
+    neuron is still heading for a crossing before `t_max` (see
+    [`collect_events`][eqsnn._recurrent.collect_events]). The loop stops at its step budget,
+    so the spikes after that are not counted one by one.
     """
     if isinstance(weights, RecurrentWeights):
         transition = transition_with_recurrence
@@ -334,22 +336,28 @@ def collect_events(
 ) -> Spikes:
     """The first `n_spikes` spike events of a (time-ordered) trace as a `Spikes` buffer.
 
-    `pending` is added to the spikes beyond `n_spikes` in `dropped`. The trace is already in
-    time order, so this is a compaction (the `k`-th spike event goes to slot `k`), not a sort.
+    `pending` is the number of neurons with a crossing before `t_max` when the loop ended.
+    `dropped` is a lower bound on the spikes lost, 0 exactly when none was lost: the spike
+    events beyond `n_spikes`, or, if there are none, 1 when a crossing is pending. (With at
+    most `n_spikes` spike events every input was processed, so the earliest pending
+    crossing is certain to happen; the others may not, as a spike can inhibit them.) The
+    trace is already in time order, so this is a compaction (the `k`-th spike event goes
+    to slot `k`), not a sort.
     """
     is_spike = events.kind == EventKind.SPIKE
     seen = jnp.cumsum(is_spike, dtype=jnp.int32)  # spike events up to and including step k
     slot = jnp.arange(1, n_spikes + 1, dtype=jnp.int32)
     pick = jnp.minimum(jnp.searchsorted(seen, slot), seen.shape[0] - 1)
     kept = slot <= seen[-1]
-    dropped = jnp.maximum(seen[-1] - n_spikes, 0) + pending
+    beyond = jnp.maximum(seen[-1] - n_spikes, 0)
+    dropped = jnp.where(beyond > 0, beyond, (pending > 0).astype(beyond.dtype))
     time = jnp.where(kept, events.time[pick], jnp.inf)
     if overflow is Overflow.ERROR:
         time = eqx.error_if(
             time,
             dropped > 0,
             f"{who}: more spikes than the buffer holds (n_spikes={n_spikes}); increase "
-            "`n_spikes`, or use overflow=Overflow.COUNT.",
+            "`n_spikes`, or use overflow=Overflow.WARN or Overflow.COUNT.",
         )
     return Spikes(
         time=time,

@@ -321,7 +321,7 @@ class RecurrentEventPropLIF(RecurrentLIF):
         duplication: int | None = None,
         solver: AbstractCrossingSolver | None = None,
         connectivity: Connectivity | ConnectivityMask = Connectivity.LAYERED,
-        overflow: Overflow = Overflow.COUNT,
+        overflow: Overflow = Overflow.WARN,
         max_spikes_per_neuron: int | Sequence[int] | None = None,
     ):
         who = type(self).__name__

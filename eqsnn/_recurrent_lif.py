@@ -222,7 +222,8 @@ class RecurrentLIF(eqx.Module):
       equal weights; `in_size` must be a multiple of `d`.
     - `solver`: the crossing solver (default: [`eqsnn.solvers.default_solver`][]).
     - `connectivity`: an [`eqsnn.Connectivity`][] or an [`eqsnn.ConnectivityMask`][].
-    - `overflow`: an [`eqsnn.Overflow`][]: count dropped spikes (default) or raise.
+    - `overflow`: an [`eqsnn.Overflow`][]: warn about lost spikes (default), count them
+      silently, or raise.
     - `max_spikes_per_neuron`: `None` (default) for the global event loop, bounded by
       `n_spikes` only. An int (or one int per population) simulates the populations one
       after the other with the feed-forward window scan of [`eqsnn.LIF`][], each neuron
@@ -232,8 +233,8 @@ class RecurrentLIF(eqx.Module):
 
     **Returns (from `__call__`):** the output [`eqsnn.Spikes`][], `n_spikes` slots, sorted
     by time, indices `0..n-1` (`population_spikes` selects one population). `dropped` is
-    a lower bound on the spikes lost to the budget, and is non-zero exactly when some were
-    lost.
+    the number of spikes this layer lost (a lower bound, 0 exactly when none was lost; see
+    [Spike budgets](../concepts/budgets.md)) plus the input's `dropped`.
 
     **Example:**
 
@@ -275,7 +276,7 @@ class RecurrentLIF(eqx.Module):
         duplication: int | None = None,
         solver: AbstractCrossingSolver | None = None,
         connectivity: Connectivity | ConnectivityMask = Connectivity.LAYERED,
-        overflow: Overflow = Overflow.COUNT,
+        overflow: Overflow = Overflow.WARN,
         max_spikes_per_neuron: int | Sequence[int] | None = None,
     ):
         who = type(self).__name__

@@ -232,7 +232,7 @@ def from_nir(
     - `solver`: the crossing solver of every layer (default: chosen from the parameters).
     - `max_spikes_per_neuron`, `max_spikes_per_interval` (feed-forward layers), `overflow`:
       as for [`eqsnn.LIF`][] (default: the recorded values, else the parallel engine with
-      its default budget and `Overflow.COUNT`). Giving either budget replaces the
+      its default budget and `Overflow.WARN`). Giving either budget replaces the
       recorded one.
 
     **Returns:** an `eqx.nn.Sequential` of layers, first layer first.

@@ -167,7 +167,7 @@ def test_arguments_override_metadata_and_are_required_without_it():
     assert [layer.t_max for layer in model.layers] == [0.03, 0.03]
     assert [layer.max_spikes_per_interval for layer in model.layers] == [2, 2]
     assert [layer.max_spikes_per_neuron for layer in model.layers] == [None, None]
-    assert [layer.overflow for layer in model.layers] == [eqsnn.Overflow.COUNT] * 2
+    assert [layer.overflow for layer in model.layers] == [eqsnn.Overflow.WARN] * 2
     # Without arguments, each layer gets its recorded budget and engine back.
     model = from_nir(to_nir(_model()))
     assert [layer.max_spikes_per_neuron for layer in model.layers] == [2, None]

@@ -31,7 +31,7 @@ def LIF(
     solver: AbstractCrossingSolver | None = None,
     max_spikes_per_neuron: int | None = None,
     max_spikes_per_interval: int | None = None,
-    overflow: Overflow = Overflow.COUNT,
+    overflow: Overflow = Overflow.WARN,
 ) -> tuple[InitFn, ApplyFn]:
     r"""A feed-forward layer of LIF neurons, as jaxsnn's `(init_fn, apply_fn)` pair.
 
@@ -95,7 +95,7 @@ def EventPropLIF(
     solver: AbstractCrossingSolver | None = None,
     max_spikes_per_neuron: int | None = None,
     max_spikes_per_interval: int | None = None,
-    overflow: Overflow = Overflow.COUNT,
+    overflow: Overflow = Overflow.WARN,
 ) -> tuple[InitFn, ApplyFn]:
     r"""A feed-forward LIF layer with EventProp gradients, as jaxsnn's `(init_fn, apply_fn)`.
 
@@ -175,7 +175,7 @@ def RecurrentLIF(
     duplication: int | None = None,
     *,
     solver: AbstractCrossingSolver | None = None,
-    overflow: Overflow = Overflow.COUNT,
+    overflow: Overflow = Overflow.WARN,
 ) -> tuple[InitFn, ApplyFn]:
     r"""A recurrent layer of LIF populations, as jaxsnn's `(init_fn, apply_fn)` pair.
 
@@ -217,7 +217,7 @@ def RecurrentEventPropLIF(
     duplication: int | None = None,
     *,
     solver: AbstractCrossingSolver | None = None,
-    overflow: Overflow = Overflow.COUNT,
+    overflow: Overflow = Overflow.WARN,
 ) -> tuple[InitFn, ApplyFn]:
     r"""A recurrent layer with EventProp gradients, as jaxsnn's `(init_fn, apply_fn)` pair.
 

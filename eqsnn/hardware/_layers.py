@@ -8,6 +8,7 @@ from jaxtyping import PRNGKeyArray
 
 from .._checks import check_layer_weights, layer_name
 from .._events import check_input, sort_inputs
+from .._overflow import report_dropped
 from .._params import LIFParameters
 from .._recurrent_lif import Connectivity, ConnectivityMask, RecurrentLIF
 from .._spikes import Spikes, with_sources
@@ -49,6 +50,9 @@ def _run(layer, spikes: Spikes) -> tuple[Spikes, Mismatch]:
     )
     config = ReplayConfig(layer.params, layer.t_max, layer.min_rise, who)
     out, mismatch = replay((weights, time), idx, hw, config)
+    # The backend's losses, reported as a software layer's, plus those upstream.
+    out = report_dropped(out, layer, per_neuron="the backend's spike budget")
+    out = eqx.tree_at(lambda s: s.dropped, out, out.dropped + jax.lax.stop_gradient(spikes.dropped))
     return with_sources(out, layer.size if recurrent else layer.out_size), mismatch
 
 
@@ -79,7 +83,9 @@ class HardwareLIF(eqx.Module):
       [Hardware in the loop](../concepts/hardware.md).
 
     **Returns (from `__call__`):** the output [`eqsnn.Spikes`][] as the backend reported
-    them, with the replayed currents; `dropped` is the backend's. `replay` also returns the
+    them, with the replayed currents; `dropped` is the backend's count of lost spikes plus
+    the input's `dropped`, and a call whose backend lost spikes issues a
+    [`eqsnn.SpikesDroppedWarning`][]. `replay` also returns the
     [`eqsnn.hardware.Mismatch`][].
 
     **Example:**
@@ -175,7 +181,9 @@ class HardwareRecurrentLIF(RecurrentLIF):
     after the first spike's recurrent jump).
 
     The backend receives the effective weights (zero outside the connectivity); the
-    `solver` and `overflow` fields inherited from [`eqsnn.RecurrentLIF`][] are not used.
+    `solver` field inherited from [`eqsnn.RecurrentLIF`][] is not used. As for
+    [`eqsnn.HardwareLIF`][], `dropped` is the backend's count of lost spikes plus the
+    input's, and a call whose backend lost spikes issues a [`eqsnn.SpikesDroppedWarning`][].
 
     **Arguments:** `in_size`, `layers`, `n_spikes`, `t_max`, `params`, `key`, `mean`,
     `std`, `duplication`, `connectivity` as for [`eqsnn.RecurrentLIF`][], plus
