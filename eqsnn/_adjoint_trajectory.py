@@ -36,9 +36,12 @@ def step_bwd(
 
     Starting from $\lambda(t_1)$, the adjoint flows back to the latest spike in the
     interval, jumps there, flows to the previous one, and so on down to $t_0$. Spike slots
-    that are not `found` are skipped. A spike at the very start of the interval (the neuron
-    entered it above threshold because `max_spikes_per_interval` was exhausted before) is
-    pinned to $t_0$: its time gradient goes to $t_0$, as in autodiff.
+    that are not `found` are skipped. A neuron that crossed again after its budget (`lost`)
+    restarted from $v_\mathrm{reset}$ at its last lost crossing $s$: there $\lambda_V$ drops to
+    0 ($\lambda_I$ is continuous), and $\partial L/\partial s$ goes to the time and the
+    current of its last recorded spike, on which $s$ depends. A spike at the very start of
+    the interval (a neuron that entered it at threshold) is pinned to $t_0$: its time
+    gradient goes to $t_0$, as in autodiff.
 
     **Arguments:**
 
@@ -46,7 +49,7 @@ def step_bwd(
     - `adjoint`: $\lambda(t_1)$, shape `(n,)`.
     - `t0`, `t1`: the interval's ends in seconds.
     - `spikes`: the interval's spikes as recorded by the forward pass: `time`, `current`,
-      `found`, each of shape `(m, n)`, slots in time order.
+      `found`, each of shape `(m, n)`, slots in time order, and the lost crossings.
     - `grad_time`, `grad_current`: $\partial L/\partial t$ and $\partial L/\partial I$ of each
       slot, shape `(m, n)` (zero for slots that are not output).
 
@@ -57,17 +60,30 @@ def step_bwd(
     before = jnp.concatenate([jnp.broadcast_to(t0, spikes.time[:1].shape), spikes.time[:-1]])
     pinned = spikes.time <= before
     now = jnp.broadcast_to(t1, spikes.time[0].shape)
+    lost, lost_grad = spikes.lost, jnp.zeros_like(now)
+    if lost is not None:  # the last lost crossing s: a reset to a constant at a moving time
+        adjoint = flow(adjoint, jnp.where(lost, now - spikes.lost_time, 0.0))
+        now = jnp.where(lost, spikes.lost_time, now)
+        u_reset = params.v_reset - params.v_leak
+        # dL/ds = -p_V(s+) du/dt(s+) with p_V = -tau_mem lambda_V; then lambda_V(s-) = 0.
+        lost_grad = jnp.where(lost, adjoint.lambda_v * (spikes.lost_current - u_reset), 0.0)
+        adjoint = AdjointState(jnp.where(lost, 0.0, adjoint.lambda_v), adjoint.lambda_i)
     pinned_grad = jnp.zeros_like(now)
     for j in reversed(range(spikes.time.shape[0])):
         found = spikes.found[j]
         adjoint = flow(adjoint, jnp.where(found, now - spikes.time[j], 0.0))
         now = jnp.where(found, spikes.time[j], now)
+        extra_time = extra_current = jnp.zeros_like(now)
+        if lost is not None and j == spikes.time.shape[0] - 1:
+            # s = t_j + sigma(I(t_j)) ([`lost_crossings`][eqsnn._feedforward.lost_crossings]):
+            # dL/ds is a loss term of this spike's time and, through beta, of its current.
+            extra_time, extra_current = lost_grad, spikes.lost_sensitivity * lost_grad
         adjoint, pinned_j = adjoint_transition_without_recurrence(
             params,
             adjoint,
             spikes.current[j],
-            grad_time[j],
-            grad_current[j],
+            grad_time[j] + extra_time,
+            grad_current[j] + extra_current,
             found,
             pinned[j],
         )

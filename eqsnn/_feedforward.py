@@ -8,9 +8,12 @@ global event loop over inputs *and* output spikes, this shortens the scan by the
 budget and removes the minimum over all neurons at every step.
 """
 
+import functools
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
 from ._events import Overflow, SortedInputs, collect_spikes, sort_inputs
@@ -21,11 +24,23 @@ from .solvers import AbstractCrossingSolver, crossing_bracket
 
 
 class IntervalSpikes(eqx.Module):
-    """Spikes found in one inter-input interval: `(max_spikes_per_interval, n_neurons)`."""
+    """Spikes found in one inter-input interval: `(max_spikes_per_interval, n_neurons)`,
+    and what the adjoint needs of the crossings lost to that budget, `(n_neurons,)`.
+
+    A neuron that crosses the threshold again after its budget loses those spikes but is
+    reset at each crossing: `lost` marks it, `lost_time` is its last lost crossing (the
+    interval's end where there is none), `lost_current` its current there and
+    `lost_sensitivity` the derivative of that time with respect to the current right after
+    its last recorded spike ([`lost_crossings`][eqsnn._feedforward.lost_crossings]).
+    """
 
     time: Float[Array, "m n"]
     current: Float[Array, "m n"]
     found: Bool[Array, "m n"]
+    lost: Bool[Array, " n"]
+    lost_time: Float[Array, " n"]
+    lost_current: Float[Array, " n"]
+    lost_sensitivity: Float[Array, " n"]
 
 
 def evolve_interval(params, solver, n_per_interval, u, i, t0, t1):
@@ -33,8 +48,9 @@ def evolve_interval(params, solver, n_per_interval, u, i, t0, t1):
 
     `u` is the voltage above leak and `i` the current just after the input at `t0`.
 
-    **Returns:** `(u, i, more, spikes)`: the state at `t1`, the number of further crossings
-    beyond `n_per_interval` (lost), and the `IntervalSpikes` with absolute times.
+    **Returns:** `(u, i, lost, spikes)`: the state at `t1`, the number of crossings beyond
+    `n_per_interval` (lost, counted exactly; the neuron is reset at each of them, so its
+    later spikes are right), and the `IntervalSpikes` with absolute times.
     """
     theta = params.v_th - params.v_leak
     u_reset = params.v_reset - params.v_leak
@@ -53,10 +69,91 @@ def evolve_interval(params, solver, n_per_interval, u, i, t0, t1):
         u = jnp.where(found, u_reset, u_at)
     rest = length - offset
     more, _ = crossing_bracket(u, i, theta, rest, params.tau_mem, params.tau_syn)
-    u = membrane(u, i, rest, params.tau_mem, params.tau_syn)
+    lost, since, sensitivity = lost_crossings(params, solver, i, rest, more)
+    # After its last lost crossing, at `t0 + offset + since`, a neuron restarts from the
+    # reset (`since` is 0 where nothing was lost).
+    i_at = synaptic_current(i, since, params.tau_syn)
+    u = jnp.where(
+        lost > 0,
+        membrane(u_reset, i_at, rest - since, params.tau_mem, params.tau_syn),
+        membrane(u, i, rest, params.tau_mem, params.tau_syn),
+    )
     i = synaptic_current(i, rest, params.tau_syn)
-    out = IntervalSpikes(jnp.stack(times), jnp.stack(currents), jnp.stack(founds))
-    return u, i, jnp.sum(more, dtype=jnp.int32), out
+    found = lost > 0
+    last = jnp.where(found, t0 + offset + since, t1)
+    out = IntervalSpikes(
+        jnp.stack(times), jnp.stack(currents), jnp.stack(founds), found, last, i_at, sensitivity
+    )
+    return u, i, jnp.sum(lost, dtype=jnp.int32), out
+
+
+MAX_LOST_PER_INTERVAL = 100_000
+"""Safety cap of [`lost_crossings`][eqsnn._feedforward.lost_crossings]: crossings counted
+per neuron and interval beyond the budget (a bound on the loop, never reached by a
+neuron whose reset lies below its threshold, as `LIFParameters` requires)."""
+
+
+def lost_crossings(params, solver, i, rest, more):
+    r"""The crossings of each neuron in the `rest` of an interval after its budget is spent.
+
+    Every neuron with `more` starts from the reset with current `i` (its state right after
+    its last recorded spike), finds its next crossing, is reset there and looks again,
+    until no neuron crosses before the end of the interval (a `lax.while_loop`).
+
+    The time $\sigma$ from the start of `rest` to the last lost crossing is differentiable
+    (a custom JVP): the dynamics are autonomous, so it depends only on `i`, and the loop
+    accumulates $eta = \partial\sigma/\partial i$ by the implicit-function theorem at
+    each crossing $j$: $\partial\sigma_j = \partial\sigma_{j-1} + \gamma_j\,\partial c_{j-1}$
+    and $\partial c_j = (e^{-\Delta_j/	au_\mathrm{syn}} - c_j\gamma_j/	au_\mathrm{syn})
+    \,\partial c_{j-1}$, with $c_j$ the current at crossing $j$, $\Delta_j$ the time since
+    the previous one and $\gamma_j = -\kappa(\Delta_j)/\dot u_j$ ($\kappa$ the voltage
+    response to a unit current, $\dot u_j = (c_j - 	heta)/	au_\mathrm{mem}$; 0 where
+    $\dot u_j \le 0$, a grazing crossing).
+
+    **Returns:** `(lost, since, sensitivity)`: per neuron, the number of lost crossings, the
+    time $\sigma$ from the start of `rest` to the last one (0 if none) and $eta$.
+    """
+    theta = params.v_th - params.v_leak
+    u_reset = params.v_reset - params.v_leak
+    tau_mem, tau_syn = params.tau_mem, params.tau_syn
+
+    def body(rest, carry):
+        c, since, lost, more, beta_s, beta_c = carry
+        u = jnp.full_like(c, u_reset)
+        dt, found = solver(u, c, theta, rest - since, tau_mem, tau_syn)
+        found = found & more
+        decay = jnp.exp(-dt / tau_syn)
+        c_new = c * decay
+        slope = (c_new - theta) / tau_mem
+        rising = found & (slope > 0)
+        gamma = jnp.where(rising, -membrane(0.0, 1.0, dt, tau_mem, tau_syn), 0.0) / jnp.where(
+            rising, slope, 1.0
+        )
+        beta_s = jnp.where(found, beta_s + gamma * beta_c, beta_s)
+        beta_c = jnp.where(found, (decay - c_new * gamma / tau_syn) * beta_c, beta_c)
+        since = jnp.where(found, since + dt, since)
+        c = jnp.where(found, c_new, c)
+        lost = lost + found.astype(lost.dtype)
+        again, _ = crossing_bracket(u, c, theta, rest - since, tau_mem, tau_syn)
+        more = found & again & (lost < MAX_LOST_PER_INTERVAL)
+        return c, since, lost, more, beta_s, beta_c
+
+    @jax.custom_jvp
+    def count(i, rest, more):
+        zeros = jnp.zeros_like(i)
+        init = (i, zeros, jnp.zeros(i.shape, jnp.int32), more, zeros, jnp.ones_like(i))
+        loop = jax.lax.while_loop(lambda c: jnp.any(c[3]), functools.partial(body, rest), init)
+        _, since, lost, _, beta, _ = loop
+        return lost, since, beta
+
+    @count.defjvp
+    def _count_jvp(primals, tangents):
+        lost, since, beta = count(*primals)
+        di = tangents[0]  # the count and the times do not move with the interval's end
+        zero_lost = np.zeros(lost.shape, jax.dtypes.float0)
+        return (lost, since, beta), (zero_lost, beta * di, jnp.zeros_like(beta))
+
+    return count(i, rest, more)
 
 
 def _interval(params, solver, n_per_interval, weights, carry, x):
@@ -117,7 +214,12 @@ def simulate_feedforward(
     overflow: Overflow = Overflow.COUNT,
     who: str = "LIF",
 ) -> Spikes:
-    """Simulate a feed-forward LIF layer exactly; see [`eqsnn.LIF`][] for the semantics."""
+    """Simulate a feed-forward LIF layer exactly; see [`eqsnn.LIF`][] for the semantics.
+
+    `dropped` is exact: the crossings beyond `max_spikes_per_interval` (the neuron is reset
+    at each, see [`evolve_interval`][eqsnn._feedforward.evolve_interval]) plus the spikes
+    beyond `n_spikes`.
+    """
     sorted_in: SortedInputs = sort_inputs(inputs, t_max)
     found, overflowed = scan_intervals(weights, sorted_in, params, solver, max_spikes_per_interval)
     return collect_intervals(found, overflowed, n_spikes, t_max, overflow, who)
