@@ -1,8 +1,9 @@
 r"""Training: one optimiser step and an evaluation, as small functions.
 
 eqsnn has no trainer class. A training loop is a Python `for` over
-[`eqsnn.datasets.batches`][] that calls [`eqsnn.training.train_step`][]; the model is any
-Equinox module and the loss any function of one sample:
+[`eqsnn.datasets.batches`][] that calls [`eqsnn.training.train_step`][] (or
+[`eqsnn.training.train_epoch`][], one pass with the epoch's totals, lost spikes included);
+the model is any Equinox module and the loss any function of one sample:
 
 ```python
 def sample_loss(model, inputs, label):  # one sample, no batch axis
@@ -57,8 +58,8 @@ loss, acc = training.evaluate(model, train, sample_loss=sample_loss, batch_size=
 ```
 """
 
-from collections.abc import Callable
-from typing import Any, TypeAlias
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple, TypeAlias
 
 import equinox as eqx
 import jax
@@ -69,6 +70,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 from jaxtyping import Array, Float, Int, PyTree
 
+from ._overflow import reset_dropped_warnings
 from .datasets import Dataset
 
 SampleLoss: TypeAlias = Callable[[Any, Float[Array, " n_features"], Int[Array, ""]], Any]
@@ -77,7 +79,8 @@ SampleLoss: TypeAlias = Callable[[Any, Float[Array, " n_features"], Int[Array, "
 `loss` is a scalar; `aux` is a pytree of arrays (metrics such as accuracy or the spike
 count, usually scalars) that the training functions average over the samples, entry by
 entry. `inputs` are the features of one sample of a [`eqsnn.datasets.Dataset`][], `label`
-its integer class."""
+its integer class. Put the network output's `dropped` (the spikes all its layers lost for
+the sample) into `aux` to have [`eqsnn.training.train_epoch`][] count them."""
 
 
 BATCH_AXIS = "batch"
@@ -323,6 +326,86 @@ def make_step(
         )
 
     return step
+
+
+class Epoch(NamedTuple):
+    """What [`eqsnn.training.train_epoch`][] returns."""
+
+    model: PyTree
+    opt_state: optax.OptState
+    loss: float
+    """Mean training loss over the epoch's samples (each taken before its step's update)."""
+    aux: PyTree
+    """Mean of `aux` over the epoch's samples (scalars as Python floats)."""
+    samples: int
+    """Number of samples the epoch trained on."""
+    dropped: int | None
+    """Spikes lost over the epoch's samples, summed (`None` without a `dropped` function)."""
+
+
+def train_epoch(
+    model: PyTree,
+    opt_state: optax.OptState,
+    batches: Iterable[Dataset],
+    *,
+    sample_loss: SampleLoss,
+    optimiser: optax.GradientTransformation,
+    dropped: Callable[[PyTree], Array] | None = None,
+    mesh: Mesh | None = None,
+) -> Epoch:
+    """One pass of [`eqsnn.training.train_step`][] over `batches`, with the epoch's totals.
+
+    Every layer adds the spikes it lost to its input's `dropped`, so the `dropped` of a
+    network's output counts what all its layers lost for a sample. Return it in `aux`
+    from `sample_loss` and say where with `dropped`: the epoch then reports their sum.
+    The epoch starts with [`eqsnn.reset_dropped_warnings`][], so a layer that loses
+    spikes warns once per epoch.
+
+    **Arguments:** `model`, `opt_state`, `sample_loss`, `optimiser`, `mesh` as for
+    [`eqsnn.training.train_step`][], and
+
+    - `batches`: the epoch's batches, e.g. [`eqsnn.datasets.batches`][].
+    - `dropped`: `dropped(aux) -> array` picks the lost-spike count out of `aux` (it is
+      given a step's batch means), e.g. `lambda aux: aux.dropped` for a `sample_loss`
+      that returns `Metrics(..., dropped=out.dropped)` (keyword-only; default `None`:
+      not counted).
+
+    **Returns:** an [`eqsnn.training.Epoch`][] with the updated model and optimiser
+    state, the epoch's mean loss and `aux`, its number of samples and the lost spikes.
+
+    **Example:**
+
+    ```python
+    epoch = train_epoch(
+        model,
+        opt_state,
+        datasets.batches(train, 32, key=key),
+        sample_loss=sample_loss,
+        optimiser=optimiser,
+        dropped=lambda aux: aux.dropped,
+    )
+    print(epoch.loss, epoch.dropped)
+    ```
+    """
+    reset_dropped_warnings()
+    sums, samples, lost = None, 0, 0.0
+    for batch in batches:
+        model, opt_state, loss, aux = train_step(
+            model, opt_state, batch, sample_loss=sample_loss, optimiser=optimiser, mesh=mesh
+        )
+        n = len(batch)
+        means = jax.tree.map(lambda v, n=n: np.asarray(v, np.float64) * n, (loss, aux))
+        sums = means if sums is None else jax.tree.map(np.add, sums, means)
+        lost += 0.0 if dropped is None else float(np.sum(dropped(aux))) * n
+        samples += n
+    if sums is None:
+        raise ValueError("train_epoch: `batches` is empty.")
+    loss, aux = jax.tree.map(lambda v: _as_float(v / samples), sums)
+    return Epoch(model, opt_state, loss, aux, samples, None if dropped is None else round(lost))
+
+
+def _as_float(value: np.ndarray):
+    return float(value) if value.ndim == 0 else value
 
 
 _per_sample_jit = eqx.filter_jit(_per_sample)

@@ -75,6 +75,7 @@ class Metrics(NamedTuple):
     quiet_hidden: jax.Array  # fraction of hidden neurons without a spike
     quiet_output: jax.Array  # fraction of output neurons without a spike
     missed: jax.Array  # one-hot of the label if the correct output neuron did not spike
+    dropped: jax.Array  # spikes lost by any layer in this sample (the output's `dropped`)
 
 
 class Network(eqx.Module):
@@ -220,7 +221,12 @@ def make_sample_loss(cfg: argparse.Namespace) -> training.SampleLoss:
         quiet_output = _quiet(out, n, t_max).astype(correct.dtype)
         missed_one_hot = (jnp.arange(n) == label) & missed
         return loss, Metrics(
-            correct, n_spikes, quiet_hidden, quiet_output, missed_one_hot.astype(correct.dtype)
+            correct,
+            n_spikes,
+            quiet_hidden,
+            quiet_output,
+            missed_one_hot.astype(correct.dtype),
+            out.dropped.astype(correct.dtype),  # every layer adds its losses to its input's
         )
 
     return sample_loss

@@ -112,7 +112,7 @@ def fit(cfg, network, train, test, *, history: list[dict], opt_state=None, log=p
     cpu_start, cpu0 = time.process_time(), history[-1]["cpu_s"] if history else 0.0
     for epoch in range(len(history), cfg.epochs):
         bar = _progress(steps, f"epoch {epoch + 1}/{cfg.epochs}", not cfg.no_progress)
-        sums, train_s = np.zeros(3), 0.0
+        sums, train_s = np.zeros(4), 0.0
         batches = datasets.batches(train, cfg.batch_size, key=jax.random.fold_in(key, epoch))
         for i, batch in enumerate(batches):
             tick = time.perf_counter()  # the step, until its loss is on the host
@@ -121,11 +121,16 @@ def fit(cfg, network, train, test, *, history: list[dict], opt_state=None, log=p
             )
             loss = float(loss)
             train_s += time.perf_counter() - tick
-            sums += [loss, float(aux.accuracy), float(aux.spikes)]
+            # aux.dropped is a batch mean: times the batch size, the spikes lost in it.
+            lost = float(aux.dropped) * cfg.batch_size
+            sums += [loss, float(aux.accuracy), float(aux.spikes), lost]
             network = revive(cfg, network, aux)
             if bar is not None:
-                loss_, acc, spk = sums / (i + 1)
-                bar.set_postfix(loss=f"{loss_:.3f}", acc=f"{acc:.1%}", spikes=f"{spk:.0f}")
+                loss_, acc, spk, _ = sums / (i + 1)
+                bar.set_postfix(
+                    loss=f"{loss_:.3f}", acc=f"{acc:.1%}", spikes=f"{spk:.0f}",
+                    dropped=f"{sums[3]:.0f}",
+                )  # fmt: skip
                 bar.update()
         if bar is not None:
             bar.close()
@@ -139,18 +144,21 @@ def fit(cfg, network, train, test, *, history: list[dict], opt_state=None, log=p
             train_loss=sums[0] / steps,
             train_accuracy=sums[1] / steps,
             train_spikes=sums[2] / steps,
+            train_dropped=round(sums[3]),  # spikes lost by any layer, summed over the epoch
             test_loss=test_loss,
             test_accuracy=test_aux.accuracy,
             test_spikes=test_aux.spikes,
             test_quiet_hidden=test_aux.quiet_hidden,
             test_quiet_output=test_aux.quiet_output,
             test_missed=float(np.sum(test_aux.missed)),
+            test_dropped=round(test_aux.dropped * len(test)),
         )
         history.append(row)
         log(
             f"epoch {row['epoch']:3d}  loss {row['train_loss']:.4f}  "
             f"train {row['train_accuracy']:.2%}  test {row['test_accuracy']:.2%}  "
-            f"spikes/sample {row['test_spikes']:.1f}  wall {row['wall_s']:.0f} s"
+            f"spikes/sample {row['test_spikes']:.1f}  dropped {row['train_dropped']} train / "
+            f"{row['test_dropped']} test  wall {row['wall_s']:.0f} s"
         )
         if cfg.out is not None:
             save_checkpoint(cfg.out, network, opt_state, cfg, history)
@@ -173,6 +181,23 @@ def summary(history: list[dict], target: float = 0.97) -> str:
         f"test accuracy {last['test_accuracy']:.2%} after {last['epoch']} epochs "
         f"(best {best:.2%}); wall {last['wall_s']:.0f} s incl. compile; {when}; "
         + throughput(history)
+        + "; "
+        + dropped_summary(history)
+    )
+
+
+def dropped_summary(history: list[dict]) -> str:
+    """Spikes lost by any layer (`Spikes.dropped` of the output), over all epochs."""
+    rows = [r for r in history if "train_dropped" in r]  # older checkpoints lack it
+    if not rows:
+        return "dropped spikes not recorded"
+    lost = sum(r["train_dropped"] for r in rows)
+    worst = max(rows, key=lambda r: r["train_dropped"])
+    if not lost:
+        return f"no spike dropped in {len(rows)} epochs"
+    return (
+        f"{lost} spikes dropped in training over {len(rows)} epochs (most in epoch "
+        f"{worst['epoch']}: {worst['train_dropped']}); raise the spike budgets"
     )
 
 
