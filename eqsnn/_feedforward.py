@@ -102,16 +102,16 @@ def lost_crossings(params, solver, i, rest, more):
 
     The time $\sigma$ from the start of `rest` to the last lost crossing is differentiable
     (a custom JVP): the dynamics are autonomous, so it depends only on `i`, and the loop
-    accumulates $eta = \partial\sigma/\partial i$ by the implicit-function theorem at
+    accumulates $\beta = \partial\sigma/\partial i$ by the implicit-function theorem at
     each crossing $j$: $\partial\sigma_j = \partial\sigma_{j-1} + \gamma_j\,\partial c_{j-1}$
-    and $\partial c_j = (e^{-\Delta_j/	au_\mathrm{syn}} - c_j\gamma_j/	au_\mathrm{syn})
+    and $\partial c_j = (e^{-\Delta_j/\tau_\mathrm{syn}} - c_j\gamma_j/\tau_\mathrm{syn})
     \,\partial c_{j-1}$, with $c_j$ the current at crossing $j$, $\Delta_j$ the time since
     the previous one and $\gamma_j = -\kappa(\Delta_j)/\dot u_j$ ($\kappa$ the voltage
-    response to a unit current, $\dot u_j = (c_j - 	heta)/	au_\mathrm{mem}$; 0 where
+    response to a unit current, $\dot u_j = (c_j - \theta)/\tau_\mathrm{mem}$; 0 where
     $\dot u_j \le 0$, a grazing crossing).
 
     **Returns:** `(lost, since, sensitivity)`: per neuron, the number of lost crossings, the
-    time $\sigma$ from the start of `rest` to the last one (0 if none) and $eta$.
+    time $\sigma$ from the start of `rest` to the last one (0 if none) and $\beta$.
     """
     theta = params.v_th - params.v_leak
     u_reset = params.v_reset - params.v_leak
