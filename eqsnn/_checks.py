@@ -33,15 +33,16 @@ def as_int(value, name: str, who: str, minimum: int = 0) -> int:
     return int(value)
 
 
-def layer_name(layer) -> str:
-    """How error messages name a layer: its class and sizes, e.g. `LIF(in_size=2, out_size=3)`
-    (in an `eqx.nn.Sequential` the sizes tell the layers apart)."""
-    sizes = f"in_size={layer.in_size}, "
+def layer_name(layer, *details: str) -> str:
+    """How messages name a layer: its class and sizes, e.g. `LIF(in_size=2, out_size=3)`
+    (in an `eqx.nn.Sequential` the sizes tell the layers apart), followed by `details`
+    (further `name=value` texts) inside the parentheses."""
+    parts = [f"in_size={layer.in_size}"]
     if hasattr(layer, "layers"):
-        sizes += f"layers={list(layer.layers)}"
+        parts.append(f"layers={list(layer.layers)}")
     else:
-        sizes += f"out_size={layer.out_size}"
-    return f"{type(layer).__name__}({sizes})"
+        parts.append(f"out_size={layer.out_size}")
+    return f"{type(layer).__name__}({', '.join([*parts, *details])})"
 
 
 def _first_bad(bad: np.ndarray) -> str:

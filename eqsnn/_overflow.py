@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
+from ._checks import layer_name
 from ._spikes import Spikes
 
 
@@ -84,17 +85,12 @@ def reset_dropped_warnings() -> None:
 def _layer_text(layer) -> str:
     """The layer's class, sizes and budgets, e.g. `LIF(in_size=2, out_size=3, n_spikes=6,
     max_spikes_per_neuron=2)`."""
-    parts = [f"in_size={layer.in_size}"]
-    if hasattr(layer, "layers"):
-        parts.append(f"layers={list(layer.layers)}")
-    else:
-        parts.append(f"out_size={layer.out_size}")
-    parts.append(f"n_spikes={layer.n_spikes}")
+    budgets = [f"n_spikes={layer.n_spikes}"]
     for name in ("max_spikes_per_neuron", "max_spikes_per_interval"):
         value = getattr(layer, name, None)
         if value is not None:
-            parts.append(f"{name}={list(value) if isinstance(value, tuple) else value}")
-    return f"{type(layer).__name__}({', '.join(parts)})"
+            budgets.append(f"{name}={list(value) if isinstance(value, tuple) else value}")
+    return layer_name(layer, *budgets)
 
 
 def _per_neuron_setting(layer) -> str:
