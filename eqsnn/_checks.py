@@ -107,3 +107,19 @@ def check_labels(labels, n_classes: int, who: str, name: str = "label"):
             )
         return labels
     return eqx.error_if(labels, (labels < 0) | (labels >= n_classes), text + ".")
+
+
+def check_size(name: str, value, who: str, minimum: int = 1) -> int:
+    """Validate a positive integer size argument (a Python or NumPy integer; returns an int)."""
+    return as_int(value, name, who, minimum)
+
+
+def check_t_max(t_max, who: str) -> float:
+    """Validate the simulation horizon."""
+    try:
+        value = float(t_max)
+    except (TypeError, ValueError):
+        raise ValueError(f"{who}: `t_max` must be a positive number, got {t_max!r}.") from None
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"{who}: `t_max` must be positive and finite, got {t_max!r}.")
+    return value

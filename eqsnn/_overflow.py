@@ -84,21 +84,19 @@ def reset_dropped_warnings() -> None:
 
 def _layer_text(layer) -> str:
     """The layer's class, sizes and budgets, e.g. `LIF(in_size=2, out_size=3, n_spikes=6,
-    max_spikes_per_neuron=2)`."""
+    engine=WindowScan(max_spikes_per_neuron=2))`."""
     budgets = [f"n_spikes={layer.n_spikes}"]
-    for name in ("max_spikes_per_neuron", "max_spikes_per_interval"):
-        value = getattr(layer, name, None)
-        if value is not None:
-            budgets.append(f"{name}={list(value) if isinstance(value, tuple) else value}")
+    engine = getattr(layer, "engine", None)
+    if engine is not None:
+        budgets.append(f"engine={engine!r}")
     return layer_name(layer, *budgets)
 
 
 def _per_neuron_setting(layer) -> str:
     """The per-neuron budget that limits `layer`, or `n_spikes` if it has none."""
-    for name in ("max_spikes_per_interval", "max_spikes_per_neuron"):
-        if getattr(layer, name, None) is not None:
-            return name
-    return "n_spikes"
+    engine = getattr(layer, "engine", None)
+    settings = getattr(engine, "budget_settings", {})
+    return next(iter(settings), "n_spikes")
 
 
 def _warn(layer_text: str, per_neuron: str, dropped, full) -> None:
@@ -183,16 +181,28 @@ def report_dropped(out: Spikes, layer, *, per_neuron: str | None = None) -> Spik
 
     - `out`: the layer's output; its `dropped` counts the spikes the layer itself lost.
     - `layer`: the layer (its class, sizes, budgets and `overflow` are read; a layer
-      without an `overflow` field warns). With `Overflow.ERROR` the layer's engine must
-      have raised already.
+      without an `overflow` field warns).
     - `per_neuron`: the name of the per-neuron budget for the message (default: the
-      layer's `max_spikes_per_interval` or `max_spikes_per_neuron`, if set).
+      first of the layer engine's `budget_settings`, else `n_spikes`).
 
-    **Returns:** `out`, unchanged in value. With `Overflow.WARN` a host callback warns when
-    `out.dropped` is non-zero (see [`eqsnn.SpikesDroppedWarning`][]), when the output
-    buffer was full naming `n_spikes` as a setting to raise. `Overflow.COUNT` does nothing.
+    **Returns:** `out`, unchanged in value. With `Overflow.ERROR` a runtime error is
+    raised (`eqx.error_if`) when `out.dropped` is non-zero. With `Overflow.WARN` a host
+    callback warns when `out.dropped` is non-zero (see [`eqsnn.SpikesDroppedWarning`][]),
+    when the output buffer was full naming `n_spikes` as a setting to raise.
+    `Overflow.COUNT` does nothing.
     """
-    if getattr(layer, "overflow", Overflow.WARN) is not Overflow.WARN:
+    overflow = getattr(layer, "overflow", Overflow.WARN)
+    if overflow is Overflow.ERROR:
+        time = eqx.error_if(
+            out.time,
+            out.dropped > 0,
+            f"{layer_name(layer)}: more spikes than the buffer holds (n_spikes="
+            f"{layer.n_spikes}) or than a neuron's spike budget allows; increase `n_spikes` "
+            "(or the engine's per-neuron spike budget), or use overflow=Overflow.WARN or "
+            "Overflow.COUNT.",
+        )
+        return eqx.tree_at(lambda s: s.time, out, time)
+    if overflow is not Overflow.WARN:
         return out
     text = _layer_text(layer)
     per_neuron = _per_neuron_setting(layer) if per_neuron is None else per_neuron

@@ -4,14 +4,16 @@ from collections.abc import Callable, Sequence
 
 from jaxtyping import PRNGKeyArray
 
-from .._eventprop import EventPropLIF as _EventPropLIFModule
-from .._events import Overflow
-from .._lif import LIF as _LIFModule
+from .._checks import check_size
+from .._connectivity import Connectivity
+from .._layers.feedforward import LIF as _LIFModule
+from .._layers.feedforward import EventPropLIF as _EventPropLIFModule
+from .._layers.keywords import engine_from_keywords
+from .._layers.recurrent import RecurrentEventPropLIF as _RecurrentEventPropLIFModule
+from .._layers.recurrent import RecurrentLIF as _RecurrentLIFModule
+from .._overflow import Overflow
 from .._params import LIFParameters
-from .._recurrent_eventprop import RecurrentEventPropLIF as _RecurrentEventPropLIFModule
-from .._recurrent_lif import Connectivity
-from .._recurrent_lif import RecurrentLIF as _RecurrentLIFModule
-from .._weights import InputWeights, RecurrentWeights, check_size
+from .._weights import InputWeights, RecurrentWeights
 from ..hardware._backend import Backend
 from ..hardware._layers import HardwareLIF as _HardwareLIFModule
 from ..hardware._layers import HardwareRecurrentLIF as _HardwareRecurrentLIFModule
@@ -75,8 +77,9 @@ def LIF(
     """
     options = dict(
         solver=solver,
-        max_spikes_per_neuron=max_spikes_per_neuron,
-        max_spikes_per_interval=max_spikes_per_interval,
+        engine=engine_from_keywords(
+            "eqsnn.functional", None, max_spikes_per_neuron, max_spikes_per_interval, warn=False
+        ),
     )
     return _feedforward(_LIFModule, n_hidden, n_spikes, t_max, params, mean, std, duplication,
                         overflow=overflow, **options)  # fmt: skip
@@ -112,8 +115,9 @@ def EventPropLIF(
     """
     options = dict(
         solver=solver,
-        max_spikes_per_neuron=max_spikes_per_neuron,
-        max_spikes_per_interval=max_spikes_per_interval,
+        engine=engine_from_keywords(
+            "eqsnn.functional", None, max_spikes_per_neuron, max_spikes_per_interval, warn=False
+        ),
     )
     return _feedforward(_EventPropLIFModule, n_hidden, n_spikes, t_max, params, mean, std,
                         duplication, overflow=overflow, wrap_only_step=wrap_only_step,

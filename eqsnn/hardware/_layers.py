@@ -6,13 +6,17 @@ import equinox as eqx
 import jax
 from jaxtyping import PRNGKeyArray
 
-from .._checks import check_layer_weights, layer_name
-from .._events import check_input, sort_inputs
+from .._checks import check_layer_weights, check_size, layer_name
+from .._connectivity import Connectivity, ConnectivityMask, make_mask
+from .._engine.buffers import sort_inputs
+from .._initialisation import layered_weights, normal_weights, per_block
+from .._layers.base import check_input
+from .._layers.feedforward import AbstractFeedForwardLayer
+from .._layers.recurrent import AbstractRecurrentLayer, check_layers
 from .._overflow import report_dropped
 from .._params import LIFParameters
-from .._recurrent_lif import Connectivity, ConnectivityMask, RecurrentLIF
 from .._spikes import Spikes, with_sources
-from .._weights import InputWeights, check_size, check_t_max, normal_weights
+from .._weights import InputWeights, RecurrentWeights
 from ._backend import Backend, call_backend
 from ._replay import Mismatch, ReplayConfig, replay
 
@@ -38,7 +42,7 @@ def _run(layer, spikes: Spikes) -> tuple[Spikes, Mismatch]:
     who = layer_name(layer)
     spikes = check_input(spikes, layer.in_size, who)
     layer = check_layer_weights(layer, who)
-    recurrent = isinstance(layer, RecurrentLIF)
+    recurrent = isinstance(layer, AbstractRecurrentLayer)
     weights = layer.effective_weights() if recurrent else layer.weights
     time = spikes.time
     idx = jax.lax.stop_gradient(spikes.idx)
@@ -53,10 +57,10 @@ def _run(layer, spikes: Spikes) -> tuple[Spikes, Mismatch]:
     # The backend's losses, reported as a software layer's, plus those upstream.
     out = report_dropped(out, layer, per_neuron="the backend's spike budget")
     out = eqx.tree_at(lambda s: s.dropped, out, out.dropped + jax.lax.stop_gradient(spikes.dropped))
-    return with_sources(out, layer.size if recurrent else layer.out_size), mismatch
+    return with_sources(out, layer.size), mismatch
 
 
-class HardwareLIF(eqx.Module):
+class HardwareLIF(AbstractFeedForwardLayer):
     r"""A feed-forward LIF layer whose forward pass runs on a backend (hardware in the loop).
 
     The layer sends its weights and the input spikes to `backend` (one call per batch
@@ -135,25 +139,12 @@ class HardwareLIF(eqx.Module):
         min_rise: float = 0.0,
     ):
         who = type(self).__name__
-        self.in_size = check_size("in_size", in_size, who)
         self.out_size = check_size("out_size", out_size, who)
-        self.n_spikes = check_size("n_spikes", n_spikes, who)
-        self.t_max = check_t_max(t_max, who)
-        self.params = LIFParameters() if params is None else params
-        if not isinstance(self.params, LIFParameters):
-            raise TypeError(f"{who}: `params` must be an eqsnn.LIFParameters, got {params!r}.")
+        self._init_sizes(in_size, n_spikes, t_max, params)
         self.backend = _check_backend(backend, who)
         self.min_rise = _check_min_rise(min_rise, who)
         w = normal_weights(key, self.in_size, self.out_size, mean, std, duplication, who)
         self.weights = InputWeights(input=w)
-
-    def __check_init__(self):
-        shape = jax.numpy.shape(self.weights.input)
-        if shape != (self.in_size, self.out_size):
-            raise ValueError(
-                f"{type(self).__name__}: `weights.input` must have shape (in_size, out_size)="
-                f"({self.in_size}, {self.out_size}), got {shape}."
-            )
 
     def replay(self, spikes: Spikes) -> tuple[Spikes, Mismatch]:
         """Run one sample on the backend (a batch under `jax.vmap`: one backend call).
@@ -168,7 +159,7 @@ class HardwareLIF(eqx.Module):
         return self.replay(spikes)[0]
 
 
-class HardwareRecurrentLIF(RecurrentLIF):
+class HardwareRecurrentLIF(AbstractRecurrentLayer):
     r"""A recurrent LIF layer whose forward pass runs on a backend (hardware in the loop).
 
     As [`eqsnn.HardwareLIF`][] for the populations of an [`eqsnn.RecurrentLIF`][]: the
@@ -180,8 +171,7 @@ class HardwareRecurrentLIF(RecurrentLIF):
     spikes of different neurons excepted: the replay records the second spike's current
     after the first spike's recurrent jump).
 
-    The backend receives the effective weights (zero outside the connectivity); the
-    `solver` field inherited from [`eqsnn.RecurrentLIF`][] is not used. As for
+    The backend receives the effective weights (zero outside the connectivity). As for
     [`eqsnn.HardwareLIF`][], `dropped` is the backend's count of lost spikes plus the
     input's, and a call whose backend lost spikes issues a [`eqsnn.SpikesDroppedWarning`][].
 
@@ -224,6 +214,13 @@ class HardwareRecurrentLIF(RecurrentLIF):
     ```
     """
 
+    weights: RecurrentWeights
+    in_size: int = eqx.field(static=True)
+    layers: tuple[int, ...] = eqx.field(static=True)
+    n_spikes: int = eqx.field(static=True)
+    t_max: float = eqx.field(static=True)
+    params: LIFParameters
+    mask: ConnectivityMask = eqx.field(static=True)
     backend: Backend = eqx.field(static=True)
     min_rise: float = eqx.field(static=True)
 
@@ -244,17 +241,13 @@ class HardwareRecurrentLIF(RecurrentLIF):
         connectivity: Connectivity | ConnectivityMask = Connectivity.LAYERED,
     ):
         who = type(self).__name__
-        super().__init__(
-            in_size,
-            layers,
-            n_spikes,
-            t_max,
-            params,
-            key=key,
-            mean=mean,
-            std=std,
-            duplication=duplication,
-            connectivity=connectivity,
+        self.layers = check_layers(layers, who)
+        self._init_sizes(in_size, n_spikes, t_max, params)
+        self.mask = make_mask(connectivity, self.in_size, self.layers, who)
+        means = per_block("mean", mean, len(self.layers), who)
+        stds = per_block("std", std, len(self.layers), who)
+        self.weights = layered_weights(
+            key, self.in_size, self.layers, means, stds, duplication, self.mask, who
         )
         self.backend = _check_backend(backend, who)
         self.min_rise = _check_min_rise(min_rise, who)

@@ -21,11 +21,11 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
-from .._events import sort_inputs
+from .._adjoint.events import adjoint_events
+from .._engine.buffers import sort_inputs
+from .._engine.event_loop import Event, EventKind, transition_with_recurrence
 from .._flow import LIFState, lif_exponential_flow
 from .._params import LIFParameters
-from .._recurrent import Event, EventKind, transition_with_recurrence
-from .._recurrent_eventprop import adjoint_events
 from .._spikes import EMPTY_INDEX, Spikes
 from .._weights import InputWeights, RecurrentWeights
 

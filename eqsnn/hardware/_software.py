@@ -6,13 +6,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._events import Overflow
-from .._feedforward import simulate_feedforward
-from .._feedforward_parallel import simulate_feedforward_parallel
+from .._engine.auto import resolve_engine
+from .._engine.base import AbstractEngine, SimulationConfig
+from .._engine.event_loop import (
+    collect_events,
+    pending_crossings,
+    trajectory,
+    transition_with_recurrence,
+)
+from .._layers.keywords import engine_from_keywords
 from .._params import LIFParameters
-from .._recurrent import simulate_recurrent
 from .._spikes import Spikes
-from .._weights import InputWeights, RecurrentWeights, spike_budget
+from .._weights import RecurrentWeights
 from ..solvers import AbstractCrossingSolver, default_solver
 from ._backend import Backend
 
@@ -31,9 +36,11 @@ class SoftwareBackend(Backend):
 
     - `solver`: the crossing solver (default: [`eqsnn.solvers.default_solver`][] of the
       layer's parameters).
-    - `max_spikes_per_neuron`, `max_spikes_per_interval`: the feed-forward engine and its
-      spike budget, as for [`eqsnn.LIF`][] (default: the parallel engine with
-      `ceil(n_spikes / out_size)` spikes per neuron).
+    - `engine`: the engine of a feed-forward layer, as for [`eqsnn.LIF`][] (default:
+      [`eqsnn.AutoEngine`][], the window scan with `ceil(n_spikes / out_size)` spikes per
+      neuron); a recurrent layer runs the [`eqsnn.EventLoop`][].
+    - `max_spikes_per_neuron`, `max_spikes_per_interval`: deprecated spellings of
+      `engine=` (a `DeprecationWarning`).
 
     **Example:**
 
@@ -52,6 +59,7 @@ class SoftwareBackend(Backend):
         self,
         *,
         solver: AbstractCrossingSolver | None = None,
+        engine: AbstractEngine | None = None,
         max_spikes_per_neuron: int | None = None,
         max_spikes_per_interval: int | None = None,
     ):
@@ -59,10 +67,11 @@ class SoftwareBackend(Backend):
         if solver is not None and not isinstance(solver, AbstractCrossingSolver):
             raise TypeError(f"{who}: `solver` must be a crossing solver, got {solver!r}.")
         self.solver = solver
-        # Resolved against each call's sizes; this checks both values and the pair now.
-        spike_budget(max_spikes_per_neuron, max_spikes_per_interval, 1, 1, who)
-        self.max_spikes_per_neuron = max_spikes_per_neuron
-        self.max_spikes_per_interval = max_spikes_per_interval
+        engine = engine_from_keywords(who, engine, max_spikes_per_neuron, max_spikes_per_interval)
+        if engine is not None and not isinstance(engine, AbstractEngine):
+            raise TypeError(f"{who}: `engine` must be an eqsnn engine, got {engine!r}.")
+        self.engine = engine
+        """The engine of feed-forward layers (`None`: chosen per call by `AutoEngine`)."""
         self.calls = 0
         """How many times `run` was called (one per batch)."""
 
@@ -79,49 +88,39 @@ class SoftwareBackend(Backend):
             solver,
             t_max,
             n_spikes,
-            self.max_spikes_per_interval,
-            self.max_spikes_per_neuron,
+            self.engine,
         )
         return np.asarray(out.time), np.asarray(out.idx), np.asarray(out.dropped)
 
 
-@functools.partial(jax.jit, static_argnums=(3, 4, 5, 6, 7, 8))
+@functools.partial(jax.jit, static_argnums=(3, 4, 5, 6, 7))
 def _simulate(
-    weights: InputWeights | RecurrentWeights,
+    weights,
     time,
     idx,
     params: LIFParameters,
     solver: AbstractCrossingSolver,
     t_max: float,
     n_spikes: int,
-    max_spikes_per_interval: int | None,
-    max_spikes_per_neuron: int | None,
+    engine: AbstractEngine | None,
 ) -> Spikes:
+    config = SimulationConfig(params, solver, n_spikes, t_max, layers=(weights.input.shape[1],))
+    if isinstance(weights, RecurrentWeights):
+
+        def one(time, idx):
+            # The event loop without a connectivity mask: a backend sees the effective
+            # weights only and solves again the neurons that an event changed.
+            inputs = Spikes(time=time, idx=idx)
+            final, events = trajectory(
+                weights, inputs, inputs.n_slots + n_spikes, params=params, solver=solver,
+                transition=transition_with_recurrence, t_max=t_max,
+            )  # fmt: skip
+            return collect_events(events, n_spikes, pending_crossings(final, t_max))
+
+        return jax.vmap(one)(time, idx)
+    engine = resolve_engine(engine, config, None)
+
     def one(time, idx):
-        inputs = Spikes(time=time, idx=idx)
-        if isinstance(weights, RecurrentWeights):
-            return simulate_recurrent(weights, inputs, params, solver, n_spikes, t_max)
-        per_neuron, per_interval = spike_budget(
-            max_spikes_per_neuron,
-            max_spikes_per_interval,
-            n_spikes,
-            weights.input.shape[1],
-            "SoftwareBackend",
-        )
-        if per_interval is None:
-            return simulate_feedforward_parallel(
-                weights.input, inputs, params, solver, n_spikes, t_max, per_neuron
-            )
-        return simulate_feedforward(
-            weights.input,
-            inputs,
-            params,
-            solver,
-            n_spikes,
-            t_max,
-            max_spikes_per_interval,
-            Overflow.COUNT,
-            "SoftwareBackend",
-        )
+        return engine.simulate(config, weights.input, Spikes(time=time, idx=idx))
 
     return jax.vmap(one)(time, idx)

@@ -5,12 +5,12 @@ of the same layer, so neurons cannot be simulated independently between input sp
 the feed-forward layer does). Instead one `jax.lax.scan` walks through *all* events of the
 layer in time order, one event per step:
 
-1. [`next_event`][eqsnn._recurrent.next_event]: the earliest of the next input spike and
+1. [`next_event`][eqsnn._engine.event_loop.next_event]: the earliest of the next input spike and
    the earliest cached threshold crossing of any neuron;
 2. every neuron is evolved to that time with the closed-form flow (no matrix exponential);
 3. the transition applies the event: an input spike of input $i$ adds
    $W^\mathrm{in}_{i\cdot}$ to the currents; a spike of neuron $j$ resets $V_j$ and, with
-   recurrence ([`transition_with_recurrence`][eqsnn._recurrent.transition_with_recurrence]),
+   recurrence ([`transition_with_recurrence`][eqsnn._engine.event_loop.transition_with_recurrence]),
    adds $W^\mathrm{rec}_{j\cdot}$ to the currents;
 4. the next crossing is solved again only for the neurons whose state the transition
    changed (the spiking neuron and every neuron that received a non-zero weight).
@@ -30,7 +30,7 @@ neuron spiking at the same instant sends it a weight, and it spikes at that same
 following step, recording its current from just before the jumps of that instant. A
 crossing at the time of an input spike is processed before the input.
 
-**Recorded events.** Each step records one [`Event`][eqsnn._recurrent.Event] (time, kind,
+**Recorded events.** Each step records one [`Event`][eqsnn._engine.event_loop.Event] (time, kind,
 index, current), so that an adjoint (EventProp) can walk the events in reverse.
 """
 
@@ -42,12 +42,13 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
-from ._events import Overflow, SortedInputs, sort_inputs
-from ._flow import LIFState, lif_exponential_flow, synaptic_current
-from ._params import LIFParameters
-from ._spikes import EMPTY_INDEX, Spikes
-from ._weights import InputWeights, RecurrentWeights
-from .solvers import AbstractCrossingSolver
+from .._flow import LIFState, lif_exponential_flow, synaptic_current
+from .._params import LIFParameters
+from .._spikes import EMPTY_INDEX, Spikes
+from .._weights import InputWeights, RecurrentWeights
+from ..solvers import AbstractCrossingSolver
+from .base import AbstractEngine, SimulationConfig
+from .buffers import SortedInputs, sort_inputs
 
 
 class EventKind(enum.IntEnum):
@@ -69,7 +70,7 @@ class Event(eqx.Module):
     **Arguments:**
 
     - `time`: event time in seconds; `+inf` for `EventKind.NONE`.
-    - `kind`: an [`EventKind`][eqsnn._recurrent.EventKind] value (integer array).
+    - `kind`: an [`EventKind`][eqsnn._engine.event_loop.EventKind] value (integer array).
     - `idx`: input index (input event), neuron index (spike), or `-1` (none).
     - `current`: for a spike, the synaptic current of the spiking neuron at its crossing,
       before any jump at that instant; `0` otherwise.
@@ -174,7 +175,7 @@ def transition_with_recurrence(
 ) -> tuple[LIFState, Bool[Array, " n"]]:
     r"""Apply `event` to `neurons` (already evolved to `event.time`), with recurrence.
 
-    As [`transition_without_recurrence`][eqsnn._recurrent.transition_without_recurrence],
+    As [`transition_without_recurrence`][eqsnn._engine.event_loop.transition_without_recurrence],
     and a spike of neuron $j$ also adds `weights.recurrent[j, :]` to the currents
     (including $j$'s own, through the diagonal).
 
@@ -266,10 +267,10 @@ def trajectory(
       `t_max` are ignored).
     - `n_steps`: number of events to process (static).
     - `params`, `solver`, `transition`, `t_max`, `reach`: as for
-      [`step`][eqsnn._recurrent.step].
+      [`step`][eqsnn._engine.event_loop.step].
 
     **Returns:** `(state, events)`: the state after the last step, and the `n_steps` events
-    in time order (an [`Event`][eqsnn._recurrent.Event] of arrays of shape `(n_steps,)`).
+    in time order (an [`Event`][eqsnn._engine.event_loop.Event] of arrays of shape `(n_steps,)`).
     """
     sorted_inputs = sort_inputs(inputs, t_max)
     n = weights.input.shape[1]
@@ -290,50 +291,59 @@ def trajectory(
     return jax.lax.scan(body, init, None, length=n_steps)
 
 
-def simulate_recurrent(
-    weights: Weights,
-    inputs: Spikes,
-    params: LIFParameters,
-    solver: AbstractCrossingSolver,
-    n_spikes: int,
-    t_max: float,
-    overflow: Overflow = Overflow.COUNT,
-    who: str = "RecurrentLIF",
-    reach=None,
-) -> Spikes:
-    """Simulate a layer with the global event loop; see [`eqsnn.RecurrentLIF`][].
+class EventLoop(AbstractEngine):
+    r"""The global event loop: one scan over all events of the layer, in time order.
 
-    `reach`: the layer's connectivity mask, as for [`step`][eqsnn._recurrent.step] (pass
-    it whenever gradients are taken).
+    Each step finds the earliest of the next input spike and the next cached threshold
+    crossing of any neuron, evolves every neuron to it in closed form, applies the event
+    (an input adds its weights; a spike resets its neuron and, in a recurrent layer, adds
+    its recurrent weights) and solves again only for the neurons whose state changed. It
+    handles any connectivity, including genuine recurrence, and simultaneous crossings
+    exactly; its cost per step grows with the layer size. This is the default engine of
+    the recurrent layers (see [Recurrent layers](../concepts/recurrent.md)).
 
-    The loop runs `inputs.n_slots + n_spikes` steps, enough for every input and `n_spikes`
-    spikes. `dropped` is a lower bound on the spikes lost, 0 exactly when none was lost:
-    the spikes the loop saw beyond `n_spikes`, or 1 if it saw exactly `n_spikes` and a
-    neuron is still heading for a crossing before `t_max` (see
-    [`collect_events`][eqsnn._recurrent.collect_events]). The loop stops at its step budget,
-    so the spikes after that are not counted one by one.
+    The loop runs `n_input_slots + n_spikes` steps, enough for every input and `n_spikes`
+    spikes; `dropped` counts the spikes seen beyond `n_spikes`, or 1 if the buffer is
+    full and a neuron is still heading for a crossing (a lower bound, 0 exactly when none
+    was lost). There is no per-neuron budget.
+    """
+
+    def simulate(self, config: SimulationConfig, weights, spikes: Spikes) -> Spikes:
+        """Simulate one sample; see [`eqsnn.AbstractEngine`][]."""
+        final, events = run_loop(config, weights, spikes)
+        return collect_events(events, config.n_spikes, pending_crossings(final, config.t_max))
+
+
+def run_loop(config: SimulationConfig, weights, spikes: Spikes) -> tuple[LoopState, Event]:
+    """The event loop of `config` over `spikes.n_slots + config.n_spikes` steps.
+
+    `weights` is an input weight matrix (a feed-forward layer: no recurrence) or the
+    effective [`eqsnn.RecurrentWeights`][] of a recurrent layer, whose `config.mask`
+    tells the loop which neurons an event can reach.
     """
     if isinstance(weights, RecurrentWeights):
         transition = transition_with_recurrence
     else:
+        weights = InputWeights(input=weights)
         transition = transition_without_recurrence
-    final, events = trajectory(
+    return trajectory(
         weights,
-        inputs,
-        inputs.n_slots + n_spikes,
-        params=params,
-        solver=solver,
+        spikes,
+        spikes.n_slots + config.n_spikes,
+        params=config.params,
+        solver=config.solver,
         transition=transition,
-        t_max=t_max,
-        reach=reach,
+        t_max=config.t_max,
+        reach=config.mask,
     )
-    pending = jnp.sum(final.crossing_time < t_max, dtype=jnp.int32)
-    return collect_events(events, n_spikes, pending, overflow, who)
 
 
-def collect_events(
-    events: Event, n_spikes: int, pending: Int[Array, ""], overflow: Overflow, who: str
-) -> Spikes:
+def pending_crossings(final: LoopState, t_max: float) -> Int[Array, ""]:
+    """How many neurons still head for a crossing before `t_max` when the loop ended."""
+    return jnp.sum(final.crossing_time < t_max, dtype=jnp.int32)
+
+
+def collect_events(events: Event, n_spikes: int, pending: Int[Array, ""]) -> Spikes:
     """The first `n_spikes` spike events of a (time-ordered) trace as a `Spikes` buffer.
 
     `pending` is the number of neurons with a crossing before `t_max` when the loop ended.
@@ -352,13 +362,6 @@ def collect_events(
     beyond = jnp.maximum(seen[-1] - n_spikes, 0)
     dropped = jnp.where(beyond > 0, beyond, (pending > 0).astype(beyond.dtype))
     time = jnp.where(kept, events.time[pick], jnp.inf)
-    if overflow is Overflow.ERROR:
-        time = eqx.error_if(
-            time,
-            dropped > 0,
-            f"{who}: more spikes than the buffer holds (n_spikes={n_spikes}); increase "
-            "`n_spikes`, or use overflow=Overflow.WARN or Overflow.COUNT.",
-        )
     return Spikes(
         time=time,
         idx=jnp.where(kept, events.idx[pick], EMPTY_INDEX),

@@ -16,11 +16,13 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
-from ._events import Overflow, SortedInputs, collect_spikes, sort_inputs
-from ._flow import membrane, synaptic_current
-from ._params import LIFParameters
-from ._spikes import Spikes
-from .solvers import AbstractCrossingSolver, crossing_bracket
+from .._checks import as_int
+from .._flow import membrane, synaptic_current
+from .._params import LIFParameters
+from .._spikes import Spikes
+from ..solvers import AbstractCrossingSolver, crossing_bracket
+from .base import AbstractEngine, SimulationConfig
+from .buffers import SortedInputs, collect_spikes, sort_inputs
 
 
 class IntervalSpikes(eqx.Module):
@@ -31,7 +33,7 @@ class IntervalSpikes(eqx.Module):
     reset at each crossing: `lost` marks it, `lost_time` is its last lost crossing (the
     interval's end where there is none), `lost_current` its current there and
     `lost_sensitivity` the derivative of that time with respect to the current right after
-    its last recorded spike ([`lost_crossings`][eqsnn._feedforward.lost_crossings]).
+    its last recorded spike ([`lost_crossings`][eqsnn._engine.interval_scan.lost_crossings]).
     """
 
     time: Float[Array, "m n"]
@@ -88,7 +90,7 @@ def evolve_interval(params, solver, n_per_interval, u, i, t0, t1):
 
 
 MAX_LOST_PER_INTERVAL = 100_000
-"""Safety cap of [`lost_crossings`][eqsnn._feedforward.lost_crossings]: crossings counted
+"""Safety cap of [`lost_crossings`][eqsnn._engine.interval_scan.lost_crossings]: crossings counted
 per neuron and interval beyond the budget (a bound on the loop, never reached by a
 neuron whose reset lies below its threshold, as `LIFParameters` requires)."""
 
@@ -156,31 +158,34 @@ def lost_crossings(params, solver, i, rest, more):
     return count(i, rest, more)
 
 
-def _interval(params, solver, n_per_interval, weights, carry, x):
-    """Apply one input spike, then evolve all neurons to the next input, emitting spikes."""
-    u, i, overflowed = carry
-    t0, t1, idx, valid = x
-    i = i + jnp.where(valid, weights[idx], 0.0)
-    u, i, more, out = evolve_interval(params, solver, n_per_interval, u, i, t0, t1)
-    return (u, i, overflowed + more), out
+class IntervalState(eqx.Module):
+    """The carry of the interval scan: every neuron's state and the crossings lost so far.
+
+    - `u`: voltage above leak, `(n_neurons,)`.
+    - `i`: synaptic current, `(n_neurons,)`.
+    - `lost`: crossings beyond the per-interval budget so far (a count).
+    """
+
+    u: Float[Array, " n"]
+    i: Float[Array, " n"]
+    lost: Int[Array, ""]
+
+
+def initial_state(n_out: int, dtype) -> IntervalState:
+    """All neurons at rest, nothing lost."""
+    zeros = jnp.zeros(n_out, dtype)
+    return IntervalState(u=zeros, i=zeros, lost=jnp.zeros((), jnp.int32))
 
 
 def collect_intervals(
-    found: IntervalSpikes,
-    overflowed: Int[Array, ""],
-    n_spikes: int,
-    t_max: float,
-    overflow: Overflow,
-    who: str,
+    found: IntervalSpikes, lost: Int[Array, ""], n_spikes: int, t_max: float
 ) -> Spikes:
     """Gather the spikes of all intervals, shape `(k, m, n)`, into the output buffer."""
     n_out = found.time.shape[-1]
     neuron: Int[Array, " c"] = jnp.broadcast_to(jnp.arange(n_out), found.time.shape).reshape(-1)
     time = found.time.reshape(-1)
     valid = found.found.reshape(-1) & (time < t_max)
-    return collect_spikes(
-        time, neuron, found.current.reshape(-1), valid, n_spikes, overflowed, overflow, who
-    )
+    return collect_spikes(time, neuron, found.current.reshape(-1), valid, n_spikes, lost)
 
 
 def scan_intervals(
@@ -192,34 +197,63 @@ def scan_intervals(
 ) -> tuple[IntervalSpikes, Int[Array, ""]]:
     """Scan over the input intervals; returns every interval's spikes `(k, m, n)` and the
     count of crossings lost to `max_spikes_per_interval`."""
-    zeros = jnp.zeros(weights.shape[1], weights.dtype)
-    init = (zeros, zeros, jnp.zeros((), jnp.int32))
 
-    def body(carry, x):
-        return _interval(params, solver, max_spikes_per_interval, weights, carry, x)
+    def body(state: IntervalState, x):
+        """Apply one input spike, then evolve all neurons to the next input."""
+        t0, t1, idx, valid = x
+        i = state.i + jnp.where(valid, weights[idx], 0.0)
+        u, i, more, out = evolve_interval(
+            params, solver, max_spikes_per_interval, state.u, i, t0, t1
+        )
+        return IntervalState(u=u, i=i, lost=state.lost + more), out
 
     xs = (sorted_in.time, sorted_in.end, sorted_in.idx, sorted_in.valid)
-    (_, _, overflowed), found = jax.lax.scan(body, init, xs)
-    return found, overflowed
+    final, found = jax.lax.scan(body, initial_state(weights.shape[1], weights.dtype), xs)
+    return found, final.lost
 
 
-def simulate_feedforward(
-    weights: Float[Array, "n_in n_out"],
-    inputs: Spikes,
-    params: LIFParameters,
-    solver: AbstractCrossingSolver,
-    n_spikes: int,
-    t_max: float,
-    max_spikes_per_interval: int = 1,
-    overflow: Overflow = Overflow.COUNT,
-    who: str = "LIF",
-) -> Spikes:
-    """Simulate a feed-forward LIF layer exactly; see [`eqsnn.LIF`][] for the semantics.
+class IntervalScan(AbstractEngine):
+    r"""The interval scan: one scan over the input intervals, all neurons together.
 
-    `dropped` is exact: the crossings beyond `max_spikes_per_interval` (the neuron is reset
-    at each, see [`evolve_interval`][eqsnn._feedforward.evolve_interval]) plus the spikes
-    beyond `n_spikes`.
+    Between two consecutive input spikes every neuron of a feed-forward layer evolves on
+    its own; the scan steps from input to input and, in each interval, solves for up to
+    `max_spikes_per_interval` threshold crossings of every neuron at once (the crossing
+    solver of the layer). Its length is the number of input slots. A crossing beyond the
+    budget is lost but counted exactly in `dropped`, and the neuron is reset at it, so its
+    later spikes stay right.
+
+    Feed-forward layers only. This is the engine of the seed's per-step EventProp
+    (`EventProp(per_step=True)` differentiates each of its steps on its own).
+
+    **Arguments:**
+
+    - `max_spikes_per_interval`: the most spikes one neuron emits between two consecutive
+      inputs (default 1).
     """
-    sorted_in: SortedInputs = sort_inputs(inputs, t_max)
-    found, overflowed = scan_intervals(weights, sorted_in, params, solver, max_spikes_per_interval)
-    return collect_intervals(found, overflowed, n_spikes, t_max, overflow, who)
+
+    max_spikes_per_interval: int = eqx.field(default=1, static=True)
+
+    def __check_init__(self):
+        as_int(self.max_spikes_per_interval, "max_spikes_per_interval", "IntervalScan", 1)
+
+    def simulate(self, config: SimulationConfig, weights, spikes: Spikes) -> Spikes:
+        """Simulate one sample; see [`eqsnn.AbstractEngine`][]."""
+        sorted_in: SortedInputs = sort_inputs(spikes, config.t_max)
+        found, lost = scan_intervals(
+            weights, sorted_in, config.params, config.solver, self.max_spikes_per_interval
+        )
+        return collect_intervals(found, lost, config.n_spikes, config.t_max)
+
+    def check(self, config: SimulationConfig, who: str) -> None:
+        """The interval scan runs feed-forward layers only."""
+        if config.recurrent:
+            raise ValueError(
+                f"{who}: `engine=IntervalScan(...)` simulates feed-forward layers only; use "
+                "eqsnn.EventLoop() (any connectivity) or eqsnn.WindowScan(...) "
+                "(feed-forward populations)."
+            )
+
+    @property
+    def budget_settings(self) -> dict[str, object]:
+        """`{"max_spikes_per_interval": ...}`."""
+        return {"max_spikes_per_interval": self.max_spikes_per_interval}

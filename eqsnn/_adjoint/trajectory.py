@@ -14,13 +14,13 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ._adjoint import (
+from .._engine.interval_scan import IntervalSpikes
+from .._params import LIFParameters
+from .transitions import (
     AdjointState,
     adjoint_lif_exponential_flow,
     adjoint_transition_without_recurrence,
 )
-from ._feedforward import IntervalSpikes
-from ._params import LIFParameters
 
 
 def step_bwd(

@@ -23,8 +23,8 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
-from ._flow import phi
-from ._params import LIFParameters
+from .._flow import phi
+from .._params import LIFParameters
 
 
 class AdjointState(eqx.Module):

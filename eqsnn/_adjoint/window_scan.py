@@ -1,4 +1,4 @@
-r"""EventProp for the feed-forward layer, on the parallel-in-time forward pass.
+r"""EventProp on the window scan (feed-forward layers and populations).
 
 Between events the adjoint system of Wunderlich & Pehle (2021) is linear, so it can be
 evaluated in closed form. With $u = V - v_\mathrm{leak}$ and a neuron's spikes
@@ -29,60 +29,61 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ._events import collect_spikes, pad_candidates, select_spikes, sort_inputs
-from ._feedforward_parallel import candidates, neuron_spikes
-from ._flow import membrane
-from ._spikes import Spikes
+from .._engine.base import SimulationConfig
+from .._engine.buffers import collect_spikes, pad_candidates, select_spikes, sort_inputs
+from .._engine.window_scan import WindowScan, candidates, neuron_spikes
+from .._flow import membrane
+from .._spikes import Spikes
 
 
-def eventprop_feedforward(weights, inputs: Spikes, config) -> Spikes:
-    """Simulate a feed-forward layer; its VJP is the closed-form EventProp adjoint.
+class _Static(eqx.Module):
+    """The array-free settings of one window-scan simulation (a custom VJP argument)."""
 
-    Gradients reach `weights` and `inputs.time`. `config` is the layer (its `params`,
-    `solver`, `n_spikes`, `t_max`, spike budget and overflow policy are used).
+    config: SimulationConfig
+    budget: int = eqx.field(static=True)
+
+
+def window_scan_eventprop(
+    engine: WindowScan, per_step: bool, config: SimulationConfig, weights, spikes: Spikes
+) -> Spikes:
+    """The window scan of a feed-forward layer with EventProp gradients.
+
+    Gradients reach `weights` and `spikes.time`. (`per_step` is refused by
+    [`eqsnn.EventProp.check`][]: this adjoint covers the whole trajectory.)
     """
-    # Integer indices computed by a differentiated upstream layer arrive as (float0-)
-    # perturbed values, which `eqx.filter_custom_vjp` rejects; they carry no gradient.
-    # Only the array-free part of the layer travels as configuration (its weights are the
-    # differentiable argument).
-    config = eqx.filter(config, eqx.is_array, inverse=True)
-    return _eventprop((weights, inputs.time), jax.lax.stop_gradient(inputs.idx), config)
+    del per_step
+    static = _Static(config=config, budget=engine.population_budgets(config)[0])
+    return _eventprop((weights, spikes.time), spikes.idx, static)
 
 
 @eqx.filter_custom_vjp
-def _eventprop(weights_and_times, idx, config):
+def _eventprop(weights_and_times, idx, static: _Static):
     weights, time = weights_and_times
-    inputs = Spikes(time=time, idx=idx)
-    sorted_in = sort_inputs(inputs, config.t_max)
-    spikes = _neuron_spikes(weights, sorted_in, config)
+    sorted_in = sort_inputs(Spikes(time=time, idx=idx), static.config.t_max)
+    spikes = _neuron_spikes(weights, sorted_in, static)
     extra = jnp.sum(spikes.more, dtype=jnp.int32)
-    return collect_spikes(
-        *candidates(spikes), config.n_spikes, extra, config.overflow, type(config).__name__
-    )
+    return collect_spikes(*candidates(spikes), static.config.n_spikes, extra)
 
 
-def _neuron_spikes(weights, sorted_in, config):
+def _neuron_spikes(weights, sorted_in, static: _Static):
+    config = static.config
     return neuron_spikes(
-        weights,
-        sorted_in,
-        config.params,
-        config.solver,
-        config.t_max,
-        config.max_spikes_per_neuron,
+        weights, sorted_in, config.params, config.solver, config.t_max, static.budget
     )
 
 
 @_eventprop.def_fwd
-def _fwd(perturbed, weights_and_times, idx, config):
+def _fwd(perturbed, weights_and_times, idx, static: _Static):
+    del perturbed
     weights, time = weights_and_times
-    inputs = Spikes(time=time, idx=idx)
-    sorted_in = sort_inputs(inputs, config.t_max)
-    spikes = _neuron_spikes(weights, sorted_in, config)
+    n_spikes = static.config.n_spikes
+    sorted_in = sort_inputs(Spikes(time=time, idx=idx), static.config.t_max)
+    spikes = _neuron_spikes(weights, sorted_in, static)
     cand = candidates(spikes)
     extra = jnp.sum(spikes.more, dtype=jnp.int32)
-    out = collect_spikes(*cand, config.n_spikes, extra, config.overflow, type(config).__name__)
-    time, _, _, valid = pad_candidates(config.n_spikes, cand[0], cand[1], cand[2], cand[3])
-    pick, kept = select_spikes(time, valid, config.n_spikes)
+    out = collect_spikes(*cand, n_spikes, extra)
+    time, _, _, valid = pad_candidates(n_spikes, cand[0], cand[1], cand[2], cand[3])
+    pick, kept = select_spikes(time, valid, n_spikes)
     return out, (sorted_in, spikes, pick, kept)
 
 
@@ -97,10 +98,11 @@ def _candidate_cotangent(ct, pick, kept, shape):
 
 
 @_eventprop.def_bwd
-def _bwd(residuals, grad_out, perturbed, weights_and_times, idx, config):
+def _bwd(residuals, grad_out, perturbed, weights_and_times, idx, static: _Static):
+    del perturbed, idx
     sorted_in, spikes, pick, kept = residuals
     weights, time = weights_and_times
-    params = config.params
+    params = static.config.params
     shape = spikes.time.shape
     g_time = _candidate_cotangent(grad_out.time, pick, kept, shape).astype(weights.dtype)
     g_cur = _candidate_cotangent(grad_out.current, pick, kept, shape).astype(weights.dtype)

@@ -12,15 +12,15 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from ._adjoint import (
+from .._engine.event_loop import Event, EventKind
+from .._params import LIFParameters
+from .._weights import RecurrentWeights
+from .transitions import (
     AdjointState,
     adjoint_input_transition,
     adjoint_lif_exponential_flow,
     adjoint_transition_with_recurrence,
 )
-from ._params import LIFParameters
-from ._recurrent import Event, EventKind
-from ._weights import RecurrentWeights
 
 
 def adjoint_event(

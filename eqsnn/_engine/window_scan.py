@@ -17,11 +17,14 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
-from ._events import Overflow, SortedInputs, collect_spikes, sort_inputs
-from ._flow import membrane
-from ._params import LIFParameters
-from ._spikes import Spikes
-from .solvers import AbstractCrossingSolver
+from .._checks import as_int
+from .._connectivity import feedforward_sources
+from .._flow import LIFState, membrane
+from .._params import LIFParameters
+from .._spikes import Spikes
+from ..solvers import AbstractCrossingSolver
+from .base import AbstractEngine, SimulationConfig
+from .buffers import SortedInputs, collect_spikes, sort_inputs
 
 
 def input_states(
@@ -39,15 +42,14 @@ def input_states(
     coupling = membrane(0.0, 1.0, dt, params.tau_mem, params.tau_syn)
     w = jnp.where(sorted_in.valid[:, None], weights[sorted_in.idx], 0.0)
 
-    def step(carry, x):
-        u, i = carry
+    def step(state: LIFState, x):
         a, c, d, w_k = x
-        u, i = a * u + c * i, d * i + w_k
-        return (u, i), (u, i)
+        state = LIFState(v=a * state.v + c * state.i, i=d * state.i + w_k)
+        return state, state
 
     zeros = jnp.zeros(weights.shape[1], weights.dtype)
-    _, (u, i) = jax.lax.scan(step, (zeros, zeros), (decay_u, coupling, decay_i, w))
-    return u, i
+    _, states = jax.lax.scan(step, LIFState(v=zeros, i=zeros), (decay_u, coupling, decay_i, w))
+    return states.v, states.i
 
 
 class NeuronSpikes(eqx.Module):
@@ -66,6 +68,26 @@ class NeuronSpikes(eqx.Module):
     current: Float[Array, "r n"]
     valid: Bool[Array, "r n"]
     interval: Int[Array, "r n"]
+    more: Bool[Array, " n"]
+
+
+class _WindowState(eqx.Module):
+    """The carry of the window scan, one entry per neuron.
+
+    - `pointer`: the input interval where the neuron's next window starts.
+    - `at_spike`: whether the neuron spiked in the last step (its window starts at it).
+    - `last_time`, `last_current`: time of its last spike and its current there.
+    - `resets`: the decaying sum of its resets, at `last_time`.
+    - `count`: how many spikes it emitted.
+    - `more`: whether it found a crossing after its budget was spent.
+    """
+
+    pointer: Int[Array, " n"]
+    at_spike: Bool[Array, " n"]
+    last_time: Float[Array, " n"]
+    last_current: Float[Array, " n"]
+    resets: Float[Array, " n"]
+    count: Int[Array, " n"]
     more: Bool[Array, " n"]
 
 
@@ -118,7 +140,8 @@ def neuron_spikes(
         window covers every interval; those before the pointer are masked, no gather) or
         "gather" (the `L` intervals from each neuron's pointer).
         """
-        ptr, at_spike, s_last, i_last, resets = carry[:5]
+        ptr, at_spike, s_last = carry.pointer, carry.at_spike, carry.last_time
+        i_last, resets = carry.last_current, carry.resets
         if view == "first":
             k = jnp.broadcast_to(jnp.arange(length)[:, None], (length, n_out))
             time, end = sorted_in.time[:length, None], sorted_in.end[:length, None]
@@ -142,8 +165,7 @@ def neuron_spikes(
         i0 = jnp.where(from_spike, i_last[None, :], i_lin)
         return start, u0, i0, _length(end - start), inside, k
 
-    def step(carry, view):
-        ptr, at_spike, s_last, i_last, resets, count, more = carry
+    def step(carry: _WindowState, view):
         start, u0, i0, window, inside, k = windows(carry, view)
         dt, found = solver(u0, i0, theta, window, params.tau_mem, params.tau_syn)
         found = found & inside
@@ -153,22 +175,31 @@ def neuron_spikes(
         i_new = i0[first, neurons] * jnp.exp(-dt_first / params.tau_syn)
         interval = k[first, neurons]
         hit = jnp.any(found, axis=0) & (s_new < t_max)
-        spike = hit & (count < budget)
-        since = jnp.where(spike, s_new - s_last, 0.0)
-        carry = (
-            jnp.where(spike, interval, jnp.where(hit, n_in, ptr + length)),
-            spike,
-            jnp.where(spike, s_new, s_last),
-            jnp.where(spike, i_new, i_last),
-            jnp.where(spike, resets * jnp.exp(-since / params.tau_mem) + (u_reset - theta), resets),
-            count + spike.astype(count.dtype),
-            more | (hit & ~spike),
+        spike = hit & (carry.count < budget)
+        since = jnp.where(spike, s_new - carry.last_time, 0.0)
+        decayed = carry.resets * jnp.exp(-since / params.tau_mem) + (u_reset - theta)
+        carry = _WindowState(
+            pointer=jnp.where(spike, interval, jnp.where(hit, n_in, carry.pointer + length)),
+            at_spike=spike,
+            last_time=jnp.where(spike, s_new, carry.last_time),
+            last_current=jnp.where(spike, i_new, carry.last_current),
+            resets=jnp.where(spike, decayed, carry.resets),
+            count=carry.count + spike.astype(carry.count.dtype),
+            more=carry.more | (hit & ~spike),
         )
         return carry, (s_new, i_new, spike, interval)
 
     zeros = jnp.zeros((n_out,), u_in.dtype)
     no = jnp.zeros((n_out,), bool)
-    carry = (jnp.zeros((n_out,), int), no, zeros, zeros, zeros, jnp.zeros((n_out,), int), no)
+    carry = _WindowState(
+        pointer=jnp.zeros((n_out,), int),
+        at_spike=no,
+        last_time=zeros,
+        last_current=zeros,
+        resets=zeros,
+        count=jnp.zeros((n_out,), int),
+        more=no,
+    )
     carry, row = step(carry, "first")
     if length >= n_in:
         # One window holds every interval: `budget` rounds over all of them (no gathers), and
@@ -176,11 +207,11 @@ def neuron_spikes(
         carry, rows = jax.lax.scan(lambda c, _: step(c, "all"), carry, None, length=budget - 1)
         start, u0, i0, window, inside, _ = windows(carry, "all")
         again = solver.exists(u0, i0, theta, window, params.tau_mem, params.tau_syn)
-        more = carry[-1] | jnp.any(again & inside & (window > 0), axis=0)
+        more = carry.more | jnp.any(again & inside & (window > 0), axis=0)
     else:
         steps = scan_length(n_in, budget, length) - 1
         carry, rows = jax.lax.scan(lambda c, _: step(c, "gather"), carry, None, length=steps)
-        more = carry[-1]
+        more = carry.more
     time, current, valid, interval = (
         jnp.concatenate([r[None], rs]) for r, rs in zip(row, rows, strict=True)
     )
@@ -198,30 +229,96 @@ def candidates(spikes: NeuronSpikes):
     )
 
 
-def simulate_feedforward_parallel(
-    weights: Float[Array, "n_in n_out"],
-    inputs: Spikes,
-    params: LIFParameters,
-    solver: AbstractCrossingSolver,
-    n_spikes: int,
-    t_max: float,
-    max_spikes_per_neuron: int = 1,
-    overflow: Overflow = Overflow.COUNT,
-    who: str = "LIF",
-) -> Spikes:
-    """Simulate a feed-forward LIF layer exactly, parallel over input intervals.
-
-    `dropped` is a lower bound on the spikes lost, 0 exactly when none was lost: one per
-    neuron that would spike again after `max_spikes_per_neuron` spikes (the scan stops it
-    there), plus exactly the spikes beyond `n_spikes`.
-    """
-    sorted_in = sort_inputs(inputs, t_max)
-    spikes = neuron_spikes(weights, sorted_in, params, solver, t_max, max_spikes_per_neuron)
-    extra = jnp.sum(spikes.more, dtype=jnp.int32)
-    return collect_spikes(*candidates(spikes), n_spikes, extra, overflow, who)
-
-
 def _length(span):
     """Window length: `span` is >= 0 up to rounding; `where` (unlike `maximum`) keeps the
     full gradient when two events coincide."""
     return jnp.where(span >= 0, span, 0.0)
+
+
+def budget_per_neuron(max_spikes_per_neuron: int | None, n_spikes: int, size: int) -> int:
+    """The budget of a neuron: as given, or the output buffer shared evenly."""
+    if max_spikes_per_neuron is None:
+        return -(-n_spikes // size)
+    return max_spikes_per_neuron
+
+
+class WindowScan(AbstractEngine):
+    r"""The window scan: every neuron walks through the input intervals on its own.
+
+    Between its own spikes a neuron of a feed-forward layer is linear, so its state right
+    after each input follows from one cheap linear recurrence over the inputs. Each neuron
+    then keeps a pointer into the input intervals and, at every step of one scan, solves
+    for a crossing in the next few intervals at once, all neurons in parallel: it spikes
+    at the earliest crossing or moves past the window. Work is linear in the number of
+    inputs and spikes, and the root finding is batched. This is the default engine of the
+    feed-forward layers.
+
+    A neuron that could spike again after its budget adds one to `dropped` (a lower bound
+    on what it lost); the spikes it did emit are exact. See
+    [Spike budgets](../concepts/budgets.md).
+
+    On a recurrent layer whose populations are connected feed-forward (as
+    `Connectivity.LAYERED`), the populations are simulated one after the other, each with
+    the window scan, instead of the global [`eqsnn.EventLoop`][]: cost linear in the layer
+    size instead of quadratic.
+
+    **Arguments:**
+
+    - `max_spikes_per_neuron`: the most spikes one neuron emits. An int, or for a
+      recurrent layer one int per population; `None` (default) shares the output buffer
+      evenly: `ceil(n_spikes / n_neurons)` (1 in the one-spike regime). A budget of
+      `n_spikes` never loses a spike while the buffer has room, at a cost.
+    """
+
+    max_spikes_per_neuron: int | tuple[int, ...] | None = eqx.field(default=None, static=True)
+
+    def __check_init__(self):
+        value = self.max_spikes_per_neuron
+        values = value if isinstance(value, tuple) else (value,)
+        for v in values:
+            if v is not None:
+                as_int(v, "max_spikes_per_neuron", "WindowScan", 1)
+
+    def simulate(self, config: SimulationConfig, weights, spikes: Spikes) -> Spikes:
+        """Simulate one sample of a feed-forward layer; see [`eqsnn.AbstractEngine`][]."""
+        budget = self.population_budgets(config)[0]
+        sorted_in = sort_inputs(spikes, config.t_max)
+        found = neuron_spikes(
+            weights, sorted_in, config.params, config.solver, config.t_max, budget
+        )
+        extra = jnp.sum(found.more, dtype=jnp.int32)
+        return collect_spikes(*candidates(found), config.n_spikes, extra)
+
+    def population_budgets(self, config: SimulationConfig) -> tuple[int, ...]:
+        """The per-neuron budget of each population of `config` (one for a feed-forward
+        layer)."""
+        layers = config.layers
+        value = self.max_spikes_per_neuron
+        if isinstance(value, tuple):
+            return value
+        return (budget_per_neuron(value, config.n_spikes, sum(layers)),) * len(layers)
+
+    def check(self, config: SimulationConfig, who: str) -> None:
+        """Per-population budgets must match the populations; a recurrent layer must be
+        feed-forward between its populations."""
+        value = self.max_spikes_per_neuron
+        if isinstance(value, tuple) and len(value) != len(config.layers):
+            raise ValueError(
+                f"{who}: `max_spikes_per_neuron` must be a positive int or one per population "
+                f"({len(config.layers)} for layers={list(config.layers)}), got {list(value)!r}."
+            )
+        if (
+            config.recurrent
+            and feedforward_sources(config.mask.input, config.mask.recurrent, config.layers) is None
+        ):
+            raise ValueError(
+                f"{who}: engine={self!r} simulates the populations one after the other, "
+                "which needs feed-forward connectivity between them (no weight from a "
+                f"population to itself or to an earlier one); got {config.mask!r}. Use "
+                "engine=eqsnn.EventLoop() for recurrent connectivity."
+            )
+
+    @property
+    def budget_settings(self) -> dict[str, object]:
+        """`{"max_spikes_per_neuron": ...}`."""
+        return {"max_spikes_per_neuron": self.max_spikes_per_neuron}

@@ -1,0 +1,1 @@
+"""The gradient methods: autodiff, and the EventProp adjoint of each engine."""

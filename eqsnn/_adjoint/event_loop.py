@@ -1,0 +1,234 @@
+r"""The recurrent LIF layer with EventProp gradients: a reverse walk over the recorded events.
+
+The forward pass is the global event loop of [`eqsnn.RecurrentLIF`][]
+([`eqsnn._engine.event_loop.trajectory`][]), which records one event per step (time, kind, index,
+current). The backward pass walks those events in reverse, carrying the adjoint
+$(\lambda_V, \lambda_I)$ of all neurons from $\lambda(t_\mathrm{max}) = 0$:
+
+- between events the adjoint follows its closed-form flow
+  ([`eqsnn.adjoint_lif_exponential_flow`][]);
+- at a spike of neuron $j$ it jumps ([`eqsnn.adjoint_transition_with_recurrence`][]: the
+  reset, the recurrent term through $W^\mathrm{rec}_{j\cdot}$, the loss terms of the spike),
+  and $\partial L/\partial W^\mathrm{rec}_{j\cdot} \mathrel{+}= -\tau_\mathrm{syn}\lambda_I^+$;
+- at an input spike of input $i$ the adjoint is continuous;
+  $\partial L/\partial W^\mathrm{in}_{i\cdot}$ and the input time's gradient are read off
+  ([`eqsnn.adjoint_input_transition`][]).
+
+Gradients of masked-out weights are exactly zero. Simultaneous events (ties) are processed
+one per step in the forward order; their gradient is that of the recorded order.
+
+With `wrap_only_step=True` the same adjoint is split over the steps of the loop instead:
+each step ([`eqsnn._engine.event_loop.step`][]) gets its own custom VJP (the jump at its event,
+then the flow back to the previous event), and JAX's transpose of the `lax.scan` chains
+them. The carried state's cotangents are $(-\tau_\mathrm{mem}\lambda_V,
+-\tau_\mathrm{syn}\lambda_I)$; the cached crossings get none, because the jump at a spike
+already accounts for how its time depends on the state (the implicit-function term
+$1/\dot V^-$). Both settings apply the same adjoint flow and jumps
+([`adjoint_event`][eqsnn._adjoint.events.adjoint_event]), so their gradients agree to
+rounding.
+"""
+
+import dataclasses
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._connectivity import ConnectivityMask
+from .._engine.base import SimulationConfig
+from .._engine.buffers import SortedInputs, input_cotangent, sort_inputs, zeros_if_none
+from .._engine.event_loop import (
+    EventKind,
+    EventLoop,
+    LoopState,
+    collect_events,
+    initial_state,
+    pending_crossings,
+    run_loop,
+    step,
+    transition_with_recurrence,
+)
+from .._flow import LIFState
+from .._spikes import Spikes
+from .._weights import RecurrentWeights
+from .events import adjoint_event, adjoint_events
+from .transitions import AdjointState, adjoint_lif_exponential_flow
+
+
+def event_loop_eventprop(
+    engine: EventLoop, per_step: bool, config: SimulationConfig, weights, spikes: Spikes
+) -> Spikes:
+    """The event loop with EventProp gradients, on the trajectory or on each step.
+
+    `weights` is the input matrix of a feed-forward layer or the effective
+    [`eqsnn.RecurrentWeights`][] of a recurrent one.
+    """
+    del engine
+    if not isinstance(weights, RecurrentWeights):  # a feed-forward layer: no recurrence
+        zeros = jnp.zeros((weights.shape[1],) * 2, weights.dtype)
+        weights = RecurrentWeights(input=weights, recurrent=zeros)
+        n_in, n = weights.input.shape
+        mask = ConnectivityMask(np.ones((n_in, n), bool), np.zeros((n, n), bool))
+        config = dataclasses.replace(config, mask=mask)
+    if per_step:
+        return _stepwise(config, weights, spikes)
+    return _trajectory((weights, spikes), config)
+
+
+def _collect(config: SimulationConfig, final: LoopState, events) -> Spikes:
+    """The output buffer of a finished loop (as [`eqsnn.EventLoop`][])."""
+    return collect_events(events, config.n_spikes, pending_crossings(final, config.t_max))
+
+
+def _forward(config: SimulationConfig, weights: RecurrentWeights, spikes: Spikes):
+    """Run the event loop; returns the output buffer and the recorded events."""
+    final, events = run_loop(config, weights, spikes)
+    return _collect(config, final, events), events
+
+
+@eqx.filter_custom_vjp
+def _trajectory(weights_and_spikes, config: SimulationConfig):
+    weights, spikes = weights_and_spikes
+    return _forward(config, weights, spikes)[0]
+
+
+def _trajectory_fwd(perturbed, weights_and_spikes, config: SimulationConfig):
+    del perturbed
+    weights, spikes = weights_and_spikes
+    return _forward(config, weights, spikes)
+
+
+def _event_grads(config: SimulationConfig, events, grad_out: Spikes):
+    """Route the cotangents of the output slots to the recorded events (one per step).
+
+    Empty output slots (`idx == -1`, time `+inf`) may carry NaN/inf cotangents from a loss
+    evaluated on `+inf`; they are masked to zero.
+    """
+    zero = jnp.zeros((), jnp.int32)
+
+    def select(time, current):
+        recorded = eqx.tree_at(lambda e: (e.time, e.current), events, (time, current))
+        out = collect_events(recorded, config.n_spikes, zero)
+        return (out.time, out.current), out.idx
+
+    (time, current), pull, idx = jax.vjp(select, events.time, events.current, has_aux=True)
+    kept = idx >= 0
+    grad_time = jnp.where(kept, zeros_if_none(grad_out.time, time), 0.0)
+    grad_current = jnp.where(kept, zeros_if_none(grad_out.current, current), 0.0)
+    return pull((grad_time, grad_current))
+
+
+def _trajectory_bwd(events, grad_out, perturbed, weights_and_spikes, config: SimulationConfig):
+    del perturbed
+    weights, spikes = weights_and_spikes
+    grad_time, grad_current = _event_grads(config, events, grad_out)
+    grad_w, grad_step_time = adjoint_events(
+        config.params, weights, events, grad_time, grad_current, config.t_max
+    )
+    # The k-th input event is slot k of the time-sorted inputs.
+    is_input = events.kind == EventKind.INPUT
+    slot = jnp.cumsum(is_input, dtype=jnp.int32) - 1
+    n_slots = spikes.n_slots
+    grad_sorted = (
+        jnp.zeros(n_slots, grad_step_time.dtype)
+        .at[jnp.where(is_input, slot, n_slots)]
+        .add(grad_step_time, mode="drop")
+    )
+    sorted_in = sort_inputs(spikes, config.t_max)
+    grad_weights = RecurrentWeights(
+        input=jnp.where(config.mask.input, grad_w.input, 0.0),
+        recurrent=jnp.where(config.mask.recurrent, grad_w.recurrent, 0.0),
+    )
+    return grad_weights, input_cotangent(spikes, sorted_in, config.t_max, grad_sorted)
+
+
+_trajectory.def_fwd(_trajectory_fwd)
+_trajectory.def_bwd(_trajectory_bwd)
+
+
+# --- Custom VJP on each event step ------------------------------------------------------
+
+
+@eqx.filter_custom_vjp
+def _step(state_weights_inputs, params, solver, t_max, reach):
+    """One step of the event loop: evolve to the next event and apply it."""
+    state, weights, inputs = state_weights_inputs
+    return step(
+        state,
+        weights=weights,
+        inputs=inputs,
+        params=params,
+        solver=solver,
+        transition=transition_with_recurrence,
+        t_max=t_max,
+        reach=reach,
+    )
+
+
+def _step_fwd(perturbed, state_weights_inputs, params, solver, t_max, reach):
+    del perturbed
+    new_state, event = _step.fn(state_weights_inputs, params, solver, t_max, reach)
+    return (new_state, event), event
+
+
+def _step_bwd(event, grad_out, perturbed, state_weights_inputs, params, solver, t_max, reach):
+    r"""Per-step VJP: the jump at the step's event, then the flow back to the previous event.
+
+    The carried neurons' cotangents are $-\tau\lambda$ (see [`eqsnn.AdjointState`][]); the
+    carried time and the cached crossings get none (the jump at a spike holds the
+    dependence of its time on the state). The weights get dense cotangents with one
+    non-zero row; the sorted input times one non-zero entry, at the input processed here.
+    """
+    del perturbed, solver, t_max, reach
+    state, weights, inputs = state_weights_inputs
+    grad_state, grad_event = grad_out
+    neurons = grad_state.neurons
+    after = AdjointState(
+        lambda_v=-zeros_if_none(neurons.v, state.neurons.v) / params.tau_mem,
+        lambda_i=-zeros_if_none(neurons.i, state.neurons.i) / params.tau_syn,
+    )
+    before, in_row, rec_row, in_time = adjoint_event(
+        params,
+        weights,
+        after,
+        event,
+        zeros_if_none(grad_event.time, event.time),
+        zeros_if_none(grad_event.current, event.current),
+    )
+    dt = jnp.where(event.kind != EventKind.NONE, event.time - state.time, 0.0)
+    start = adjoint_lif_exponential_flow(params)(before, dt)
+    j = jnp.maximum(event.idx, 0)
+    grad_weights = RecurrentWeights(
+        input=jnp.zeros_like(weights.input).at[j].set(in_row),
+        recurrent=jnp.zeros_like(weights.recurrent).at[j].set(rec_row),
+    )
+    # An input event processes sorted slot `input_head`; other events have in_time = 0.
+    grad_times = jnp.zeros_like(inputs.time).at[state.input_head].set(in_time, mode="drop")
+    grad_neurons = LIFState(v=-params.tau_mem * start.lambda_v, i=-params.tau_syn * start.lambda_i)
+    grad_state = LoopState(
+        time=None, neurons=grad_neurons, crossing_time=None, crossing_current=None, input_head=None
+    )
+    grad_inputs = SortedInputs(time=grad_times, end=None, idx=None, valid=None, order=None)
+    return grad_state, grad_weights, grad_inputs
+
+
+_step.def_fwd(_step_fwd)
+_step.def_bwd(_step_bwd)
+
+
+def _stepwise(config: SimulationConfig, weights: RecurrentWeights, spikes: Spikes) -> Spikes:
+    """The event loop with the custom VJP on each event step, autodiff elsewhere."""
+    inputs: SortedInputs = sort_inputs(spikes, config.t_max)
+    init = initial_state(weights.input.shape[1], weights.input.dtype, config.params)
+
+    def body(state, _):
+        # Integer leaves (the input head, sorted indices) carry (float0) tangents inside a
+        # differentiated scan, which `eqx.filter_custom_vjp` rejects; they have no gradient.
+        arg = (state, weights, inputs)
+        diff, ints = eqx.partition(arg, eqx.is_inexact_array)
+        arg = eqx.combine(diff, jax.lax.stop_gradient(ints))
+        return _step(arg, config.params, config.solver, config.t_max, config.mask)
+
+    final, events = jax.lax.scan(body, init, None, length=spikes.n_slots + config.n_spikes)
+    return _collect(config, final, events)

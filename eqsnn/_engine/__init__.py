@@ -1,0 +1,1 @@
+"""The engines: how a layer's events are found (one module per engine)."""

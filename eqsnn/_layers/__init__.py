@@ -1,0 +1,1 @@
+"""The layers: a common base, the feed-forward and the recurrent layers."""

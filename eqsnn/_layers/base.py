@@ -1,0 +1,214 @@
+r"""What every layer shares: its settings, its checks at the boundary, one compiled call.
+
+A layer holds its weights, the neuron parameters, a crossing solver, an engine (how the
+events are found), an adjoint (how gradients flow back) and an overflow policy. Calling
+it checks the input once, here, builds the small [`eqsnn.SimulationConfig`][] that the
+engine reads, and runs `adjoint.simulate(engine, config, weights, spikes)` as one compiled
+program. Nothing below this boundary knows which layer called it: errors name the layer
+here.
+"""
+
+import abc
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import PRNGKeyArray
+
+from .._adjoint.base import AbstractAdjoint, AutoDiff
+from .._checks import check_layer_weights, check_size, check_t_max, is_concrete, layer_name
+from .._engine.auto import resolve_engine
+from .._engine.base import AbstractEngine, SimulationConfig
+from .._overflow import Overflow, report_dropped
+from .._params import LIFParameters
+from .._spikes import EMPTY_INDEX, Spikes, with_sources
+from ..solvers import AbstractCrossingSolver, default_solver
+
+
+class AbstractLayer(eqx.Module):
+    """Base class of every layer: sizes, horizon, neuron parameters, weight checks.
+
+    **Fields:** `in_size` (the number of inputs), `n_spikes` (the capacity of the output
+    buffer), `t_max` (the simulation horizon in seconds) and `params` (the
+    [`eqsnn.LIFParameters`][]); subclasses add their weights and say how they look.
+    """
+
+    in_size: eqx.AbstractVar[int]
+    n_spikes: eqx.AbstractVar[int]
+    t_max: eqx.AbstractVar[float]
+    params: eqx.AbstractVar[LIFParameters]
+
+    def _init_sizes(self, in_size, n_spikes, t_max, params) -> None:
+        """Check and set the fields every layer has (called by `__init__`)."""
+        who = type(self).__name__
+        self.in_size = check_size("in_size", in_size, who)
+        self.n_spikes = check_size("n_spikes", n_spikes, who)
+        self.t_max = check_t_max(t_max, who)
+        self.params = LIFParameters() if params is None else params
+        if not isinstance(self.params, LIFParameters):
+            raise TypeError(f"{who}: `params` must be an eqsnn.LIFParameters, got {params!r}.")
+
+    @property
+    @abc.abstractmethod
+    def size(self) -> int:
+        """The number of neurons of the layer."""
+
+    @abc.abstractmethod
+    def _check_weight_shapes(self, who: str) -> None:
+        """Raise a `ValueError` naming `who` if the weights have the wrong shapes."""
+
+    def __check_init__(self):
+        self._check_weight_shapes(type(self).__name__)
+
+
+class AbstractSimulatedLayer(AbstractLayer):
+    """Base class of the layers that eqsnn simulates ([`eqsnn.LIF`][],
+    [`eqsnn.RecurrentLIF`][]).
+
+    Calling such a layer runs one sample of input spikes through
+    `adjoint.simulate(engine, config, weights, spikes)` (see
+    [Architecture](../concepts/architecture.md)).
+
+    **Fields** (besides those of [`eqsnn.AbstractLayer`][]):
+
+    - `solver`: the crossing solver.
+    - `engine`: the engine that runs (an [`eqsnn.AutoEngine`][] is resolved when the layer
+      is built).
+    - `adjoint`: the gradient method ([`eqsnn.AutoDiff`][] or [`eqsnn.EventProp`][]).
+    - `overflow`: the [`eqsnn.Overflow`][] policy for lost spikes.
+    """
+
+    solver: eqx.AbstractVar[AbstractCrossingSolver]
+    engine: eqx.AbstractVar[AbstractEngine]
+    adjoint: eqx.AbstractVar[AbstractAdjoint]
+    overflow: eqx.AbstractVar[Overflow]
+
+    def _init_settings(self, solver, engine, adjoint, overflow) -> None:
+        """Check and set the simulation settings (after `_init_sizes`); the engine is set by
+        `_resolve_engine` once the layer's configuration is known."""
+        who = type(self).__name__
+        self.solver = default_solver(self.params) if solver is None else solver
+        if not isinstance(self.solver, AbstractCrossingSolver):
+            raise TypeError(f"{who}: `solver` must be a crossing solver, got {solver!r}.")
+        if not isinstance(overflow, Overflow):
+            raise TypeError(f"{who}: `overflow` must be an eqsnn.Overflow, got {overflow!r}.")
+        self.overflow = overflow
+        self.adjoint = AutoDiff() if adjoint is None else adjoint
+        if not isinstance(self.adjoint, AbstractAdjoint):
+            raise TypeError(
+                f"{who}: `adjoint` must be eqsnn.AutoDiff() or eqsnn.EventProp(...), got "
+                f"{adjoint!r}."
+            )
+        if engine is not None and not isinstance(engine, AbstractEngine):
+            raise TypeError(
+                f"{who}: `engine` must be an eqsnn engine (eqsnn.AutoEngine(), "
+                f"eqsnn.WindowScan(...), eqsnn.IntervalScan(...), eqsnn.EventLoop()), got "
+                f"{engine!r}."
+            )
+
+    def _resolve_engine(self, engine) -> None:
+        """Set `engine` from the layer's configuration (after the connectivity is set)."""
+        who = type(self).__name__
+        config = self.config()
+        self.engine = resolve_engine(engine, config, self.adjoint)
+        self.engine.check(config, who)
+        self.adjoint.check(self.engine, who)
+
+    @abc.abstractmethod
+    def config(self) -> SimulationConfig:
+        """The [`eqsnn.SimulationConfig`][] that the engine receives."""
+
+    @abc.abstractmethod
+    def simulation_weights(self):
+        """The weights as the engine receives them."""
+
+    def __call__(self, spikes: Spikes, *, key: PRNGKeyArray | None = None) -> Spikes:
+        """Simulate the layer for one sample of input spikes (`key` is unused).
+
+        **Returns:** the output [`eqsnn.Spikes`][], `n_spikes` slots sorted by time, with
+        indices `0..size-1` and empty slots `idx == -1`, `time == inf`. Its `dropped` is
+        the number of spikes this layer lost (a lower bound, 0 exactly when none was
+        lost; see [Spike budgets](../concepts/budgets.md)) plus the input's `dropped`.
+        """
+        who = layer_name(self)
+        # `eqx.tree_at` bypasses `__check_init__`; this static check costs nothing.
+        self._check_weight_shapes(who)
+        spikes = check_input(spikes, self.in_size, who)
+        layer = check_layer_weights(self, who)
+        return with_sources(compiled(_simulate, layer, spikes), self.size)
+
+
+def _simulate(layer: AbstractSimulatedLayer, spikes: Spikes) -> Spikes:
+    """Where the engine and the adjoint meet."""
+    return layer.adjoint.simulate(layer.engine, layer.config(), layer.simulation_weights(), spikes)
+
+
+def check_input(spikes: Spikes, in_size: int, who: str) -> Spikes:
+    """Static and value checks of one sample of input spikes for a layer with `in_size` inputs.
+
+    `who` names the layer in the messages (`layer_name`). A
+    buffer whose `n_sources` differs from `in_size` raises a `ValueError` at once (also when
+    traced). Concrete spikes are checked on the host (`ValueError` with the caller's
+    traceback); traced ones with `eqx.error_if`. A buffer of zero slots is replaced by one
+    empty slot."""
+    if not isinstance(spikes, Spikes):
+        raise TypeError(f"{who}: expected `spikes` to be an eqsnn.Spikes, got {type(spikes)}.")
+    if spikes.time.ndim != 1:
+        raise ValueError(
+            f"{who}: `spikes` must be one sample with arrays of shape (n,), got time.shape="
+            f"{spikes.time.shape}; use jax.vmap over the layer for a batch."
+        )
+    if spikes.n_sources is not None and spikes.n_sources != in_size:
+        raise ValueError(
+            f"{who}: got spikes from a source of {spikes.n_sources} neurons "
+            f"(spikes.n_sources={spikes.n_sources}) but in_size={in_size}."
+        )
+    if spikes.time.shape[0] == 0:
+        # An empty buffer is one empty slot: every engine needs at least one input slot.
+        spikes = Spikes(
+            time=jnp.zeros((1,), spikes.time.dtype),
+            idx=jnp.full((1,), EMPTY_INDEX, spikes.idx.dtype),
+            current=jnp.zeros((1,), spikes.current.dtype),
+            dropped=spikes.dropped,
+            n_sources=spikes.n_sources,
+        )
+    time_text = f"{who}: input spike times must be non-negative and not NaN"
+    idx_text = f"{who}: input spike indices must lie in [-1, in_size={in_size})"
+    if is_concrete(spikes.time, spikes.idx):
+        time, idx = np.asarray(spikes.time), np.asarray(spikes.idx)
+        bad_idx = (idx < EMPTY_INDEX) | (idx >= in_size)
+        if bad_idx.any():
+            k = int(np.argmax(bad_idx))
+            raise ValueError(f"{idx_text}, got idx[{k}]={idx[k]}.")
+        bad_time = (idx >= 0) & (np.isnan(time) | (time < 0))
+        if bad_time.any():
+            k = int(np.argmax(bad_time))
+            raise ValueError(f"{time_text}, got time[{k}]={time[k]}.")
+        return spikes
+    used = spikes.idx >= 0
+    time = eqx.error_if(
+        spikes.time, jnp.any(used & (jnp.isnan(spikes.time) | (spikes.time < 0))), time_text + "."
+    )
+    idx = eqx.error_if(
+        spikes.idx, jnp.any((spikes.idx < EMPTY_INDEX) | (spikes.idx >= in_size)), idx_text + "."
+    )
+    return eqx.tree_at(lambda s: (s.time, s.idx), spikes, (time, idx))
+
+
+@eqx.filter_jit
+def compiled(simulate, layer, spikes: Spikes) -> Spikes:
+    """`simulate(layer, spikes)`, compiled once per layer configuration.
+
+    Layers route their simulation through this so that a call outside `jax.jit` (a
+    notebook, an eager `jax.grad`) runs one compiled program instead of dispatching the
+    event loops op by op, which recompiles every `lax.scan` body at every call. Inside a
+    user's `jax.jit` it is inlined. `simulate` must be a module-level function (it is
+    hashed as part of the cache key).
+
+    `simulate` returns the spikes that the layer lost itself in `dropped`; here the layer's
+    `overflow` policy is applied to them (`report_dropped`) and the input's `dropped` (the
+    losses upstream) is added, so that the last buffer of a network counts the losses of
+    every layer.
+    """
+    out = report_dropped(simulate(layer, spikes), layer)
+    return eqx.tree_at(lambda s: s.dropped, out, out.dropped + spikes.dropped)
