@@ -34,7 +34,6 @@ crossing at the time of an input spike is processed before the input.
 index, current), so that an adjoint (EventProp) can walk the events in reverse.
 """
 
-import enum
 from collections.abc import Callable
 
 import equinox as eqx
@@ -51,17 +50,12 @@ from .base import AbstractEngine, SimulationConfig
 from .buffers import SortedInputs, sort_inputs
 
 
-class EventKind(enum.IntEnum):
-    """What a step of the event loop processed (stored as an integer in `Event.kind`).
+class EventKind(eqx.Enumeration):
+    """What a step of the event loop processed (`Event.kind`; compare with `==`)."""
 
-    - `EventKind.NONE`: nothing (no event is left before `t_max`; the step is padding).
-    - `EventKind.INPUT`: an input spike; `Event.idx` is the input index.
-    - `EventKind.SPIKE`: a spike of a neuron of the layer; `Event.idx` is the neuron index.
-    """
-
-    NONE = 0
-    INPUT = 1
-    SPIKE = 2
+    NONE = "nothing: no event is left before t_max, the step is padding"
+    INPUT = "an input spike; Event.idx is the input index"
+    SPIKE = "a spike of a neuron of the layer; Event.idx is the neuron index"
 
 
 class Event(eqx.Module):
@@ -70,14 +64,14 @@ class Event(eqx.Module):
     **Arguments:**
 
     - `time`: event time in seconds; `+inf` for `EventKind.NONE`.
-    - `kind`: an [`EventKind`][eqsnn._engine.event_loop.EventKind] value (integer array).
+    - `kind`: an `EventKind` (an `eqx.Enumeration` item; stacked over steps).
     - `idx`: input index (input event), neuron index (spike), or `-1` (none).
     - `current`: for a spike, the synaptic current of the spiking neuron at its crossing,
       before any jump at that instant; `0` otherwise.
     """
 
     time: Float[Array, "*steps"]
-    kind: Int[Array, "*steps"]
+    kind: EventKind
     idx: Int[Array, "*steps"]
     current: Float[Array, "*steps"]
 
@@ -138,9 +132,9 @@ def next_event(state: LoopState, inputs: SortedInputs, t_max: float) -> Event:
     is_spike = t_spike <= t_input
     time = jnp.where(is_spike, t_spike, t_input)
     happens = time < t_max
-    kind = jnp.where(
-        happens, jnp.where(is_spike, EventKind.SPIKE.value, EventKind.INPUT.value), 0
-    ).astype(jnp.int32)
+    kind = EventKind.where(
+        happens, EventKind.where(is_spike, EventKind.SPIKE, EventKind.INPUT), EventKind.NONE
+    )
     spike = kind == EventKind.SPIKE
     return Event(
         time=jnp.where(happens, time, jnp.inf),
@@ -216,7 +210,7 @@ def step(
     if reach is not None:
         row = jnp.maximum(event.idx, 0)
         changed = changed | ((event.kind == EventKind.INPUT) & jnp.asarray(reach.input)[row])
-        if transition is transition_with_recurrence:
+        if isinstance(weights, RecurrentWeights):
             spike = event.kind == EventKind.SPIKE
             changed = changed | (spike & jnp.asarray(reach.recurrent)[row])
     n = changed.shape[0]

@@ -96,12 +96,9 @@ def _merge(input_time, input_idx, hw_time, hw_idx, t_max) -> _Record:
             jnp.where(sorted_in.valid, sorted_in.time, jnp.inf),
         ]
     )
-    kind = jnp.concatenate(
-        [
-            jnp.where(spike_valid, EventKind.SPIKE.value, EventKind.NONE.value),
-            jnp.where(sorted_in.valid, EventKind.INPUT.value, EventKind.NONE.value),
-        ]
-    ).astype(jnp.int32)
+    no_spikes, no_inputs = jnp.zeros_like(spike_valid), jnp.zeros_like(sorted_in.valid)
+    is_spike = jnp.concatenate([spike_valid, no_inputs])
+    is_input = jnp.concatenate([no_spikes, sorted_in.valid])
     # Input indices may be int64 (x64), the backend's are int32: cast before joining.
     idx = jnp.concatenate(
         [
@@ -111,7 +108,8 @@ def _merge(input_time, input_idx, hw_time, hw_idx, t_max) -> _Record:
     )
     order = jnp.argsort(time, stable=True)
     position = jnp.zeros_like(order).at[order].set(jnp.arange(order.shape[0], dtype=order.dtype))
-    events = Event(time=time[order], kind=kind[order], idx=idx[order], current=jnp.zeros_like(time))
+    kind = jax.vmap(_kind)(is_spike[order], is_input[order])
+    events = Event(time=time[order], kind=kind, idx=idx[order], current=jnp.zeros_like(time))
     return _Record(
         events=events,
         spike_pos=position[:n_out],
@@ -119,6 +117,12 @@ def _merge(input_time, input_idx, hw_time, hw_idx, t_max) -> _Record:
         input_valid=sorted_in.valid,
         input_order=sorted_in.order,
     )
+
+
+def _kind(is_spike, is_input):
+    """The `EventKind` of one recorded event."""
+    none_or_input = EventKind.where(is_input, EventKind.INPUT, EventKind.NONE)
+    return EventKind.where(is_spike, EventKind.SPIKE, none_or_input)
 
 
 def _integrate(weights: RecurrentWeights, events: Event, params: LIFParameters):
