@@ -17,10 +17,9 @@ import scipy.special
 jax.config.update("jax_enable_x64", True)
 
 import eqsnn  # noqa: E402
-import eqsnn._diffrax_reference as reference  # noqa: E402
+import eqsnn.reference._crossing as crossing  # noqa: E402
 from eqsnn import LIFParameters, Spikes  # noqa: E402
-from eqsnn._diffrax_reference import simulate_diffrax  # noqa: E402
-from eqsnn._vector_field import lif_vector_field  # noqa: E402
+from eqsnn.reference import lif_vector_field, simulate_diffrax  # noqa: E402
 
 RTOL_TIME = 1e-10
 """Relative accuracy of well-conditioned crossing times (see module docstring)."""
@@ -82,7 +81,7 @@ def test_grazing_peak_is_detected(overshoot):
 def test_grazing_needs_the_hidden_peak_check(monkeypatch):
     """With a 1e-8 overshoot the step ends miss the peak; the closed-form check finds it."""
     w = 4.0 * (1.0 + 1e-8)
-    monkeypatch.setattr(reference, "_first_hidden_peak", lambda seg, consts: None)
+    monkeypatch.setattr(crossing, "_first_hidden_peak", lambda seg, consts: None)
     out = simulate_diffrax(GRAZE, _inputs([0.0], [0]), jnp.array([[w]]), 2, 10.0)
     assert out.idx.tolist() == [-1, -1]
 

@@ -34,7 +34,8 @@ import numpy as np
 import pytest
 
 import eqsnn
-from eqsnn import LIF, LIFParameters, Spikes, simulate_diffrax
+from eqsnn import LIF, LIFParameters, Spikes
+from eqsnn.reference import simulate_diffrax
 
 T_MAX = 0.05
 TAU_SYN = 5e-3

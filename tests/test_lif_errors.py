@@ -18,7 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from eqsnn import LIF, LIFParameters, Overflow, Spikes, simulate_diffrax
+from eqsnn import LIF, LIFParameters, Overflow, Spikes
+from eqsnn.reference import simulate_diffrax
 
 T_MAX = 0.05
 RTOL_DIFFRAX = 1e-9

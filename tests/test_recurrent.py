@@ -19,10 +19,10 @@ import optax
 import pytest
 
 from eqsnn import LIF, LIFParameters, Overflow, Spikes
-from eqsnn._diffrax_reference import simulate_diffrax
 from eqsnn._recurrent import EventKind, trajectory, transition_without_recurrence
 from eqsnn._recurrent_lif import Connectivity, ConnectivityMask, RecurrentLIF
 from eqsnn._weights import InputWeights, RecurrentWeights
+from eqsnn.reference import simulate_diffrax
 from eqsnn.solvers import default_solver
 
 T_MAX = 0.05

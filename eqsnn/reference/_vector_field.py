@@ -2,7 +2,7 @@
 
 from jaxtyping import Array, ArrayLike, Float
 
-from ._params import LIFParameters
+from .._params import LIFParameters
 
 
 def lif_vector_field(
@@ -20,7 +20,7 @@ def lif_vector_field(
     $$
 
     Threshold crossings and synaptic jumps are not part of the vector field: see
-    [`eqsnn.simulate_diffrax`][].
+    [`eqsnn.reference.simulate_diffrax`][].
 
     **Arguments:**
 
@@ -39,7 +39,7 @@ def lif_vector_field(
     import eqsnn
 
     params = eqsnn.LIFParameters(tau_syn=5e-3, tau_mem=1e-2)
-    term = diffrax.ODETerm(eqsnn.lif_vector_field)
+    term = diffrax.ODETerm(eqsnn.reference.lif_vector_field)
     y0 = (jnp.zeros(3), jnp.ones(3))
     sol = diffrax.diffeqsolve(term, diffrax.Tsit5(), 0.0, 1e-2, 1e-4, y0, args=params)
     ```
