@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import eqsnn
-from eqsnn._eventprop import EventPropLIF  # not yet exported as eqsnn.EventPropLIF
+from eqsnn import EventPropLIF
 from eqsnn.nir import from_nir, to_nir
 
 try:
@@ -208,6 +208,29 @@ def test_recurrent_round_trip_keeps_populations_mask_and_spikes(tmp_path):
     assert int(want.count()) > 0
     np.testing.assert_array_equal(got.time, want.time)
     np.testing.assert_array_equal(got.idx, want.idx)
+
+
+@needs_nir
+@pytest.mark.parametrize("budget", [[1, 2], None])
+def test_recurrent_metadata_format(budget):
+    # The file format: which keys a recurrent CubaLIF node records. The per-population
+    # budget is present exactly when the layer has one (the window scan per population).
+    params = eqsnn.LIFParameters(tau_syn=5e-3, tau_mem=1e-2, v_th=0.6, v_reset=-1000.0)
+    layer = eqsnn.RecurrentLIF(
+        3, [4, 2], 10, T_MAX, params, key=jax.random.PRNGKey(1), max_spikes_per_neuron=budget
+    )
+    meta = to_nir(layer).nodes["lif_0"].metadata["eqsnn"]
+    expected = {"layer", "n_spikes", "t_max", "overflow", "layers", "mask_input", "mask_recurrent"}
+    assert set(meta) == expected | ({"max_spikes_per_neuron"} if budget else set())
+    assert (meta["layer"], meta["n_spikes"], meta["t_max"]) == ("RecurrentLIF", 10, T_MAX)
+    assert meta["overflow"] == layer.overflow.value
+    np.testing.assert_array_equal(meta["layers"], [4, 2])
+    np.testing.assert_array_equal(meta["mask_input"], layer.mask.input)
+    np.testing.assert_array_equal(meta["mask_recurrent"], layer.mask.recurrent)
+    if budget:
+        np.testing.assert_array_equal(meta["max_spikes_per_neuron"], budget)
+    (imported,) = from_nir(to_nir(layer)).layers
+    assert imported.max_spikes_per_neuron == (None if budget is None else tuple(budget))
 
 
 @needs_nir
