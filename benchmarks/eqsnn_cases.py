@@ -6,18 +6,17 @@ the weights, input spike times and targets of `yinyang_workload`, the loss
 `DUPLICATION = 5` times (25 input events, tied weights `w_in` of shape `(5, hidden)`), as
 jaxsnn's `Linear` and eventax's `(5, duplication)` spike arrays do.
 
-eqsnn layers simulate one sample; the batch is a `jax.vmap`. Which layer classes exist
-depends on the eqsnn version: a builder for a missing class raises `PeerUnavailable`, so the
-driver reports it as skipped. The spike-budget keyword of the layer constructors is looked
-up by signature in `budget_kwargs`, the one place that knows it: the first of
-`BUDGET_KEYWORDS` the class takes (`max_spikes_per_neuron`, the parallel engine, then
-`max_spikes_per_interval`, the sequential one), or one forced by name, to measure an
-engine side by side with the default while both exist.
+eqsnn layers simulate one sample; the batch is a `jax.vmap`. A case is a layer kind
+(`EqsnnLayer`: the layer class and its gradient method) and an engine (`Engine`): the
+builders pass the engine as a value (`engine=eqsnn.WindowScan(max_spikes_per_neuron=...)`,
+`eqsnn.IntervalScan(max_spikes_per_interval=...)` or `eqsnn.EventLoop()`) with the budgets
+of `Budgets`, and `case_name` names the case (the names match the rows of
+`benchmarks/RESULTS.md`). If eqsnn does not import, a builder raises `PeerUnavailable`, so
+the driver reports it as skipped.
 """
 
 import enum
 import functools
-import inspect
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -38,24 +37,38 @@ from benchmarks.peers import (
     yinyang_workload,
 )
 
-BUDGET_KEYWORDS = ("max_spikes_per_neuron", "max_spikes_per_interval")
-"""Names of the per-neuron spike budget argument, newest first."""
-
-GLOBAL_LOOP = "n_spikes"
-"""`budget_keyword` that passes no per-neuron budget: a recurrent layer then runs its global
-event loop, bounded by its `n_spikes` only."""
-
 
 class EqsnnLayer(enum.Enum):
-    """The eqsnn layer class a case uses (value: the attribute name in `eqsnn`)."""
+    """The eqsnn layer a case uses (value: its name in the case names, the seed's class
+    name for that layer and gradient method)."""
 
     LIF = "LIF"
-    """Feed-forward `LIF` layers, gradients by autodiff."""
+    """Feed-forward `eqsnn.LIF` layers, gradients by autodiff (`eqsnn.AutoDiff()`)."""
     EVENTPROP = "EventPropLIF"
-    """Feed-forward `EventPropLIF` layers, gradients by the EventProp adjoint."""
+    """Feed-forward `eqsnn.LIF` layers with `adjoint=eqsnn.EventProp()`."""
     RECURRENT_EVENTPROP = "RecurrentEventPropLIF"
-    """One `RecurrentEventPropLIF([hidden, 3])` (layered connectivity): the window scan per
-    population with a per-neuron budget, or the global event loop (`GLOBAL_LOOP`)."""
+    """One `eqsnn.RecurrentLIF([hidden, 3], adjoint=eqsnn.EventProp())` (layered
+    connectivity)."""
+
+
+class Engine(enum.Enum):
+    """The engine a case runs (value: the suffix of its case name, `[value]`; the names are
+    those of the budget keywords that chose the engine before engines were values, kept so
+    that the rows of `benchmarks/RESULTS.md` keep their names)."""
+
+    DEFAULT = ""
+    """The default engine of the layer with explicit budgets: `eqsnn.WindowScan` with
+    `*_per_neuron` (one budget per population for a recurrent layer)."""
+    INTERVAL_SCAN = "max_spikes_per_interval"
+    """`eqsnn.IntervalScan` with `*_per_interval` (feed-forward layers)."""
+    EVENT_LOOP = "n_spikes"
+    """`eqsnn.EventLoop()`: a recurrent layer's global event loop, bounded by its `n_spikes`
+    only."""
+
+
+def case_name(kind: EqsnnLayer, engine: Engine = Engine.DEFAULT) -> str:
+    """The name of a case, e.g. `eqsnn EventPropLIF [max_spikes_per_interval]`."""
+    return f"eqsnn {kind.value}" + (f" [{engine.value}]" if engine.value else "")
 
 
 class Budgets(NamedTuple):
@@ -73,12 +86,19 @@ class Budgets(NamedTuple):
     hidden_spikes: int
     output_spikes: int
 
-    def layer(self, population: int) -> dict[str, int]:
-        """Budget keyword values of population 0 (hidden) or 1 (output)."""
-        return {
-            "max_spikes_per_neuron": self[population],
-            "max_spikes_per_interval": self[2 + population],
-        }
+    def engine(self, engine: Engine, population: int | None):
+        """The eqsnn engine value of `engine` with the budgets of `population` (0: hidden,
+        1: output, `None`: both, one per population of a recurrent layer)."""
+        import eqsnn
+
+        if engine is Engine.EVENT_LOOP:
+            return eqsnn.EventLoop()
+        if engine is Engine.INTERVAL_SCAN:
+            if population is None:
+                raise ValueError("the interval scan runs feed-forward layers only")
+            return eqsnn.IntervalScan(max_spikes_per_interval=self[2 + population])
+        per_neuron = self[:2] if population is None else self[population]
+        return eqsnn.WindowScan(max_spikes_per_neuron=per_neuron)
 
 
 def single_spike_budgets(hidden: int) -> Budgets:
@@ -96,34 +116,6 @@ def lif_parameters(multi_spike: bool):
     )
 
 
-def budget_kwargs(
-    cls: type, budgets: Budgets, population: int | None, keyword: str | None = None
-) -> dict[str, int]:
-    """The constructor keyword of `cls` for the spike budget of `population` (0: hidden,
-    1: output, `None`: both, for a layer that holds both populations).
-
-    `keyword` picks one of `BUDGET_KEYWORDS` (e.g. to measure the engine that the older
-    keyword selects while both exist); by default the newest that `cls` takes. For both
-    populations the value is a pair `(hidden, output)`. Returns `{}` for a class without
-    any, or for `keyword=GLOBAL_LOOP` (a recurrent layer's global event loop is bounded by
-    its `n_spikes` only); raises `PeerUnavailable` if `cls` lacks the requested `keyword`.
-    """
-    if keyword == GLOBAL_LOOP:
-        return {}
-    parameters = inspect.signature(cls).parameters
-    if population is None:
-        hidden, output = budgets.layer(0), budgets.layer(1)
-        values = {name: (hidden[name], output[name]) for name in hidden}
-    else:
-        values = budgets.layer(population)
-    for name in BUDGET_KEYWORDS if keyword is None else (keyword,):
-        if name in parameters:
-            return {name: values[name]}
-    if keyword is not None:
-        raise PeerUnavailable(f"eqsnn.{cls.__name__} has no `{keyword}` argument")
-    return {}
-
-
 def eqsnn_input_spikes(feature_times: np.ndarray):
     """Batched `eqsnn.Spikes`: every feature spike `DUPLICATION` times from its input."""
     import jax.numpy as jnp
@@ -136,30 +128,30 @@ def eqsnn_input_spikes(feature_times: np.ndarray):
     return eqsnn.Spikes(time=jnp.asarray(times), idx=jnp.asarray(idx, dtype=jnp.int32))
 
 
-def _layer_class(kind: EqsnnLayer) -> type:
+def _layer(kind: EqsnnLayer):
+    """The layer class and the gradient method of `kind`."""
     try:
         import eqsnn
     except Exception as err:
         raise PeerUnavailable(f"import eqsnn failed: {err!r}") from err
-    cls = getattr(eqsnn, kind.value, None)
-    if cls is None:
-        raise PeerUnavailable(f"eqsnn.{kind.value} does not exist in this version")
-    return cls
+    if kind is EqsnnLayer.RECURRENT_EVENTPROP:
+        return eqsnn.RecurrentLIF, eqsnn.EventProp()
+    return eqsnn.LIF, eqsnn.EventProp() if kind is EqsnnLayer.EVENTPROP else eqsnn.AutoDiff()
 
 
-def _feedforward_model(cls: type, work, params, budgets: Budgets, key, keyword=None):
+def _feedforward_model(layer, work, params, budgets: Budgets, key, engine: Engine):
+    """Two feed-forward layers; `layer` is `(class, adjoint)`."""
     import equinox as eqx
     import jax
     import jax.numpy as jnp
 
+    cls, adjoint = layer
     k1, k2 = jax.random.split(key)
     hidden = work.w_in.shape[1]
-    kwargs = [budget_kwargs(cls, budgets, population, keyword) for population in (0, 1)]
-    if budgets != single_spike_budgets(hidden) and not kwargs[0]:
-        raise PeerUnavailable(f"eqsnn.{cls.__name__} takes no spike budget {BUDGET_KEYWORDS}")
-    common = dict(t_max=T_MAX, params=params)
-    hidden_layer = cls(N_FEATURES, hidden, budgets.hidden_spikes, key=k1, **common, **kwargs[0])
-    output_layer = cls(hidden, N_CLASSES, budgets.output_spikes, key=k2, **common, **kwargs[1])
+    common = dict(t_max=T_MAX, params=params, adjoint=adjoint)
+    hid, out = (budgets.engine(engine, population) for population in (0, 1))
+    hidden_layer = cls(N_FEATURES, hidden, budgets.hidden_spikes, key=k1, engine=hid, **common)
+    output_layer = cls(hidden, N_CLASSES, budgets.output_spikes, key=k2, engine=out, **common)
     hidden_layer = eqx.tree_at(lambda m: m.weights.input, hidden_layer, jnp.asarray(work.w_in))
     output_layer = eqx.tree_at(lambda m: m.weights.input, output_layer, jnp.asarray(work.w_out))
     return (hidden_layer, output_layer)
@@ -171,10 +163,12 @@ def _feedforward_spikes(model, spikes):
     return hidden_spikes, output_layer(hidden_spikes)
 
 
-def _recurrent_model(cls: type, work, params, budgets: Budgets, key, keyword=None):
+def _recurrent_model(layer, work, params, budgets: Budgets, key, engine: Engine):
+    """One recurrent layer `[hidden, 3]`; `layer` is `(class, adjoint)`."""
     import equinox as eqx
     import jax.numpy as jnp
 
+    cls, adjoint = layer
     hidden = work.w_in.shape[1]
     n = hidden + N_CLASSES
     layer = cls(
@@ -184,7 +178,8 @@ def _recurrent_model(cls: type, work, params, budgets: Budgets, key, keyword=Non
         T_MAX,
         params,
         key=key,
-        **budget_kwargs(cls, budgets, None, keyword),
+        engine=budgets.engine(engine, None),
+        adjoint=adjoint,
     )
     w_in = np.zeros((N_FEATURES, n), np.float32)
     w_in[:, :hidden] = work.w_in
@@ -263,12 +258,12 @@ def _spike_stats(simulate: Callable[..., Any], model, spikes, hidden: int) -> Sp
     return SpikeStats(spike_counts(hid, out, np.asarray(spikes.time), hidden), dropped)
 
 
-def _build(kind: EqsnnLayer, batch, hidden, multi_spike: bool, budgets, seed, keyword=None):
+def _build(kind: EqsnnLayer, batch, hidden, multi_spike: bool, budgets, seed, engine: Engine):
     import jax
 
-    cls = _layer_class(kind)
     work = yinyang_workload(batch, hidden, seed)
-    args = (cls, work, lif_parameters(multi_spike), budgets, jax.random.PRNGKey(seed), keyword)
+    layer = _layer(kind)
+    args = (layer, work, lif_parameters(multi_spike), budgets, jax.random.PRNGKey(seed), engine)
     if kind is EqsnnLayer.RECURRENT_EVENTPROP:
         return _recurrent_model(*args), _recurrent_spikes, work
     return _feedforward_model(*args), _feedforward_spikes, work
@@ -279,21 +274,21 @@ def multi_spike_budgets(batch: int, hidden: int, seed: int = 0, tries: int = 4) 
     """Budgets that drop nothing with `v_reset = 0`: the counts of a probe simulation.
 
     The probe is eqsnn's recurrent LIF layer with layered connectivity (the same network,
-    one global event loop bounded only by its buffer, `GLOBAL_LOOP`), with a buffer of 16 spikes per
-    neuron, doubled until nothing is dropped. Cached per argument set.
+    one global event loop bounded only by its buffer, `Engine.EVENT_LOOP`, autodiff), with a
+    buffer of 16 spikes per neuron, doubled until nothing is dropped. Cached per argument set.
     """
     import jax
 
     import eqsnn
 
-    cls = eqsnn.RecurrentLIF
+    layer = (eqsnn.RecurrentLIF, eqsnn.AutoDiff())
     work = yinyang_workload(batch, hidden, seed)
     spikes = eqsnn_input_spikes(work.feature_times)
     n_spikes = 16 * (hidden + N_CLASSES)
     for _ in range(tries):
         probe = Budgets(1, 1, 1, 1, n_spikes, 0)
         model = _recurrent_model(
-            cls, work, lif_parameters(True), probe, jax.random.PRNGKey(seed), GLOBAL_LOOP
+            layer, work, lif_parameters(True), probe, jax.random.PRNGKey(seed), Engine.EVENT_LOOP
         )
         stats = _spike_stats(_recurrent_spikes, model, spikes, hidden)
         if stats.dropped == 0:
@@ -309,13 +304,13 @@ def eqsnn_yinyang(
     multi_spike: bool = False,
     budgets: Budgets | None = None,
     seed: int = 0,
-    budget_keyword: str | None = None,
+    engine: Engine = Engine.DEFAULT,
 ) -> PeerCase:
     """eqsnn Yin-Yang case: `5 -> hidden -> 3`, the workload of `benchmarks.peers`.
 
     `budgets` defaults to one spike per neuron (single-spike regime) or to
-    `multi_spike_budgets` (`multi_spike=True`, `v_reset = 0`). `budget_keyword` forces one
-    of `BUDGET_KEYWORDS` (see `budget_kwargs`; the case name then shows it).
+    `multi_spike_budgets` (`multi_spike=True`, `v_reset = 0`). `engine` picks the engine
+    (`Engine.DEFAULT`: the window scan; another one shows in the case name, `case_name`).
     `meta["spike_stats"]` is a thunk returning the `SpikeStats` of the case (to check
     `dropped == 0`); `meta["weight_grads"]` maps the output of `value_and_grad` to the
     gradients of the loss with respect to `(w_in, w_out)` of the workload.
@@ -330,8 +325,7 @@ def eqsnn_yinyang(
             if multi_spike
             else single_spike_budgets(hidden)
         )
-    model, simulate, work = _build(kind, batch, hidden, multi_spike, budgets, seed, budget_keyword)
-    keyword = budget_kwargs(_layer_class(kind), budgets, None, budget_keyword)
+    model, simulate, work = _build(kind, batch, hidden, multi_spike, budgets, seed, engine)
     spikes = eqsnn_input_spikes(work.feature_times)
     targets = jnp.asarray(work.target_times)
 
@@ -343,13 +337,13 @@ def eqsnn_yinyang(
         return mse_first_spike_loss(forward(model, spikes), targets)
 
     return PeerCase(
-        name=f"eqsnn {kind.value}" + ("" if budget_keyword is None else f" [{budget_keyword}]"),
+        name=case_name(kind, engine),
         forward=eqx.filter_jit(forward),
         forward_args=(model, spikes),
         value_and_grad=eqx.filter_jit(eqx.filter_value_and_grad(loss)),
         grad_args=(model, spikes, targets),
         meta={
-            "budget_keyword": next(iter(keyword), "none"),
+            "engine": engine.name.lower(),
             "multi_spike": multi_spike,
             "spike_stats": lambda: _spike_stats(simulate, model, spikes, hidden),
             "weight_grads": (

@@ -1,4 +1,4 @@
-"""Forward+gradient time and memory of `EventPropLIF` (EventProp) versus `LIF` (autodiff).
+"""Forward+gradient time and memory of EventProp versus autodiff on feed-forward `LIF` layers.
 
 Workload: a batch (`jax.vmap`) of random input spike trains, 25 input events on 5 channels
 within `2 tau_syn`; `5 -> hidden -> 3` feed-forward layers; loss = squared first-spike
@@ -7,18 +7,20 @@ respect to both layers' weights; float32. Two spike-budget regimes:
 
 - `one`: one spike per neuron (`v_reset = -1000`), hidden buffer `n_spikes = hidden`;
 - `multi`: bursting neurons (`v_reset = 0`, about 8 spikes per hidden neuron), hidden
-  buffer `n_spikes = 10 * hidden`, at most 40 spikes per neuron (`max_spikes_per_neuron`,
-  enough that none is dropped; with `--engine sequential`, `max_spikes_per_interval = 3`,
-  which drops some).
+  buffer `n_spikes = 10 * hidden`, at most 40 spikes per neuron
+  (`eqsnn.WindowScan(max_spikes_per_neuron=40)`, enough that none is dropped; with
+  `--engine interval-scan`, `eqsnn.IntervalScan(max_spikes_per_interval=3)`, which drops
+  some).
 
-`--engine` picks the layers' engine: `parallel` (the default engine, window scan, with the
-closed-form adjoint) or `sequential` (scan over input intervals). Both methods run the same
+`--engine` picks the layers' engine: `window-scan` (the default engine, with the
+closed-form adjoint) or `interval-scan` (a scan over the input intervals). Both gradient
+methods (`adjoint=eqsnn.AutoDiff()` and `adjoint=eqsnn.EventProp()`) run the same
 forward pass; they differ only in the backward pass. For each
 configuration the script reports the first call (trace + compile + run), the median of
 `--runs` further calls of the compiled forward+gradient, and XLA's memory plan of that compiled
 program (`Compiled.memory_analysis()`: arguments + outputs + temporaries, i.e. the peak
 buffer memory of one call; it is exact and comparable within one process, unlike the
-process' max RSS on CPU). Ratios are `LIF / EventPropLIF` (> 1: EventProp is better).
+process' max RSS on CPU). Ratios are `autodiff / EventProp` (> 1: EventProp is better).
 
 Run from the repository root: `python -m benchmarks.eventprop_vs_autodiff` (default: hidden
 50 and 800, both regimes: about 2 minutes of CPU time, mostly compilation), or e.g.
@@ -43,8 +45,8 @@ N_CHANNELS, N_EVENTS, N_OUT = 5, 25, 3
 REGIMES = {"one": (-1000.0, 1, 1, 1, 1.5), "multi": (0.0, 40, 3, 10, 0.5)}
 """name: (v_reset, max_spikes_per_neuron, max_spikes_per_interval, buffer slots per neuron,
 mean hidden weight)."""
-ENGINES = {"parallel": "max_spikes_per_neuron", "sequential": "max_spikes_per_interval"}
-"""`--engine` value: the budget keyword that selects it."""
+ENGINES = ("window-scan", "interval-scan")
+"""`--engine` values: `eqsnn.WindowScan` and `eqsnn.IntervalScan`."""
 _KEY_INPUTS = jax.random.PRNGKey(1)
 
 
@@ -54,16 +56,24 @@ class Measurement(NamedTuple):
     memory_bytes: int  # XLA's plan: arguments + outputs + temporaries
 
 
-def _network(cls, hidden, regime, key, engine="parallel"):
-    v_reset, per_neuron_budget, per_interval, per_neuron, mean = REGIMES[regime]
+def _engine(name: str, regime: str) -> eqsnn.AbstractEngine:
+    _, per_neuron_budget, per_interval, _, _ = REGIMES[regime]
+    if name == "window-scan":
+        return eqsnn.WindowScan(max_spikes_per_neuron=per_neuron_budget)
+    return eqsnn.IntervalScan(max_spikes_per_interval=per_interval)
+
+
+def _network(adjoint, hidden, regime, key, engine="window-scan"):
+    v_reset, _, _, per_neuron, mean = REGIMES[regime]
     params = eqsnn.LIFParameters(tau_syn=TAU_SYN, tau_mem=2 * TAU_SYN, v_th=1.0, v_reset=v_reset)
     k1, k2 = jax.random.split(key)
-    budget = per_neuron_budget if engine == "parallel" else per_interval
-    common = {"params": params, ENGINES[engine]: budget}
+    common = dict(params=params, engine=_engine(engine, regime), adjoint=adjoint)
     return eqx.nn.Sequential(
         [
-            cls(N_CHANNELS, hidden, per_neuron * hidden, T_MAX, key=k1, mean=mean, **common),
-            cls(hidden, N_OUT, per_neuron * N_OUT, T_MAX, key=k2, mean=6.0 / hidden**0.5, **common),
+            eqsnn.LIF(N_CHANNELS, hidden, per_neuron * hidden, T_MAX, key=k1, mean=mean, **common),
+            eqsnn.LIF(
+                hidden, N_OUT, per_neuron * N_OUT, T_MAX, key=k2, mean=6.0 / hidden**0.5, **common
+            ),
         ]
     )
 
@@ -104,9 +114,9 @@ def _memory_bytes(compiled) -> int:
     )
 
 
-def measure(cls, hidden, regime, batch, runs, engine="parallel") -> Measurement:
-    """Time and memory of one method on one configuration (fresh compile)."""
-    net = _network(cls, hidden, regime, jax.random.PRNGKey(0), engine)
+def measure(adjoint, hidden, regime, batch, runs, engine="window-scan") -> Measurement:
+    """Time and memory of one gradient method on one configuration (fresh compile)."""
+    net = _network(adjoint, hidden, regime, jax.random.PRNGKey(0), engine)
     time_, idx = _inputs(batch, _KEY_INPUTS)
     start = time.perf_counter()
     compiled = _value_and_grad.lower(net, time_, idx).compile()
@@ -122,7 +132,7 @@ def main() -> None:
     parser.add_argument("--regimes", nargs="+", choices=sorted(REGIMES), default=["one", "multi"])
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--runs", type=int, default=3, help="warm calls timed")
-    parser.add_argument("--engine", choices=sorted(ENGINES), default="parallel")
+    parser.add_argument("--engine", choices=ENGINES, default="window-scan")
     parser.add_argument("--json", action="store_true", help="one JSON line per configuration")
     args = parser.parse_args()
     print(
@@ -138,9 +148,9 @@ def main() -> None:
         print(header)
     for regime in args.regimes:
         for hidden in args.hidden:
-            lif = measure(eqsnn.LIF, hidden, regime, args.batch, args.runs, args.engine)
-            ep = measure(eqsnn.EventPropLIF, hidden, regime, args.batch, args.runs, args.engine)
-            net = _network(eqsnn.LIF, hidden, regime, jax.random.PRNGKey(0), args.engine)
+            lif = measure(eqsnn.AutoDiff(), hidden, regime, args.batch, args.runs, args.engine)
+            ep = measure(eqsnn.EventProp(), hidden, regime, args.batch, args.runs, args.engine)
+            net = _network(eqsnn.AutoDiff(), hidden, regime, jax.random.PRNGKey(0), args.engine)
             spikes, dropped = map(float, _hidden_stats(net, *_inputs(args.batch, _KEY_INPUTS)))
             row = dict(
                 engine=args.engine,

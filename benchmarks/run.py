@@ -28,11 +28,15 @@ case is built, then measured:
   spikes), its loss, its gradients with respect to both weight matrices against eqsnn
   `LIF`'s, and eqsnn's `dropped` spike count (must be 0).
 
-Ratios are `case time / eqsnn reference time`, the reference being `eqsnn EventPropLIF`
-(or `eqsnn LIF` when EventPropLIF does not exist). A peer that is not installed is reported
-as skipped. A case whose extrapolated cost (compile + all runs, quadratic in the swept
-quantity from the previous point) exceeds `--time-budget` seconds is skipped as too slow
-from there on. Multi-spike budgets come from an exact probe
+Ratios are `case time / eqsnn reference time`, the reference being the case
+`eqsnn EventPropLIF` (feed-forward `eqsnn.LIF` layers with `adjoint=eqsnn.EventProp()`), or
+`eqsnn LIF` when that one was not measured. The eqsnn cases are named
+`eqsnn_cases.case_name`: the seed's class name of the layer and gradient method, and in
+brackets an engine other than the window scan (`[max_spikes_per_interval]`: the
+`eqsnn.IntervalScan`; `[n_spikes]`: the `eqsnn.EventLoop`). A peer that is not installed is
+reported as skipped. A case whose extrapolated cost (compile + all runs, quadratic in the
+swept quantity from the previous point) exceeds `--time-budget` seconds is skipped as too
+slow from there on. Multi-spike budgets come from an exact probe
 (`eqsnn_cases.multi_spike_budgets`) and are given to every library: eqsnn's per-layer
 buffers and per-neuron budgets, jaxsnn's per-layer event counts (`n_steps`), eventax's
 event-loop length (`max_event_steps`). `--short` (CI, GPU smoke run): one spike per neuron
@@ -77,13 +81,11 @@ SHORT_BUDGET_SCALES = ()
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
-def _eqsnn(kind: ec.EqsnnLayer, keyword: str | None = None) -> Spec:
+def _eqsnn(kind: ec.EqsnnLayer, engine: ec.Engine = ec.Engine.DEFAULT) -> Spec:
     def build(batch, hidden, regime, budgets):
-        return ec.eqsnn_yinyang(
-            batch, hidden, kind, regime.multi_spike, budgets, budget_keyword=keyword
-        )
+        return ec.eqsnn_yinyang(batch, hidden, kind, regime.multi_spike, budgets, engine=engine)
 
-    return Spec(f"eqsnn {kind.value}" + ("" if keyword is None else f" [{keyword}]"), build)
+    return Spec(ec.case_name(kind, engine), build)
 
 
 def _jaxsnn_weight_grads(value_and_grad):
@@ -144,10 +146,11 @@ def _eventax() -> Spec:
 SPECS = (
     _eqsnn(ec.EqsnnLayer.LIF),
     _eqsnn(ec.EqsnnLayer.EVENTPROP),
-    # The sequential engine (scan over input intervals) while the layers still offer it.
-    _eqsnn(ec.EqsnnLayer.EVENTPROP, "max_spikes_per_interval"),
+    # The interval scan (eqsnn.IntervalScan: a scan over the input intervals).
+    _eqsnn(ec.EqsnnLayer.EVENTPROP, ec.Engine.INTERVAL_SCAN),
+    # The window scan per population, then the global event loop (eqsnn.EventLoop).
     _eqsnn(ec.EqsnnLayer.RECURRENT_EVENTPROP),
-    _eqsnn(ec.EqsnnLayer.RECURRENT_EVENTPROP, ec.GLOBAL_LOOP),
+    _eqsnn(ec.EqsnnLayer.RECURRENT_EVENTPROP, ec.Engine.EVENT_LOOP),
     _jaxsnn(peers.JaxsnnGradient.AUTODIFF),
     _jaxsnn(peers.JaxsnnGradient.EVENTPROP),
     _eventax(),
