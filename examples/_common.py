@@ -22,49 +22,54 @@ from eqsnn.loss import accuracy, first_spike_times, mse_loss, ttfs_loss
 
 
 class Method(enum.Enum):
-    """How the gradients are computed."""
+    """How the gradients are computed: the layers' `adjoint=`."""
 
-    EVENTPROP = "eventprop"  # the EventProp adjoint (eqsnn.EventPropLIF)
-    AUTODIFF = "autodiff"  # jax.grad through the exact simulation (eqsnn.LIF)
+    EVENTPROP = "eventprop"  # the EventProp adjoint (eqsnn.EventProp())
+    AUTODIFF = "autodiff"  # jax.grad through the exact simulation (eqsnn.AutoDiff())
+
+    def adjoint(self) -> eqsnn.AbstractAdjoint:
+        return eqsnn.EventProp() if self is Method.EVENTPROP else eqsnn.AutoDiff()
 
 
 class Style(enum.Enum):
     """Network architecture."""
 
-    FEEDFORWARD = "feedforward"  # two feed-forward layers: inputs -> hidden -> output
-    RECURRENT = "recurrent"  # one RecurrentLIF [hidden, output], all-to-all weights from 0
-
-
-def has_eventprop() -> bool:
-    return hasattr(eqsnn, "EventPropLIF")
-
-
-def layer_classes(method: Method, style: Style):
-    """The eqsnn layer class for a gradient method and a network style."""
-    names = {
-        (Method.AUTODIFF, Style.FEEDFORWARD): "LIF",
-        (Method.EVENTPROP, Style.FEEDFORWARD): "EventPropLIF",
-        (Method.AUTODIFF, Style.RECURRENT): "RecurrentLIF",
-        (Method.EVENTPROP, Style.RECURRENT): "RecurrentEventPropLIF",
-    }
-    name = names[method, style]
-    if not hasattr(eqsnn, name):
-        raise SystemExit(
-            f"--method {method.value} --style {style.value} needs eqsnn.{name}, which this "
-            "version of eqsnn does not have yet."
-        )
-    return getattr(eqsnn, name)
+    FEEDFORWARD = "feedforward"  # two feed-forward eqsnn.LIF layers: inputs -> hidden -> output
+    RECURRENT = "recurrent"  # one eqsnn.RecurrentLIF [hidden, output], all-to-all weights from 0
 
 
 class Engine(enum.Enum):
-    """How a feed-forward layer finds its spikes (see eqsnn.LIF)."""
+    """How the layers find their spikes: the layers' `engine=` (see eqsnn.AutoEngine)."""
 
-    PARALLEL = "parallel"  # a window scan per neuron, --spikes-per-neuron spikes each
-    SEQUENTIAL = "sequential"  # a scan over the input intervals, one spike per interval
+    WINDOW_SCAN = "window-scan"  # eqsnn.WindowScan: each neuron on its own, a spike budget each
+    INTERVAL_SCAN = "interval-scan"  # eqsnn.IntervalScan: a scan over the input intervals
+    EVENT_LOOP = "event-loop"  # eqsnn.EventLoop: one loop over all events (any connectivity)
 
 
-def _default_engine(style: Style) -> Engine:
-    return Engine.PARALLEL if style is Style.FEEDFORWARD else Engine.SEQUENTIAL
+ENGINE_ALIASES = {"parallel": Engine.WINDOW_SCAN.value, "sequential": Engine.INTERVAL_SCAN.value}
+"""`--engine` values of earlier versions of the examples (in the settings of a run that
+`--resume` continues)."""
+
+
+def engine(cfg: argparse.Namespace, style: Style) -> eqsnn.AbstractEngine:
+    """The engine of the layers: `--engine` (default: the window scan with
+    `--spikes-per-neuron` spikes per neuron for feed-forward layers, the event loop for the
+    fully connected recurrent layer, the only engine it can run)."""
+    name = ENGINE_ALIASES.get(cfg.engine, cfg.engine)
+    if name is None:
+        choice = Engine.WINDOW_SCAN if style is Style.FEEDFORWARD else Engine.EVENT_LOOP
+    else:
+        choice = Engine(name)
+    if style is Style.RECURRENT and choice is not Engine.EVENT_LOOP:
+        raise SystemExit(
+            f"--engine {choice.value} needs --style feedforward (the recurrent style is fully "
+            "connected: only the event loop runs it)."
+        )
+    if choice is Engine.WINDOW_SCAN:
+        return eqsnn.WindowScan(max_spikes_per_neuron=cfg.spikes_per_neuron)
+    if choice is Engine.INTERVAL_SCAN:
+        return eqsnn.IntervalScan(max_spikes_per_interval=1)
+    return eqsnn.EventLoop()
 
 
 class Metrics(NamedTuple):
@@ -94,16 +99,11 @@ class Network(eqx.Module):
         d = cfg.duplication if cfg.duplication > 1 else None
         n_in = n_features * (d or 1)
         hidden_init = dict(mean=cfg.w_hidden[0] / (d or 1), std=cfg.w_hidden[1] / (d or 1))
-        layer_class = layer_classes(method, style)
         k_hidden, k_out = jax.random.split(key)
-        engine = Engine(cfg.engine) if cfg.engine else _default_engine(style)
+        settings = dict(engine=engine(cfg, style), adjoint=method.adjoint())
         if style is Style.FEEDFORWARD:
             k = cfg.spikes_per_neuron
-            if engine is Engine.PARALLEL:
-                budget = dict(max_spikes_per_neuron=k)
-            else:
-                budget = dict(max_spikes_per_interval=1)
-            hidden = layer_class(
+            hidden = eqsnn.LIF(
                 n_in,
                 cfg.hidden,
                 k * cfg.hidden,
@@ -112,9 +112,9 @@ class Network(eqx.Module):
                 key=k_hidden,
                 duplication=d,
                 **hidden_init,
-                **budget,
+                **settings,
             )
-            out = layer_class(
+            out = eqsnn.LIF(
                 cfg.hidden,
                 n_classes,
                 k * n_classes,
@@ -123,14 +123,12 @@ class Network(eqx.Module):
                 key=k_out,
                 mean=cfg.w_out[0],
                 std=cfg.w_out[1],
-                **budget,
+                **settings,
             )
             self.layers = (hidden, out)
         else:
-            if engine is Engine.PARALLEL:
-                raise SystemExit("--engine parallel needs --style feedforward.")
             self.layers = (
-                layer_class(
+                eqsnn.RecurrentLIF(
                     n_in,
                     [cfg.hidden, n_classes],
                     cfg.hidden + n_classes,
@@ -141,6 +139,7 @@ class Network(eqx.Module):
                     mean=[hidden_init["mean"], cfg.w_out[0]],
                     std=[hidden_init["std"], cfg.w_out[1]],
                     connectivity=eqsnn.Connectivity.FULL,
+                    **settings,
                 ),
             )
         self.n_hidden, self.n_classes = cfg.hidden, n_classes
@@ -266,13 +265,12 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     add("--seed", type=int, default=0, help="seed of data, initial weights and shuffling")
     add("--epochs", type=int, help="training epochs")
     add("--hidden", type=int, help="hidden neurons")
-    default_method = Method.EVENTPROP if has_eventprop() else Method.AUTODIFF
-    add("--method", choices=[m.value for m in Method], default=default_method.value)
+    add("--method", choices=[m.value for m in Method], default=Method.EVENTPROP.value)
     add("--style", choices=[s.value for s in Style], default=Style.FEEDFORWARD.value)
     add(
         "--engine",
         choices=[e.value for e in Engine],
-        help="spike finding of feed-forward layers (default: parallel; recurrent: sequential)",
+        help="how the layers find their spikes (default: window-scan; recurrent: event-loop)",
     )
     add("--spikes-per-neuron", type=int, default=1, help="spike budget per neuron and sample")
     add("--ttfs-weight", type=float, default=1.0, help="weight of the cross-entropy loss")

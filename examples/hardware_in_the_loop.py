@@ -111,7 +111,7 @@ def hardware_network(cfg: argparse.Namespace, n_features: int, n_classes: int, b
 def main(argv=None) -> list[dict]:
     start = time.perf_counter()
     cfg, history = _loop.resume_settings(parse_args(argv))
-    cfg.method, cfg.style, cfg.engine = "eventprop", "feedforward", "parallel"
+    cfg.method, cfg.style, cfg.engine = "eventprop", "feedforward", "window-scan"
     _loop.setup_jax(cfg)
     data_key = jax.random.key(cfg.data_seed)
     train = datasets.yinyang(jax.random.fold_in(data_key, 0), cfg.train_size)
