@@ -85,7 +85,8 @@ def test_exported_graph_has_nir_types_shapes_and_values():
         )  # fmt: skip
         for field, value in expected.items():
             np.testing.assert_array_equal(getattr(lif, field), np.full(n, value), err_msg=field)
-        # The budget that is set (it picks the engine) is stored, the other is left out.
+        # The engine by name with its budget (the budget key alone names the engine in
+        # files written before engines were values), and the gradient method.
         budget = (
             dict(max_spikes_per_neuron=layer.max_spikes_per_neuron)
             if layer.max_spikes_per_interval is None
@@ -93,7 +94,8 @@ def test_exported_graph_has_nir_types_shapes_and_values():
         )
         assert lif.metadata["eqsnn"] == dict(
             layer="LIF", n_spikes=layer.n_spikes, t_max=layer.t_max,
-            overflow=layer.overflow.value, **budget,
+            overflow=layer.overflow.value, engine=type(layer.engine).__name__, **budget,
+            adjoint="AutoDiff", per_step=False,
         )  # fmt: skip
 
 
@@ -215,13 +217,16 @@ def test_recurrent_round_trip_keeps_populations_mask_and_spikes(tmp_path):
 def test_recurrent_metadata_format(budget):
     # The file format: which keys a recurrent CubaLIF node records. The per-population
     # budget is present exactly when the layer has one (the window scan per population).
+    engine = None if budget is None else eqsnn.WindowScan(max_spikes_per_neuron=budget)
     params = eqsnn.LIFParameters(tau_syn=5e-3, tau_mem=1e-2, v_th=0.6, v_reset=-1000.0)
     layer = eqsnn.RecurrentLIF(
-        3, [4, 2], 10, T_MAX, params, key=jax.random.PRNGKey(1), max_spikes_per_neuron=budget
+        3, [4, 2], 10, T_MAX, params, key=jax.random.PRNGKey(1), engine=engine
     )
     meta = to_nir(layer).nodes["lif_0"].metadata["eqsnn"]
     expected = {"layer", "n_spikes", "t_max", "overflow", "layers", "mask_input", "mask_recurrent"}
+    expected |= {"engine", "adjoint", "per_step"}
     assert set(meta) == expected | ({"max_spikes_per_neuron"} if budget else set())
+    assert meta["engine"] == ("WindowScan" if budget else "EventLoop")
     assert (meta["layer"], meta["n_spikes"], meta["t_max"]) == ("RecurrentLIF", 10, T_MAX)
     assert meta["overflow"] == layer.overflow.value
     np.testing.assert_array_equal(meta["layers"], [4, 2])
@@ -375,3 +380,31 @@ def test_howto_code_blocks_run(tmp_path, monkeypatch):
     with jax.enable_x64(False):
         for number, block in enumerate(blocks):
             exec(compile(block, f"{page.name} (python block {number})", "exec"), namespace)
+
+
+@needs_nir
+@pytest.mark.parametrize(
+    "engine, adjoint",
+    [
+        (eqsnn.EventLoop(), eqsnn.EventProp()),
+        (eqsnn.IntervalScan(max_spikes_per_interval=2), eqsnn.EventProp(per_step=True)),
+        (eqsnn.WindowScan(max_spikes_per_neuron=3), eqsnn.AutoDiff()),
+    ],
+)
+def test_engine_and_adjoint_round_trip(engine, adjoint):
+    layer = eqsnn.LIF(3, 4, 8, T_MAX, key=jax.random.PRNGKey(2), engine=engine, adjoint=adjoint)
+    (imported,) = from_nir(to_nir(layer)).layers
+    assert (imported.engine, imported.adjoint) == (engine, adjoint)
+
+
+@needs_nir
+def test_files_without_an_engine_key_read_the_budget_key():
+    # Files written before engines were values record the engine by its budget key only.
+    layer = eqsnn.LIF(3, 4, 8, T_MAX, key=jax.random.PRNGKey(2))
+    graph = to_nir(layer)
+    meta = graph.nodes["lif_0"].metadata["eqsnn"]
+    for key in ("engine", "adjoint", "per_step", "max_spikes_per_neuron"):
+        del meta[key]
+    meta["max_spikes_per_interval"] = 2
+    (imported,) = from_nir(graph).layers
+    assert imported.engine == eqsnn.IntervalScan(max_spikes_per_interval=2)

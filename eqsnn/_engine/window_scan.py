@@ -270,7 +270,9 @@ class WindowScan(AbstractEngine):
       `n_spikes` never loses a spike while the buffer has room, at a cost.
     """
 
-    max_spikes_per_neuron: int | tuple[int, ...] | None = eqx.field(default=None, static=True)
+    max_spikes_per_neuron: int | tuple[int, ...] | None = eqx.field(
+        default=None, static=True, converter=lambda v: tuple(v) if isinstance(v, list) else v
+    )
 
     def __check_init__(self):
         value = self.max_spikes_per_neuron

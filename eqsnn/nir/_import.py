@@ -12,7 +12,16 @@ import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
-from .. import LIF, LIFParameters, Overflow, RecurrentLIF, RecurrentWeights
+from .. import (
+    LIF,
+    AbstractAdjoint,
+    AbstractEngine,
+    LIFParameters,
+    Overflow,
+    RecurrentLIF,
+    RecurrentWeights,
+)
+from .._layers.keywords import engine_from_keywords
 from ..solvers import AbstractCrossingSolver
 from ._graph import chain, check_supported, import_nir, recurrent_loops
 from ._metadata import META, layer_keywords, population_sizes
@@ -154,9 +163,11 @@ def from_nir(
     layer: type[LIF] = LIF,
     recurrent_layer: type[RecurrentLIF] = RecurrentLIF,
     solver: AbstractCrossingSolver | None = None,
+    engine: AbstractEngine | None = None,
+    adjoint: AbstractAdjoint | None = None,
+    overflow: Overflow | None = None,
     max_spikes_per_neuron: int | None = None,
     max_spikes_per_interval: int | None = None,
-    overflow: Overflow | None = None,
 ) -> eqx.nn.Sequential:
     r"""Import a NIR graph as an `eqx.nn.Sequential` of eqsnn layers.
 
@@ -185,10 +196,12 @@ def from_nir(
     - `recurrent_layer`: the class of recurrent layers, [`eqsnn.RecurrentLIF`][] (default) or a
       subclass with the same constructor.
     - `solver`: the crossing solver of every layer (default: chosen from the parameters).
-    - `max_spikes_per_neuron`, `max_spikes_per_interval` (feed-forward layers), `overflow`:
-      as for [`eqsnn.LIF`][] (default: the recorded values, else the parallel engine with
-      its default budget and `Overflow.WARN`). Giving either budget replaces the
-      recorded one.
+    - `engine`, `adjoint`, `overflow`: as for [`eqsnn.LIF`][], for every layer (default:
+      the recorded values, else the layer's defaults). Giving one replaces the recorded
+      one; a recorded adjoint is not passed to a `layer` class without an `adjoint`
+      argument (such as `eqsnn.EventPropLIF`, which sets its own).
+    - `max_spikes_per_neuron`, `max_spikes_per_interval`: deprecated spellings of
+      `engine=` (a `DeprecationWarning`).
 
     **Returns:** an `eqx.nn.Sequential` of layers, first layer first.
 
@@ -237,8 +250,10 @@ def from_nir(
         layer=layer,
         recurrent_layer=recurrent_layer,
         solver=solver,
-        max_spikes_per_neuron=max_spikes_per_neuron,
-        max_spikes_per_interval=max_spikes_per_interval,
+        engine=engine_from_keywords(
+            "from_nir", engine, max_spikes_per_neuron, max_spikes_per_interval
+        ),
+        adjoint=adjoint,
         overflow=overflow,
     )
     return eqx.nn.Sequential(_build_layers(nir, graph, path, loops, options))

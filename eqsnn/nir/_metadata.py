@@ -8,26 +8,39 @@ writes them to each `CubaLIF` node's `metadata["eqsnn"]`. Two functions know the
 - `layer_keywords`: a metadata dict and the arguments of `from_nir` -> the keyword
   arguments of the layer's constructor (import).
 
-Which engine a layer runs is recorded by which budget key is present:
-`max_spikes_per_neuron` (window scan; per population for a recurrent layer) or
-`max_spikes_per_interval` (interval scan, feed-forward only); neither for a recurrent
-layer on the global event loop. The NIR file format depends on these keys.
+The engine is recorded by name (`engine`: `WindowScan`, `IntervalScan` or `EventLoop`)
+with its budget key (`max_spikes_per_neuron`, per population for a recurrent layer, or
+`max_spikes_per_interval`), and the gradient method by `adjoint` (`AutoDiff` or
+`EventProp`) and `per_step`. Files written before engines were values have no `engine`
+key: there the budget key that is present names the engine (neither: a recurrent layer on
+the event loop).
 """
 
+import inspect
 from typing import Any, TypeAlias
 
 import jax
 import numpy as np
 
-from .. import LIF, Connectivity, ConnectivityMask, Overflow, RecurrentLIF
+from .. import (
+    LIF,
+    Connectivity,
+    ConnectivityMask,
+    EventLoop,
+    EventProp,
+    IntervalScan,
+    Overflow,
+    RecurrentLIF,
+    WindowScan,
+)
 
 Layer: TypeAlias = LIF | RecurrentLIF
 
 META = "eqsnn"
 """Key of the node metadata in which eqsnn stores what NIR has no field for."""
 
-_FEEDFORWARD_BUDGETS = ("max_spikes_per_neuron", "max_spikes_per_interval")
-"""The budget keywords of a feed-forward layer; exactly one is set, and it names the engine."""
+_ENGINES = {"WindowScan": WindowScan, "IntervalScan": IntervalScan, "EventLoop": EventLoop}
+"""The engines by their recorded name."""
 
 
 def layer_metadata(layer: Layer) -> dict[str, Any]:
@@ -42,12 +55,11 @@ def layer_metadata(layer: Layer) -> dict[str, Any]:
         metadata["layers"] = np.array(layer.layers)
         metadata["mask_input"] = np.array(layer.mask.input)
         metadata["mask_recurrent"] = np.array(layer.mask.recurrent)
-        if layer.max_spikes_per_neuron is not None:  # window scan per population
-            metadata["max_spikes_per_neuron"] = np.array(layer.max_spikes_per_neuron)
-    else:
-        for name in _FEEDFORWARD_BUDGETS:
-            if getattr(layer, name, None) is not None:  # the engine: exactly one is set
-                metadata[name] = getattr(layer, name)
+    metadata["engine"] = type(layer.engine).__name__
+    for name, value in layer.engine.budget_settings.items():
+        metadata[name] = np.array(value) if isinstance(value, tuple) else value
+    metadata["adjoint"] = type(layer.adjoint).__name__
+    metadata["per_step"] = bool(getattr(layer.adjoint, "per_step", False))
     return metadata
 
 
@@ -61,23 +73,13 @@ def layer_keywords(
     `population_sizes` for its positional population sizes) and so does the budget;
     a feed-forward layer takes a budget given to `from_nir` instead of the recorded one.
     """
+    keywords: dict[str, Any] = {"engine": options["engine"] or _engine(metadata, recurrent)}
     if recurrent:
-        keywords: dict[str, Any] = {"connectivity": _connectivity(metadata)}
-        if "max_spikes_per_neuron" in metadata:  # the window scan per population
-            values = np.atleast_1d(metadata["max_spikes_per_neuron"])
-            keywords["max_spikes_per_neuron"] = tuple(int(v) for v in values)
-    else:
-        keywords = {
-            budget: options[budget]
-            for budget in _FEEDFORWARD_BUDGETS
-            if options[budget] is not None
-        }
-        if not keywords:
-            keywords = {
-                budget: int(metadata[budget])
-                for budget in _FEEDFORWARD_BUDGETS
-                if budget in metadata
-            }
+        keywords["connectivity"] = _connectivity(metadata)
+    cls = options["recurrent_layer" if recurrent else "layer"]
+    adjoint = options["adjoint"] or _adjoint(metadata)
+    if adjoint is not None and "adjoint" in inspect.signature(cls).parameters:
+        keywords["adjoint"] = adjoint
     overflow = options["overflow"]
     return dict(
         **keywords,
@@ -87,6 +89,24 @@ def layer_keywords(
         solver=options["solver"],
         overflow=Overflow(str(metadata.get("overflow", "warn"))) if overflow is None else overflow,
     )
+
+
+def _engine(metadata: dict, recurrent: bool):
+    """The recorded engine (`None`: the layer's default)."""
+    name = str(metadata.get("engine", ""))
+    if "max_spikes_per_interval" in metadata and name in ("", "IntervalScan"):
+        return IntervalScan(max_spikes_per_interval=int(metadata["max_spikes_per_interval"]))
+    if "max_spikes_per_neuron" in metadata and name in ("", "WindowScan"):
+        values = tuple(int(v) for v in np.atleast_1d(metadata["max_spikes_per_neuron"]))
+        return WindowScan(max_spikes_per_neuron=values if recurrent else values[0])
+    return _ENGINES[name]() if name in _ENGINES else None
+
+
+def _adjoint(metadata: dict):
+    """The recorded gradient method (`None`: the layer's default)."""
+    if str(metadata.get("adjoint", "")) == "EventProp":
+        return EventProp(per_step=bool(metadata.get("per_step", False)))
+    return None
 
 
 def population_sizes(name: str, metadata: dict, n: int) -> tuple[int, ...]:
