@@ -1,30 +1,31 @@
-r"""The recurrent LIF layer with EventProp gradients: a reverse walk over the recorded events.
+r"""EventProp on the event loop: a reverse walk over the recorded events.
 
-The forward pass is the global event loop of [`eqsnn.RecurrentLIF`][]
-([`eqsnn._engine.event_loop.trajectory`][]), which records one event per step (time, kind, index,
-current). The backward pass walks those events in reverse, carrying the adjoint
+The forward pass is the global event loop ([`eqsnn.EventLoop`][]; `trajectory` in
+`_engine/event_loop.py`), which records one event per step (time, kind, index, current).
+The backward pass walks those events in reverse, carrying the adjoint
 $(\lambda_V, \lambda_I)$ of all neurons from $\lambda(t_\mathrm{max}) = 0$:
 
 - between events the adjoint follows its closed-form flow
-  ([`eqsnn.adjoint_lif_exponential_flow`][]);
-- at a spike of neuron $j$ it jumps ([`eqsnn.adjoint_transition_with_recurrence`][]: the
-  reset, the recurrent term through $W^\mathrm{rec}_{j\cdot}$, the loss terms of the spike),
+  ([`eqsnn.eventprop.adjoint_lif_exponential_flow`][]);
+- at a spike of neuron $j$ it jumps
+  ([`eqsnn.eventprop.adjoint_transition_with_recurrence`][]: the reset, the recurrent term
+  through $W^\mathrm{rec}_{j\cdot}$, the loss terms of the spike),
   and $\partial L/\partial W^\mathrm{rec}_{j\cdot} \mathrel{+}= -\tau_\mathrm{syn}\lambda_I^+$;
 - at an input spike of input $i$ the adjoint is continuous;
   $\partial L/\partial W^\mathrm{in}_{i\cdot}$ and the input time's gradient are read off
-  ([`eqsnn.adjoint_input_transition`][]).
+  ([`eqsnn.eventprop.adjoint_input_transition`][]).
 
 Gradients of masked-out weights are exactly zero. Simultaneous events (ties) are processed
 one per step in the forward order; their gradient is that of the recorded order.
 
-With `wrap_only_step=True` the same adjoint is split over the steps of the loop instead:
-each step ([`eqsnn._engine.event_loop.step`][]) gets its own custom VJP (the jump at its event,
-then the flow back to the previous event), and JAX's transpose of the `lax.scan` chains
+With `EventProp(per_step=True)` the same adjoint is split over the steps of the loop
+instead: each step (`step` in `_engine/event_loop.py`) gets its own custom VJP (the jump at
+its event, then the flow back to the previous event), and JAX's transpose of the `lax.scan` chains
 them. The carried state's cotangents are $(-\tau_\mathrm{mem}\lambda_V,
 -\tau_\mathrm{syn}\lambda_I)$; the cached crossings get none, because the jump at a spike
 already accounts for how its time depends on the state (the implicit-function term
 $1/\dot V^-$). Both settings apply the same adjoint flow and jumps
-([`adjoint_event`][eqsnn._adjoint.events.adjoint_event]), so their gradients agree to
+(`adjoint_event` in `_adjoint/events.py`), so their gradients agree to
 rounding.
 """
 
@@ -175,10 +176,11 @@ def _step_fwd(perturbed, state_weights_inputs, params, solver, t_max, reach):
 def _step_bwd(event, grad_out, perturbed, state_weights_inputs, params, solver, t_max, reach):
     r"""Per-step VJP: the jump at the step's event, then the flow back to the previous event.
 
-    The carried neurons' cotangents are $-\tau\lambda$ (see [`eqsnn.AdjointState`][]); the
-    carried time and the cached crossings get none (the jump at a spike holds the
-    dependence of its time on the state). The weights get dense cotangents with one
-    non-zero row; the sorted input times one non-zero entry, at the input processed here.
+    The carried neurons' cotangents are $-\tau\lambda$ (see
+    [`eqsnn.eventprop.AdjointState`][]); the carried time and the cached crossings get none
+    (the jump at a spike holds the dependence of its time on the state). The weights get
+    dense cotangents with one non-zero row; the sorted input times one non-zero entry, at
+    the input processed here.
     """
     del perturbed, solver, t_max, reach
     state, weights, inputs = state_weights_inputs

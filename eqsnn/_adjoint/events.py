@@ -1,10 +1,9 @@
 r"""The EventProp backward pass of the recurrent event loop, one recorded event at a time.
 
-The event loop of [`eqsnn.RecurrentLIF`][] ([`eqsnn._recurrent.trajectory`][]) records one
-event per step. [`adjoint_event`][eqsnn._recurrent_adjoint.adjoint_event] carries the
-adjoint $(\lambda_V, \lambda_I)$ of all neurons across one of them (the jump of
-[`eqsnn.adjoint_transition_with_recurrence`][] at a spike, continuity at an input spike)
-and reads the gradients off there; [`adjoint_events`][eqsnn._recurrent_adjoint.adjoint_events]
+The event loop ([`eqsnn.EventLoop`][]; `trajectory` in `_engine/event_loop.py`) records one
+event per step. `adjoint_event` carries the adjoint $(\lambda_V, \lambda_I)$ of all neurons
+across one of them (the jump of [`eqsnn.eventprop.adjoint_transition_with_recurrence`][] at a
+spike, continuity at an input spike) and reads the gradients off there; `adjoint_events`
 walks all events in reverse with the closed-form flow in between.
 """
 
@@ -38,7 +37,7 @@ def adjoint_event(
     - `params`: the neuron parameters.
     - `weights`: the effective (masked) weights of the layer.
     - `adjoint`: $\lambda$ of all `n` neurons just after the event.
-    - `event`: one recorded [`Event`][eqsnn._recurrent.Event] (scalar fields).
+    - `event`: one recorded `Event` of `_engine/event_loop.py` (scalar fields).
     - `grad_time`, `grad_current`: $\partial L/\partial t$ and $\partial L/\partial I$ of
       the event (used at a spike).
 
@@ -75,7 +74,7 @@ def adjoint_events(
 
     - `params`: the neuron parameters.
     - `weights`: the effective (masked) weights of the layer.
-    - `events`: the recorded [`Event`][eqsnn._recurrent.Event]s, arrays of shape `(steps,)`.
+    - `events`: the recorded `Event`s, arrays of shape `(steps,)`.
     - `grad_time`, `grad_current`: $\partial L/\partial t$ and $\partial L/\partial I$ of each
       event (zero for events that are not output spikes), shape `(steps,)`.
     - `t_max`: the simulation horizon.

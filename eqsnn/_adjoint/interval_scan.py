@@ -129,7 +129,7 @@ def _step_fwd(perturbed, state_and_input, params, solver, max_spikes_per_interva
 
 def _step_bwd(residuals, grad_out, perturbed, state_and_input, params, solver, m):
     r"""Per-step VJP: the cotangents of the carried state are $-\tau\lambda$ (see
-    [`eqsnn.AdjointState`][]); the interval ends get the literal time derivatives."""
+    [`eqsnn.eventprop.AdjointState`][]); the interval ends get the literal time derivatives."""
     del perturbed, solver, m
     u0, i0, w, t0, t1 = state_and_input
     u1, i1, _, spikes = residuals

@@ -1,13 +1,13 @@
-r"""The EventProp backward pass of a feed-forward layer: reverse scan over input intervals.
+r"""The EventProp backward pass of the interval scan: reverse scan over input intervals.
 
-The forward pass ([`eqsnn.LIF`][]) scans over the intervals $[t_k, t_{k+1})$ between
+The forward pass ([`eqsnn.IntervalScan`][]) scans over the intervals $[t_k, t_{k+1})$ between
 consecutive input spikes and records, per interval and neuron, the times, currents and
 occurrence of up to `max_spikes_per_interval` spikes: shape `(k, m, n)`. That record is all
 the adjoint needs. The backward pass walks the intervals in reverse, all neurons in
 parallel: from $\lambda(t_{k+1})$ it flows back to each recorded spike, applies the jump
-there ([`eqsnn.adjoint_transition_without_recurrence`][]), and flows back to $t_k$, where
-the input spike's weight and time gradients are read off
-([`eqsnn.adjoint_input_transition`][]).
+there ([`eqsnn.eventprop.adjoint_transition_without_recurrence`][]), and flows back to
+$t_k$, where the input spike's weight and time gradients are read off
+([`eqsnn.eventprop.adjoint_input_transition`][]).
 """
 
 import jax
@@ -75,7 +75,7 @@ def step_bwd(
         now = jnp.where(found, spikes.time[j], now)
         extra_time = extra_current = jnp.zeros_like(now)
         if lost is not None and j == spikes.time.shape[0] - 1:
-            # s = t_j + sigma(I(t_j)) ([`lost_crossings`][eqsnn._feedforward.lost_crossings]):
+            # s = t_j + sigma(I(t_j)) (`lost_crossings` in `_engine/interval_scan.py`):
             # dL/ds is a loss term of this spike's time and, through beta, of its current.
             extra_time, extra_current = lost_grad, spikes.lost_sensitivity * lost_grad
         adjoint, pinned_j = adjoint_transition_without_recurrence(
@@ -99,7 +99,8 @@ def adjoint_trajectory(
     grad_time: Float[Array, "k m n"],
     grad_current: Float[Array, "k m n"],
 ) -> tuple[AdjointState, Float[Array, "k n"]]:
-    r"""Run [`eqsnn.step_bwd`][] over all input intervals in reverse, from $\lambda = 0$ at the end.
+    r"""Run [`eqsnn.eventprop.step_bwd`][] over all input intervals in reverse, from
+    $\lambda = 0$ at the end.
 
     **Arguments:**
 
@@ -110,8 +111,8 @@ def adjoint_trajectory(
     - `grad_time`, `grad_current`: loss gradients of each recorded spike, `(k, m, n)`.
 
     **Returns:** `(adjoint, pinned_grad)`: $\lambda(t_k)$ at every input spike (an
-    [`eqsnn.AdjointState`][] with arrays of shape `(k, n)`), and the pinned-spike gradients
-    of every $t_k$, `(k, n)`.
+    [`eqsnn.eventprop.AdjointState`][] with arrays of shape `(k, n)`), and the pinned-spike
+    gradients of every $t_k$, `(k, n)`.
     """
     n = spikes.time.shape[-1]
     zeros = jnp.zeros(n, spikes.time.dtype)

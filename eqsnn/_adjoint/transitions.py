@@ -65,7 +65,8 @@ def adjoint_lif_exponential_flow(
     - `params`: the neuron parameters.
 
     **Returns:** a function `flow(adjoint, dt) -> adjoint` that maps $\lambda(t)$ to
-    $\lambda(t - dt)$ for an [`eqsnn.AdjointState`][] (`dt` in seconds, broadcastable).
+    $\lambda(t - dt)$ for an [`eqsnn.eventprop.AdjointState`][] (`dt` in seconds,
+    broadcastable).
 
     **Example:**
 
@@ -73,8 +74,9 @@ def adjoint_lif_exponential_flow(
     import jax.numpy as jnp
     import eqsnn
 
-    flow = eqsnn.adjoint_lif_exponential_flow(eqsnn.LIFParameters())
-    earlier = flow(eqsnn.AdjointState(lambda_v=jnp.ones(3), lambda_i=jnp.zeros(3)), 1e-3)
+    flow = eqsnn.eventprop.adjoint_lif_exponential_flow(eqsnn.LIFParameters())
+    later = eqsnn.eventprop.AdjointState(lambda_v=jnp.ones(3), lambda_i=jnp.zeros(3))
+    earlier = flow(later, 1e-3)
     ```
     """
     tau_slow = max(params.tau_mem, params.tau_syn)

@@ -5,12 +5,12 @@ of the same layer, so neurons cannot be simulated independently between input sp
 the feed-forward layer does). Instead one `jax.lax.scan` walks through *all* events of the
 layer in time order, one event per step:
 
-1. [`next_event`][eqsnn._engine.event_loop.next_event]: the earliest of the next input spike and
+1. `next_event`: the earliest of the next input spike and
    the earliest cached threshold crossing of any neuron;
 2. every neuron is evolved to that time with the closed-form flow (no matrix exponential);
 3. the transition applies the event: an input spike of input $i$ adds
    $W^\mathrm{in}_{i\cdot}$ to the currents; a spike of neuron $j$ resets $V_j$ and, with
-   recurrence ([`transition_with_recurrence`][eqsnn._engine.event_loop.transition_with_recurrence]),
+   recurrence (`transition_with_recurrence`),
    adds $W^\mathrm{rec}_{j\cdot}$ to the currents;
 4. the next crossing is solved again only for the neurons whose state the transition
    changed (the spiking neuron and every neuron that received a non-zero weight).
@@ -30,7 +30,7 @@ neuron spiking at the same instant sends it a weight, and it spikes at that same
 following step, recording its current from just before the jumps of that instant. A
 crossing at the time of an input spike is processed before the input.
 
-**Recorded events.** Each step records one [`Event`][eqsnn._engine.event_loop.Event] (time, kind,
+**Recorded events.** Each step records one `Event` (time, kind,
 index, current), so that an adjoint (EventProp) can walk the events in reverse.
 """
 
@@ -169,7 +169,7 @@ def transition_with_recurrence(
 ) -> tuple[LIFState, Bool[Array, " n"]]:
     r"""Apply `event` to `neurons` (already evolved to `event.time`), with recurrence.
 
-    As [`transition_without_recurrence`][eqsnn._engine.event_loop.transition_without_recurrence],
+    As `transition_without_recurrence`,
     and a spike of neuron $j$ also adds `weights.recurrent[j, :]` to the currents
     (including $j$'s own, through the diagonal).
 
@@ -261,10 +261,10 @@ def trajectory(
       `t_max` are ignored).
     - `n_steps`: number of events to process (static).
     - `params`, `solver`, `transition`, `t_max`, `reach`: as for
-      [`step`][eqsnn._engine.event_loop.step].
+      `step`.
 
     **Returns:** `(state, events)`: the state after the last step, and the `n_steps` events
-    in time order (an [`Event`][eqsnn._engine.event_loop.Event] of arrays of shape `(n_steps,)`).
+    in time order (an `Event` of arrays of shape `(n_steps,)`).
     """
     sorted_inputs = sort_inputs(inputs, t_max)
     n = weights.input.shape[1]

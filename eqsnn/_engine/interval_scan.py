@@ -33,7 +33,7 @@ class IntervalSpikes(eqx.Module):
     reset at each crossing: `lost` marks it, `lost_time` is its last lost crossing (the
     interval's end where there is none), `lost_current` its current there and
     `lost_sensitivity` the derivative of that time with respect to the current right after
-    its last recorded spike ([`lost_crossings`][eqsnn._engine.interval_scan.lost_crossings]).
+    its last recorded spike (`lost_crossings`).
     """
 
     time: Float[Array, "m n"]
@@ -90,7 +90,7 @@ def evolve_interval(params, solver, n_per_interval, u, i, t0, t1):
 
 
 MAX_LOST_PER_INTERVAL = 100_000
-"""Safety cap of [`lost_crossings`][eqsnn._engine.interval_scan.lost_crossings]: crossings counted
+"""Safety cap of `lost_crossings`: crossings counted
 per neuron and interval beyond the budget (a bound on the loop, never reached by a
 neuron whose reset lies below its threshold, as `LIFParameters` requires)."""
 

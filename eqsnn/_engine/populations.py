@@ -4,7 +4,7 @@ When no neuron of a [`eqsnn.RecurrentLIF`][] reaches a neuron of its own populat
 an earlier one, the populations form a chain of feed-forward layers: population $b$ is
 driven only by the external inputs and by the spikes of populations $a < b$. Each
 population can then be simulated on its own with the feed-forward window scan
-([`eqsnn._engine.window_scan.neuron_spikes`][]), whose cost is linear in the number of
+(`neuron_spikes` in `_engine/window_scan.py`), whose cost is linear in the number of
 inputs and spikes, instead of the global event loop, which solves every neuron of every
 population at every event (quadratic in the layer size). The layer asks for it with a
 per-neuron spike budget (`max_spikes_per_neuron`), as the feed-forward layers do.

@@ -172,9 +172,9 @@ class EventPropLIF(LIF):
     pass is EventProp (Wunderlich & Pehle, 2021): instead of differentiating through the
     simulation, the adjoint $(\lambda_V, \lambda_I)$ is integrated backwards from
     $t_\mathrm{max}$ event by event, with its closed-form flow
-    ([`eqsnn.adjoint_lif_exponential_flow`][]) and jumps at the output spikes
-    ([`eqsnn.adjoint_transition_without_recurrence`][]), and the gradients are read off
-    at the input spikes ([`eqsnn.adjoint_input_transition`][]):
+    ([`eqsnn.eventprop.adjoint_lif_exponential_flow`][]) and jumps at the output spikes
+    ([`eqsnn.eventprop.adjoint_transition_without_recurrence`][]), and the gradients are
+    read off at the input spikes ([`eqsnn.eventprop.adjoint_input_transition`][]):
 
     $$
     \frac{\partial L}{\partial W_{in}} = -\tau_\mathrm{syn}\sum_{t_k:\ \text{input } i}
@@ -196,10 +196,10 @@ class EventPropLIF(LIF):
     **Arguments:** as [`eqsnn.LIF`][], plus
 
     - `wrap_only_step`: if `False` (default), one custom VJP covers the whole trajectory
-      (the backward pass is one closed-form adjoint); if `True`, each interval step of the
-      sequential engine has its own custom VJP and JAX's autodiff chains them (this
-      selects the sequential engine, with `max_spikes_per_interval` default 1). Both give
-      the same gradients.
+      (the backward pass is one closed-form adjoint); if `True`, each step of the engine
+      has its own custom VJP and JAX's autodiff chains them (by default this selects the
+      interval scan, `eqsnn.IntervalScan(max_spikes_per_interval=1)`). Both give the same
+      gradients. See [`eqsnn.EventProp`][] (`per_step`).
 
     **Example:**
 

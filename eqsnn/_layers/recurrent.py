@@ -245,10 +245,11 @@ class RecurrentEventPropLIF(RecurrentLIF):
     The forward pass is that of [`eqsnn.RecurrentLIF`][] (same spikes, bit for bit). The
     backward pass is EventProp (Wunderlich & Pehle, 2021) over the events the loop
     recorded, walked in reverse: the adjoint $(\lambda_V, \lambda_I)$ of all neurons flows
-    back in closed form between events ([`eqsnn.adjoint_lif_exponential_flow`][]), jumps at
-    each spike of a neuron $j$ (reset and recurrent term through $W^\mathrm{rec}_{j\cdot}$,
-    [`eqsnn.adjoint_transition_with_recurrence`][]), and the gradients are read off at the
-    events:
+    back in closed form between events
+    ([`eqsnn.eventprop.adjoint_lif_exponential_flow`][]), jumps at each spike of a neuron
+    $j$ (reset and recurrent term through $W^\mathrm{rec}_{j\cdot}$,
+    [`eqsnn.eventprop.adjoint_transition_with_recurrence`][]), and the gradients are read
+    off at the events:
 
     $$
     \frac{\partial L}{\partial W^\mathrm{rec}_{jn}} = -\tau_\mathrm{syn}
@@ -275,11 +276,12 @@ class RecurrentEventPropLIF(RecurrentLIF):
       the same gradients up to rounding. `True` keeps every step's state for the backward
       pass and accumulates dense weight cotangents at every step, so `False` is cheaper;
       its compiled forward may also differ from that of [`eqsnn.RecurrentLIF`][] in the
-      last bit of the spike times. Not with `max_spikes_per_neuron`.
+      last bit of the spike times. Not with `engine=eqsnn.WindowScan(...)`.
 
-    With `max_spikes_per_neuron` (feed-forward populations, see [`eqsnn.RecurrentLIF`][])
-    each population is simulated by the window scan and differentiated by the closed-form
-    adjoint of [`eqsnn.EventPropLIF`][]; the populations are chained by autodiff.
+    With `engine=eqsnn.WindowScan(...)` (feed-forward populations, see
+    [`eqsnn.RecurrentLIF`][]) each population is simulated by the window scan and
+    differentiated by its closed-form adjoint, as in [`eqsnn.EventPropLIF`][]; the
+    populations are chained by autodiff.
 
     **Example:**
 
