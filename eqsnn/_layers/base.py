@@ -33,10 +33,10 @@ class AbstractLayer(eqx.Module):
     [`eqsnn.LIFParameters`][]); subclasses add their weights and say how they look.
     """
 
-    in_size: eqx.AbstractVar[int]
-    n_spikes: eqx.AbstractVar[int]
-    t_max: eqx.AbstractVar[float]
-    params: eqx.AbstractVar[LIFParameters]
+    in_size: int = eqx.field(static=True)
+    n_spikes: int = eqx.field(static=True)
+    t_max: float = eqx.field(static=True)
+    params: LIFParameters
 
     def _init_sizes(self, in_size, n_spikes, t_max, params) -> None:
         """Check and set the fields every layer has (called by `__init__`)."""
@@ -78,10 +78,10 @@ class AbstractSimulatedLayer(AbstractLayer):
     - `overflow`: the [`eqsnn.Overflow`][] policy for lost spikes.
     """
 
-    solver: eqx.AbstractVar[AbstractCrossingSolver]
-    engine: eqx.AbstractVar[AbstractEngine]
-    adjoint: eqx.AbstractVar[AbstractAdjoint]
-    overflow: eqx.AbstractVar[Overflow]
+    solver: AbstractCrossingSolver = eqx.field(static=True)
+    engine: AbstractEngine = eqx.field(static=True)
+    adjoint: AbstractAdjoint = eqx.field(static=True)
+    overflow: Overflow = eqx.field(static=True)
 
     def _init_settings(self, solver, engine, adjoint, overflow) -> None:
         """Check and set the simulation settings (after `_init_sizes`); the engine is set by

@@ -23,8 +23,16 @@ class AbstractFeedForwardLayer(AbstractLayer):
     [`eqsnn.InputWeights`][] of shape `(in_size, out_size)`.
     """
 
-    out_size: eqx.AbstractVar[int]
-    weights: eqx.AbstractVar[InputWeights]
+    weights: InputWeights
+    out_size: int = eqx.field(static=True)
+
+    def _init_layer(self, in_size, out_size, n_spikes, t_max, params, key, mean, std, duplication):
+        """Check and set the sizes and parameters, and draw the initial weights (`__init__`)."""
+        who = type(self).__name__
+        self.out_size = check_size("out_size", out_size, who)
+        self._init_sizes(in_size, n_spikes, t_max, params)
+        w = normal_weights(key, self.in_size, self.out_size, mean, std, duplication, who)
+        self.weights = InputWeights(input=w)
 
     @property
     def size(self) -> int:
@@ -99,17 +107,6 @@ class LIF(AbstractFeedForwardLayer, AbstractSimulatedLayer):
     ```
     """
 
-    weights: InputWeights
-    in_size: int = eqx.field(static=True)
-    out_size: int = eqx.field(static=True)
-    n_spikes: int = eqx.field(static=True)
-    t_max: float = eqx.field(static=True)
-    params: LIFParameters
-    solver: AbstractCrossingSolver = eqx.field(static=True)
-    engine: AbstractEngine = eqx.field(static=True)
-    adjoint: AbstractAdjoint = eqx.field(static=True)
-    overflow: Overflow = eqx.field(static=True)
-
     def __init__(
         self,
         in_size: int,
@@ -131,12 +128,9 @@ class LIF(AbstractFeedForwardLayer, AbstractSimulatedLayer):
     ):
         who = type(self).__name__
         engine = engine_from_keywords(who, engine, max_spikes_per_neuron, max_spikes_per_interval)
-        self.out_size = check_size("out_size", out_size, who)
-        self._init_sizes(in_size, n_spikes, t_max, params)
+        self._init_layer(in_size, out_size, n_spikes, t_max, params, key, mean, std, duplication)
         self._init_settings(solver, engine, adjoint, overflow)
         self._resolve_engine(engine)
-        w = normal_weights(key, self.in_size, self.out_size, mean, std, duplication, who)
-        self.weights = InputWeights(input=w)
 
     def config(self) -> SimulationConfig:
         """The [`eqsnn.SimulationConfig`][] that the engine receives."""
@@ -222,46 +216,17 @@ class EventPropLIF(LIF):
     ```
     """
 
-    def __init__(
-        self,
-        in_size: int,
-        out_size: int,
-        n_spikes: int,
-        t_max: float,
-        params: LIFParameters | None = None,
-        *,
-        key: PRNGKeyArray,
-        mean: float = 0.5,
-        std: float = 2.0,
-        wrap_only_step: bool = False,
-        duplication: int | None = None,
-        solver: AbstractCrossingSolver | None = None,
-        engine: AbstractEngine | None = None,
-        overflow: Overflow = Overflow.WARN,
-        max_spikes_per_neuron: int | None = None,
-        max_spikes_per_interval: int | None = None,
-    ):
+    def __init__(self, *args, wrap_only_step: bool = False, **kwargs):
         if not isinstance(wrap_only_step, bool):
             raise TypeError(
                 f"{type(self).__name__}: `wrap_only_step` must be a bool, got {wrap_only_step!r}."
             )
-        super().__init__(
-            in_size,
-            out_size,
-            n_spikes,
-            t_max,
-            params,
-            key=key,
-            mean=mean,
-            std=std,
-            duplication=duplication,
-            solver=solver,
-            engine=engine,
-            adjoint=EventProp(per_step=wrap_only_step),
-            overflow=overflow,
-            max_spikes_per_neuron=max_spikes_per_neuron,
-            max_spikes_per_interval=max_spikes_per_interval,
-        )
+        if "adjoint" in kwargs:
+            raise TypeError(
+                f"{type(self).__name__} sets `adjoint=EventProp(per_step=wrap_only_step)`; "
+                "use eqsnn.LIF(..., adjoint=...) to choose another."
+            )
+        super().__init__(*args, adjoint=EventProp(per_step=wrap_only_step), **kwargs)
 
     @property
     def wrap_only_step(self) -> bool:

@@ -38,9 +38,24 @@ class AbstractRecurrentLayer(AbstractLayer):
     `weights`, an [`eqsnn.RecurrentWeights`][].
     """
 
-    layers: eqx.AbstractVar[tuple[int, ...]]
-    mask: eqx.AbstractVar[ConnectivityMask]
-    weights: eqx.AbstractVar[RecurrentWeights]
+    weights: RecurrentWeights
+    layers: tuple[int, ...] = eqx.field(static=True)
+    mask: ConnectivityMask = eqx.field(static=True)
+
+    def _init_layer(
+        self, in_size, layers, n_spikes, t_max, params, key, mean, std, duplication, connectivity
+    ):
+        """Check and set the sizes, parameters and connectivity, and draw the initial
+        weights: the blocks of `Connectivity.LAYERED` from N(mean, std), the rest zero."""
+        who = type(self).__name__
+        self.layers = check_layers(layers, who)
+        self._init_sizes(in_size, n_spikes, t_max, params)
+        self.mask = make_mask(connectivity, self.in_size, self.layers, who)
+        means = per_block("mean", mean, len(self.layers), who)
+        stds = per_block("std", std, len(self.layers), who)
+        self.weights = layered_weights(
+            key, self.in_size, self.layers, means, stds, duplication, self.mask, who
+        )
 
     def _check_weight_shapes(self, who: str) -> None:
         n = self.size
@@ -171,18 +186,6 @@ class RecurrentLIF(AbstractRecurrentLayer, AbstractSimulatedLayer):
     ```
     """
 
-    weights: RecurrentWeights
-    in_size: int = eqx.field(static=True)
-    layers: tuple[int, ...] = eqx.field(static=True)
-    n_spikes: int = eqx.field(static=True)
-    t_max: float = eqx.field(static=True)
-    params: LIFParameters
-    solver: AbstractCrossingSolver = eqx.field(static=True)
-    mask: ConnectivityMask = eqx.field(static=True)
-    engine: AbstractEngine = eqx.field(static=True)
-    adjoint: AbstractAdjoint = eqx.field(static=True)
-    overflow: Overflow = eqx.field(static=True)
-
     def __init__(
         self,
         in_size: int,
@@ -204,16 +207,11 @@ class RecurrentLIF(AbstractRecurrentLayer, AbstractSimulatedLayer):
     ):
         who = type(self).__name__
         engine = engine_from_keywords(who, engine, max_spikes_per_neuron)
-        self.layers = check_layers(layers, who)
-        self._init_sizes(in_size, n_spikes, t_max, params)
-        self._init_settings(solver, engine, adjoint, overflow)
-        self.mask = make_mask(connectivity, self.in_size, self.layers, who)
-        self._resolve_engine(engine)
-        means = per_block("mean", mean, len(self.layers), who)
-        stds = per_block("std", std, len(self.layers), who)
-        self.weights = layered_weights(
-            key, self.in_size, self.layers, means, stds, duplication, self.mask, who
+        self._init_layer(
+            in_size, layers, n_spikes, t_max, params, key, mean, std, duplication, connectivity
         )
+        self._init_settings(solver, engine, adjoint, overflow)
+        self._resolve_engine(engine)
 
     def config(self) -> SimulationConfig:
         """The [`eqsnn.SimulationConfig`][] that the engine receives."""
@@ -306,46 +304,17 @@ class RecurrentEventPropLIF(RecurrentLIF):
     ```
     """
 
-    def __init__(
-        self,
-        in_size: int,
-        layers: Sequence[int],
-        n_spikes: int,
-        t_max: float,
-        params: LIFParameters | None = None,
-        *,
-        key: PRNGKeyArray,
-        mean: float | Sequence[float] = 0.5,
-        std: float | Sequence[float] = 2.0,
-        wrap_only_step: bool = False,
-        duplication: int | None = None,
-        solver: AbstractCrossingSolver | None = None,
-        connectivity: Connectivity | ConnectivityMask = Connectivity.LAYERED,
-        engine: AbstractEngine | None = None,
-        overflow: Overflow = Overflow.WARN,
-        max_spikes_per_neuron: int | Sequence[int] | None = None,
-    ):
+    def __init__(self, *args, wrap_only_step: bool = False, **kwargs):
         if not isinstance(wrap_only_step, bool):
             raise TypeError(
                 f"{type(self).__name__}: `wrap_only_step` must be a bool, got {wrap_only_step!r}."
             )
-        super().__init__(
-            in_size,
-            layers,
-            n_spikes,
-            t_max,
-            params,
-            key=key,
-            mean=mean,
-            std=std,
-            duplication=duplication,
-            solver=solver,
-            connectivity=connectivity,
-            engine=engine,
-            adjoint=EventProp(per_step=wrap_only_step),
-            overflow=overflow,
-            max_spikes_per_neuron=max_spikes_per_neuron,
-        )
+        if "adjoint" in kwargs:
+            raise TypeError(
+                f"{type(self).__name__} sets `adjoint=EventProp(per_step=wrap_only_step)`; "
+                "use eqsnn.RecurrentLIF(..., adjoint=...) to choose another."
+            )
+        super().__init__(*args, adjoint=EventProp(per_step=wrap_only_step), **kwargs)
 
     @property
     def wrap_only_step(self) -> bool:

@@ -6,17 +6,15 @@ import equinox as eqx
 import jax
 from jaxtyping import PRNGKeyArray
 
-from .._checks import check_layer_weights, check_size, layer_name
-from .._connectivity import Connectivity, ConnectivityMask, make_mask
+from .._checks import check_layer_weights, layer_name
+from .._connectivity import Connectivity, ConnectivityMask
 from .._engine.buffers import sort_inputs
-from .._initialisation import layered_weights, normal_weights, per_block
 from .._layers.base import check_input
 from .._layers.feedforward import AbstractFeedForwardLayer
-from .._layers.recurrent import AbstractRecurrentLayer, check_layers
+from .._layers.recurrent import AbstractRecurrentLayer
 from .._overflow import report_dropped
 from .._params import LIFParameters
 from .._spikes import Spikes, with_sources
-from .._weights import InputWeights, RecurrentWeights
 from ._backend import Backend, call_backend
 from ._replay import Mismatch, ReplayConfig, replay
 
@@ -114,12 +112,6 @@ class HardwareLIF(AbstractFeedForwardLayer):
     ```
     """
 
-    weights: InputWeights
-    in_size: int = eqx.field(static=True)
-    out_size: int = eqx.field(static=True)
-    n_spikes: int = eqx.field(static=True)
-    t_max: float = eqx.field(static=True)
-    params: LIFParameters
     backend: Backend = eqx.field(static=True)
     min_rise: float = eqx.field(static=True)
 
@@ -139,12 +131,9 @@ class HardwareLIF(AbstractFeedForwardLayer):
         min_rise: float = 0.0,
     ):
         who = type(self).__name__
-        self.out_size = check_size("out_size", out_size, who)
-        self._init_sizes(in_size, n_spikes, t_max, params)
+        self._init_layer(in_size, out_size, n_spikes, t_max, params, key, mean, std, duplication)
         self.backend = _check_backend(backend, who)
         self.min_rise = _check_min_rise(min_rise, who)
-        w = normal_weights(key, self.in_size, self.out_size, mean, std, duplication, who)
-        self.weights = InputWeights(input=w)
 
     def replay(self, spikes: Spikes) -> tuple[Spikes, Mismatch]:
         """Run one sample on the backend (a batch under `jax.vmap`: one backend call).
@@ -214,13 +203,6 @@ class HardwareRecurrentLIF(AbstractRecurrentLayer):
     ```
     """
 
-    weights: RecurrentWeights
-    in_size: int = eqx.field(static=True)
-    layers: tuple[int, ...] = eqx.field(static=True)
-    n_spikes: int = eqx.field(static=True)
-    t_max: float = eqx.field(static=True)
-    params: LIFParameters
-    mask: ConnectivityMask = eqx.field(static=True)
     backend: Backend = eqx.field(static=True)
     min_rise: float = eqx.field(static=True)
 
@@ -241,13 +223,8 @@ class HardwareRecurrentLIF(AbstractRecurrentLayer):
         connectivity: Connectivity | ConnectivityMask = Connectivity.LAYERED,
     ):
         who = type(self).__name__
-        self.layers = check_layers(layers, who)
-        self._init_sizes(in_size, n_spikes, t_max, params)
-        self.mask = make_mask(connectivity, self.in_size, self.layers, who)
-        means = per_block("mean", mean, len(self.layers), who)
-        stds = per_block("std", std, len(self.layers), who)
-        self.weights = layered_weights(
-            key, self.in_size, self.layers, means, stds, duplication, self.mask, who
+        self._init_layer(
+            in_size, layers, n_spikes, t_max, params, key, mean, std, duplication, connectivity
         )
         self.backend = _check_backend(backend, who)
         self.min_rise = _check_min_rise(min_rise, who)
