@@ -82,8 +82,7 @@ def check_finite_weights(weights, who: str):
 
 
 def check_layer_weights(layer, who: str):
-    """`layer` with its `weights` checked by
-    `check_finite_weights`."""
+    """`layer` with its `weights` checked by `check_finite_weights`."""
     weights = check_finite_weights(layer.weights, who)
     if weights is layer.weights:
         return layer

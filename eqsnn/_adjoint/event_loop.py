@@ -38,7 +38,13 @@ import numpy as np
 
 from .._connectivity import ConnectivityMask
 from .._engine.base import SimulationConfig
-from .._engine.buffers import SortedInputs, input_cotangent, sort_inputs, zeros_if_none
+from .._engine.buffers import (
+    SortedInputs,
+    input_cotangent,
+    record_cotangents,
+    sort_inputs,
+    zeros_if_none,
+)
 from .._engine.event_loop import (
     EventKind,
     EventLoop,
@@ -100,30 +106,13 @@ def _trajectory_fwd(perturbed, weights_and_spikes, config: SimulationConfig):
     return _forward(config, weights, spikes)
 
 
-def _event_grads(config: SimulationConfig, events, grad_out: Spikes):
-    """Route the cotangents of the output slots to the recorded events (one per step).
-
-    Empty output slots (`idx == -1`, time `+inf`) may carry NaN/inf cotangents from a loss
-    evaluated on `+inf`; they are masked to zero.
-    """
-    zero = jnp.zeros((), jnp.int32)
-
-    def select(time, current):
-        recorded = eqx.tree_at(lambda e: (e.time, e.current), events, (time, current))
-        out = collect_events(recorded, config.n_spikes, zero)
-        return (out.time, out.current), out.idx
-
-    (time, current), pull, idx = jax.vjp(select, events.time, events.current, has_aux=True)
-    kept = idx >= 0
-    grad_time = jnp.where(kept, zeros_if_none(grad_out.time, time), 0.0)
-    grad_current = jnp.where(kept, zeros_if_none(grad_out.current, current), 0.0)
-    return pull((grad_time, grad_current))
-
-
 def _trajectory_bwd(events, grad_out, perturbed, weights_and_spikes, config: SimulationConfig):
     del perturbed
     weights, spikes = weights_and_spikes
-    grad_time, grad_current = _event_grads(config, events, grad_out)
+    zero = jnp.zeros((), jnp.int32)
+    grad_time, grad_current = record_cotangents(
+        lambda e: collect_events(e, config.n_spikes, zero), events, grad_out
+    )
     grad_w, grad_step_time = adjoint_events(
         config.params, weights, events, grad_time, grad_current, config.t_max
     )

@@ -11,10 +11,15 @@ import jax
 import jax.numpy as jnp
 
 from .._engine.base import SimulationConfig
-from .._engine.buffers import SortedInputs, input_cotangent, sort_inputs, zeros_if_none
+from .._engine.buffers import (
+    SortedInputs,
+    input_cotangent,
+    record_cotangents,
+    sort_inputs,
+    zeros_if_none,
+)
 from .._engine.interval_scan import (
     IntervalScan,
-    IntervalSpikes,
     IntervalState,
     collect_intervals,
     evolve_interval,
@@ -62,35 +67,15 @@ def _trajectory_fwd(perturbed, weights_and_spikes, static: _Static):
     return out, (sorted_in, found)
 
 
-def _output_grads(config: SimulationConfig, found: IntervalSpikes, grad_out: Spikes):
-    """Map the cotangents of the output buffer onto the recorded spikes `(k, m, n)`.
-
-    Empty output slots (`idx == -1`, time `+inf`) may carry NaN/inf cotangents from a user
-    loss evaluated on `+inf`; they are masked to zero here.
-    """
-
-    def select(time, current):
-        out = collect_intervals(
-            eqx.tree_at(lambda f: (f.time, f.current), found, (time, current)),
-            jnp.zeros((), jnp.int32),
-            config.n_spikes,
-            config.t_max,
-        )
-        return (out.time, out.current), out.idx
-
-    (time, current), pull, idx = jax.vjp(select, found.time, found.current, has_aux=True)
-    kept = idx >= 0
-    grad_time = jnp.where(kept, zeros_if_none(grad_out.time, time), 0.0)
-    grad_current = jnp.where(kept, zeros_if_none(grad_out.current, current), 0.0)
-    return pull((grad_time, grad_current))
-
-
 def _trajectory_bwd(residuals, grad_out, perturbed, weights_and_spikes, static: _Static):
     del perturbed
     weights, spikes = weights_and_spikes
     config = static.config
     sorted_in, found = residuals
-    grad_time, grad_current = _output_grads(config, found, grad_out)
+    zero = jnp.zeros((), jnp.int32)
+    grad_time, grad_current = record_cotangents(
+        lambda f: collect_intervals(f, zero, config.n_spikes, config.t_max), found, grad_out
+    )
     adjoint, pinned = adjoint_trajectory(
         config.params, sorted_in.time, sorted_in.end, found, grad_time, grad_current
     )

@@ -104,3 +104,30 @@ def input_cotangent(spikes: Spikes, sorted_in: SortedInputs, t_max, grad_sorted)
         eqx.filter(spikes, eqx.is_inexact_array),
         (grad_time, jnp.zeros_like(spikes.current)),
     )
+
+
+def record_cotangents(collect, record, grad_out: Spikes):
+    """Route the cotangents of an output buffer back to the record it was collected from.
+
+    **Arguments:**
+
+    - `collect`: `collect(record) -> Spikes`, the engine's gathering of its output buffer
+      (differentiable in the record's `time` and `current`).
+    - `record`: the engine's spike record, a module with `time` and `current` arrays.
+    - `grad_out`: the cotangent of the output buffer (`None` leaves where unused).
+
+    Empty output slots (`idx == -1`, time `+inf`) may carry NaN/inf cotangents from a loss
+    evaluated on `+inf`; they are masked to zero.
+
+    **Returns:** the cotangents of `record.time` and `record.current`.
+    """
+
+    def select(time, current):
+        out = collect(eqx.tree_at(lambda r: (r.time, r.current), record, (time, current)))
+        return (out.time, out.current), out.idx
+
+    (time, current), pull, idx = jax.vjp(select, record.time, record.current, has_aux=True)
+    kept = idx >= 0
+    grad_time = jnp.where(kept, zeros_if_none(grad_out.time, time), 0.0)
+    grad_current = jnp.where(kept, zeros_if_none(grad_out.current, current), 0.0)
+    return pull((grad_time, grad_current))

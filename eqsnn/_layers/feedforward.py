@@ -4,7 +4,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import PRNGKeyArray
 
-from .._adjoint.base import AbstractAdjoint, EventProp
+from .._adjoint.base import AbstractAdjoint
 from .._checks import check_size
 from .._engine.base import AbstractEngine, SimulationConfig
 from .._initialisation import normal_weights
@@ -13,7 +13,7 @@ from .._params import LIFParameters
 from .._weights import InputWeights
 from ..solvers import AbstractCrossingSolver
 from .base import AbstractLayer, AbstractSimulatedLayer
-from .keywords import engine_from_keywords
+from .keywords import engine_from_keywords, seed_adjoint
 
 
 class AbstractFeedForwardLayer(AbstractLayer):
@@ -217,16 +217,8 @@ class EventPropLIF(LIF):
     """
 
     def __init__(self, *args, wrap_only_step: bool = False, **kwargs):
-        if not isinstance(wrap_only_step, bool):
-            raise TypeError(
-                f"{type(self).__name__}: `wrap_only_step` must be a bool, got {wrap_only_step!r}."
-            )
-        if "adjoint" in kwargs:
-            raise TypeError(
-                f"{type(self).__name__} sets `adjoint=EventProp(per_step=wrap_only_step)`; "
-                "use eqsnn.LIF(..., adjoint=...) to choose another."
-            )
-        super().__init__(*args, adjoint=EventProp(per_step=wrap_only_step), **kwargs)
+        adjoint = seed_adjoint(type(self).__name__, wrap_only_step, kwargs, "LIF")
+        super().__init__(*args, adjoint=adjoint, **kwargs)
 
     @property
     def wrap_only_step(self) -> bool:

@@ -13,6 +13,7 @@ import warnings
 
 import equinox as eqx
 
+from .._adjoint.base import EventProp
 from .._engine.base import AbstractEngine
 from .._engine.interval_scan import IntervalScan
 from .._engine.window_scan import WindowScan
@@ -76,3 +77,19 @@ def _caller_level() -> int:
     while frame is not None and frame.f_code.co_filename.startswith(inside):
         frame, level = frame.f_back, level + 1
     return level
+
+
+def seed_adjoint(who: str, wrap_only_step, keywords: dict, base: str) -> EventProp:
+    """The adjoint of the seed's EventProp layers: `EventProp(per_step=wrap_only_step)`.
+
+    `keywords` are the other keyword arguments; they must not choose an adjoint (the
+    message points to `base`, the layer that takes one).
+    """
+    if not isinstance(wrap_only_step, bool):
+        raise TypeError(f"{who}: `wrap_only_step` must be a bool, got {wrap_only_step!r}.")
+    if "adjoint" in keywords:
+        raise TypeError(
+            f"{who} sets `adjoint=EventProp(per_step=wrap_only_step)`; use "
+            f"eqsnn.{base}(..., adjoint=...) to choose another."
+        )
+    return EventProp(per_step=wrap_only_step)

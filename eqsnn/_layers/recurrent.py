@@ -7,7 +7,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import PRNGKeyArray
 
-from .._adjoint.base import AbstractAdjoint, EventProp
+from .._adjoint.base import AbstractAdjoint
 from .._checks import check_size, layer_name
 from .._connectivity import Connectivity, ConnectivityMask, make_mask, population_bounds
 from .._engine.base import AbstractEngine, SimulationConfig
@@ -18,7 +18,7 @@ from .._spikes import EMPTY_INDEX, Spikes
 from .._weights import RecurrentWeights
 from ..solvers import AbstractCrossingSolver
 from .base import AbstractLayer, AbstractSimulatedLayer
-from .keywords import engine_from_keywords
+from .keywords import engine_from_keywords, seed_adjoint
 
 
 def check_layers(layers, who: str) -> tuple[int, ...]:
@@ -179,7 +179,7 @@ class RecurrentLIF(AbstractRecurrentLayer, AbstractSimulatedLayer):
     import eqsnn
 
     layer = eqsnn.RecurrentLIF(
-        2, [4, 3], n_spikes=12, t_max=0.05, key=jax.random.PRNGKey(0), mean=[2.0, 1.0], std=0.5
+        2, [4, 3], n_spikes=16, t_max=0.05, key=jax.random.PRNGKey(0), mean=[2.0, 1.0], std=0.5
     )
     out = layer(eqsnn.Spikes(time=jnp.array([1e-3, 2e-3]), idx=jnp.array([0, 1])))
     first = layer.population_spikes(out, -1).first_spike_times(3)
@@ -290,31 +290,23 @@ class RecurrentEventPropLIF(RecurrentLIF):
     import eqsnn
 
     layer = eqsnn.RecurrentEventPropLIF(
-        2, [4, 3], n_spikes=12, t_max=0.05, key=jax.random.PRNGKey(0), mean=[2.0, 1.0], std=0.5
+        2, [4, 3], n_spikes=16, t_max=0.05, key=jax.random.PRNGKey(0), mean=[2.0, 1.0], std=0.5
     )
     spikes = eqsnn.Spikes(time=jnp.array([1e-3, 2e-3]), idx=jnp.array([0, 1]))
 
 
-    def loss(layer):
-        out = layer(spikes)
-        return jnp.sum(jnp.where(out.valid, out.time, 0.0))
+    def first_spike_loss(layer):  # the output population's first spikes, as classifiers use
+        first = layer.population_spikes(layer(spikes), -1).first_spike_times(3)
+        return jnp.sum(jnp.where(jnp.isfinite(first), first, 0.0))
 
 
-    grads = eqx.filter_grad(loss)(layer)
+    grads = eqx.filter_grad(first_spike_loss)(layer)
     ```
     """
 
     def __init__(self, *args, wrap_only_step: bool = False, **kwargs):
-        if not isinstance(wrap_only_step, bool):
-            raise TypeError(
-                f"{type(self).__name__}: `wrap_only_step` must be a bool, got {wrap_only_step!r}."
-            )
-        if "adjoint" in kwargs:
-            raise TypeError(
-                f"{type(self).__name__} sets `adjoint=EventProp(per_step=wrap_only_step)`; "
-                "use eqsnn.RecurrentLIF(..., adjoint=...) to choose another."
-            )
-        super().__init__(*args, adjoint=EventProp(per_step=wrap_only_step), **kwargs)
+        adjoint = seed_adjoint(type(self).__name__, wrap_only_step, kwargs, "RecurrentLIF")
+        super().__init__(*args, adjoint=adjoint, **kwargs)
 
     @property
     def wrap_only_step(self) -> bool:

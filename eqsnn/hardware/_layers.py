@@ -9,7 +9,7 @@ from jaxtyping import PRNGKeyArray
 from .._checks import check_layer_weights, layer_name
 from .._connectivity import Connectivity, ConnectivityMask
 from .._engine.buffers import sort_inputs
-from .._layers.base import check_input
+from .._layers.base import AbstractLayer, check_input
 from .._layers.feedforward import AbstractFeedForwardLayer
 from .._layers.recurrent import AbstractRecurrentLayer
 from .._overflow import report_dropped
@@ -58,7 +58,37 @@ def _run(layer, spikes: Spikes) -> tuple[Spikes, Mismatch]:
     return with_sources(out, layer.size), mismatch
 
 
-class HardwareLIF(AbstractFeedForwardLayer):
+class AbstractHardwareLayer(AbstractLayer):
+    """Base class of the hardware-in-the-loop layers: a backend runs the forward pass,
+    a replay in software gives the EventProp gradients.
+
+    **Fields** (besides those of [`eqsnn.AbstractLayer`][]): `backend` (the
+    [`eqsnn.hardware.Backend`][]) and `min_rise` (the floor of the replayed membrane slope).
+    """
+
+    backend: Backend = eqx.field(static=True)
+    min_rise: float = eqx.field(static=True)
+
+    def _init_backend(self, backend, min_rise) -> None:
+        """Check and set `backend` and `min_rise` (called by `__init__`)."""
+        who = type(self).__name__
+        self.backend = _check_backend(backend, who)
+        self.min_rise = _check_min_rise(min_rise, who)
+
+    def replay(self, spikes: Spikes) -> tuple[Spikes, Mismatch]:
+        """Run one sample on the backend (a batch under `jax.vmap`: one backend call).
+
+        **Returns:** `(spikes, mismatch)`: the output spikes (differentiable with EventProp)
+        and the [`eqsnn.hardware.Mismatch`][] between the replay and the backend.
+        """
+        return _run(self, spikes)
+
+    def __call__(self, spikes: Spikes, *, key: PRNGKeyArray | None = None) -> Spikes:
+        """The output spikes of `replay` (`key` is unused)."""
+        return self.replay(spikes)[0]
+
+
+class HardwareLIF(AbstractFeedForwardLayer, AbstractHardwareLayer):
     r"""A feed-forward LIF layer whose forward pass runs on a backend (hardware in the loop).
 
     The layer sends its weights and the input spikes to `backend` (one call per batch
@@ -112,9 +142,6 @@ class HardwareLIF(AbstractFeedForwardLayer):
     ```
     """
 
-    backend: Backend = eqx.field(static=True)
-    min_rise: float = eqx.field(static=True)
-
     def __init__(
         self,
         in_size: int,
@@ -130,25 +157,11 @@ class HardwareLIF(AbstractFeedForwardLayer):
         backend: Backend,
         min_rise: float = 0.0,
     ):
-        who = type(self).__name__
         self._init_layer(in_size, out_size, n_spikes, t_max, params, key, mean, std, duplication)
-        self.backend = _check_backend(backend, who)
-        self.min_rise = _check_min_rise(min_rise, who)
-
-    def replay(self, spikes: Spikes) -> tuple[Spikes, Mismatch]:
-        """Run one sample on the backend (a batch under `jax.vmap`: one backend call).
-
-        **Returns:** `(spikes, mismatch)`: the output spikes (differentiable with EventProp)
-        and the [`eqsnn.hardware.Mismatch`][] between the replay and the backend.
-        """
-        return _run(self, spikes)
-
-    def __call__(self, spikes: Spikes, *, key: PRNGKeyArray | None = None) -> Spikes:
-        """The output spikes of `replay` (`key` is unused)."""
-        return self.replay(spikes)[0]
+        self._init_backend(backend, min_rise)
 
 
-class HardwareRecurrentLIF(AbstractRecurrentLayer):
+class HardwareRecurrentLIF(AbstractRecurrentLayer, AbstractHardwareLayer):
     r"""A recurrent LIF layer whose forward pass runs on a backend (hardware in the loop).
 
     As [`eqsnn.HardwareLIF`][] for the populations of an [`eqsnn.RecurrentLIF`][]: the
@@ -165,17 +178,8 @@ class HardwareRecurrentLIF(AbstractRecurrentLayer):
     input's, and a call whose backend lost spikes issues a [`eqsnn.SpikesDroppedWarning`][].
 
     **Arguments:** `in_size`, `layers`, `n_spikes`, `t_max`, `params`, `key`, `mean`,
-    `std`, `duplication`, `connectivity` as for [`eqsnn.RecurrentLIF`][], plus
-    - `backend`: the [`eqsnn.hardware.Backend`][] that runs the forward pass
-      (keyword-only, required).
-    - `min_rise`: floor of the membrane slope used by the adjoint, as a fraction of
-      $v_\mathrm{th} - v_\mathrm{leak}$: at a backend spike the adjoint divides by the
-      replayed $I - (v_\mathrm{th} - v_\mathrm{leak})$ ($\tau_\mathrm{mem}\dot V$), which a
-      mismatched backend can make tiny or negative; it is raised to at least
-      `min_rise` $\cdot (v_\mathrm{th} - v_\mathrm{leak})$ (spikes the replay cannot
-      explain included). Default `0.0`: exact EventProp (spikes with a non-positive
-      replayed slope then get zero gradient, as in autodiff). See
-      [Hardware in the loop](../concepts/hardware.md).
+    `std`, `duplication`, `connectivity` as for [`eqsnn.RecurrentLIF`][], and `backend`
+    (keyword-only, required) and `min_rise` as for [`eqsnn.HardwareLIF`][].
 
     **Returns (from `__call__`):** the output [`eqsnn.Spikes`][] of all populations
     (`population_spikes` selects one). `replay` also returns the
@@ -203,9 +207,6 @@ class HardwareRecurrentLIF(AbstractRecurrentLayer):
     ```
     """
 
-    backend: Backend = eqx.field(static=True)
-    min_rise: float = eqx.field(static=True)
-
     def __init__(
         self,
         in_size: int,
@@ -222,21 +223,7 @@ class HardwareRecurrentLIF(AbstractRecurrentLayer):
         min_rise: float = 0.0,
         connectivity: Connectivity | ConnectivityMask = Connectivity.LAYERED,
     ):
-        who = type(self).__name__
         self._init_layer(
             in_size, layers, n_spikes, t_max, params, key, mean, std, duplication, connectivity
         )
-        self.backend = _check_backend(backend, who)
-        self.min_rise = _check_min_rise(min_rise, who)
-
-    def replay(self, spikes: Spikes) -> tuple[Spikes, Mismatch]:
-        """Run one sample on the backend (a batch under `jax.vmap`: one backend call).
-
-        **Returns:** `(spikes, mismatch)`: the output spikes (differentiable with EventProp)
-        and the [`eqsnn.hardware.Mismatch`][] between the replay and the backend.
-        """
-        return _run(self, spikes)
-
-    def __call__(self, spikes: Spikes, *, key: PRNGKeyArray | None = None) -> Spikes:
-        """The output spikes of `replay` (`key` is unused)."""
-        return self.replay(spikes)[0]
+        self._init_backend(backend, min_rise)
