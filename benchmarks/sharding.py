@@ -9,8 +9,9 @@ The workload is the network of `examples/yinyang.py` with its defaults (5 -> hid
 `eqsnn.LIF` layers with `adjoint=eqsnn.EventProp()` on the window scan, one spike per
 neuron, cross-entropy on first-spike times, Adam, float32), trained on Yin-Yang batches.
 For every device count `n` a fresh process builds a mesh of `n` devices
-(`eqsnn.training.data_parallel_mesh`), replicates the model and times `train_step(..., mesh=mesh)` on a chain of batches (each step takes the
-previous step's model; the batch transfer and split are part of the step):
+(`eqsnn.training.data_parallel_mesh`), replicates the model and times
+`train_step(..., mesh=mesh)` on a chain of batches (each step takes the previous step's
+model; the batch transfer and split are part of the step):
 
 - **compile**: the first step (tracing, XLA compilation, one run);
 - **samples/s**: `rounds` rounds of `steps` steps after one warm-up step, each round
