@@ -31,6 +31,7 @@ from ._engine.window_scan import WindowScan as WindowScan
 from ._flow import LIFState as LIFState
 from ._flow import lif_exponential_flow as lif_exponential_flow
 from ._layers.base import AbstractLayer as AbstractLayer
+from ._layers.base import AbstractSimulatedLayer as AbstractSimulatedLayer
 from ._layers.feedforward import LIF as LIF
 from ._layers.feedforward import EventPropLIF as EventPropLIF
 from ._layers.recurrent import RecurrentEventPropLIF as RecurrentEventPropLIF
