@@ -138,6 +138,68 @@ def _spatio_temporal_encode(inputs, t_late, duplication, duplicate_neurons, t_bi
     return Spikes(time=time, idx=idx, n_sources=n_sources)
 
 
+class SpatioTemporalEncoder(eqx.Module):
+    r"""[`eqsnn.encode.spatio_temporal_encode`][] as a layer: features in, input spikes out.
+
+    The first element of an `eqx.nn.Sequential` of eqsnn layers, so that the whole model,
+    encoder included, maps one sample's features to output spikes and can be saved and
+    loaded with `eqsnn.training.save` and `eqsnn.training.load`. Its settings are
+    static fields; it has no trainable leaves.
+
+    **Arguments:** as [`eqsnn.encode.spatio_temporal_encode`][]: `t_late` (seconds, > 0),
+    `duplication` (positive int or `None`), `duplicate_neurons` (bool) and `t_bias`
+    (seconds or `None`).
+
+    **Returns (from `__call__(features, *, key=None)`):** the [`eqsnn.Spikes`][] of
+    `spatio_temporal_encode(features, t_late, duplication, duplicate_neurons,
+    t_bias=t_bias)`; `key` is unused (`eqx.nn.Sequential` passes one).
+
+    **Example:**
+
+    ```python
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+    import eqsnn
+
+    params = eqsnn.LIFParameters(v_reset=-1000.0)  # one spike per neuron
+    model = eqx.nn.Sequential(
+        [
+            eqsnn.encode.SpatioTemporalEncoder(t_late=1e-2),
+            eqsnn.LIF(3, 4, 4, 0.02, params, key=jax.random.key(0), mean=2.0, std=0.5),
+        ]
+    )
+    out = model(jnp.array([0.5, 0.2, 0.0]))  # the LIF layer's spikes
+    ```
+    """
+
+    t_late: float = eqx.field(static=True)
+    duplication: int | None = eqx.field(default=None, static=True)
+    duplicate_neurons: bool = eqx.field(default=False, static=True)
+    t_bias: float | None = eqx.field(default=None, static=True)
+
+    def __check_init__(self):
+        who = "SpatioTemporalEncoder"
+        if not isinstance(self.t_late, int | float | np.number) or isinstance(self.t_late, bool):
+            raise TypeError(f"{who}: `t_late` must be a number (seconds), got {self.t_late!r}.")
+        _check_time(who, "t_late", self.t_late)
+        if self.t_bias is not None:
+            _check_time(who, "t_bias", self.t_bias, minimum="non-negative")
+        if self.duplication is not None:
+            as_int(self.duplication, "duplication", who, minimum=1)
+        if not isinstance(self.duplicate_neurons, bool):
+            raise TypeError(
+                f"{who}: `duplicate_neurons` must be a bool, got {self.duplicate_neurons!r}."
+            )
+
+    def __call__(self, features: Float[ArrayLike, " n_features"], *, key=None) -> Spikes:
+        """The input spikes of `features` (`key` is unused)."""
+        del key
+        return spatio_temporal_encode(
+            features, self.t_late, self.duplication, self.duplicate_neurons, t_bias=self.t_bias
+        )
+
+
 def target_temporal_encode(
     labels: Int[ArrayLike, "*batch"],
     n_classes: int,
