@@ -1,62 +1,4 @@
-r"""Training: one optimiser step and an evaluation, as small functions.
-
-eqsnn has no trainer class. A training loop is a Python `for` over
-[`eqsnn.datasets.batches`][] that calls [`eqsnn.training.train_step`][] (or
-[`eqsnn.training.train_epoch`][], one pass with the epoch's totals, lost spikes included);
-the model is any Equinox module and the loss any function of one sample:
-
-```python
-def sample_loss(model, inputs, label):  # one sample, no batch axis
-    ...
-    return loss, aux  # a scalar, and a pytree of arrays to average (metrics)
-```
-
-The step averages `sample_loss` over the batch with `jax.vmap`, differentiates it with
-`eqx.filter_value_and_grad` and applies an optax optimiser, all under one
-`eqx.filter_jit`.
-
-Data-parallel training over several devices (and hosts) takes one more argument, a
-[`jax.sharding.Mesh`](https://docs.jax.dev/en/latest/sharding.html) from
-[`eqsnn.training.data_parallel_mesh`][]: the batch is split over the devices, the model
-and optimiser state are replicated, and the gradient is averaged over the devices by
-JAX; see [Multiple devices and hosts](../howto/multi_device.md).
-
-**Example:**
-
-```python
-import equinox as eqx
-import jax
-import jax.numpy as jnp
-import optax
-import eqsnn
-from eqsnn import datasets, training
-
-params = eqsnn.LIFParameters(tau_syn=5e-3, tau_mem=1e-2, v_th=1.0, v_reset=-1000.0)
-key_hidden, key_out = jax.random.split(jax.random.key(0))
-model = (
-    eqsnn.LIF(5, 20, 20, 2e-2, params, key=key_hidden, mean=3.0, std=1.6),
-    eqsnn.LIF(20, 2, 2, 2e-2, params, key=key_out, mean=0.5, std=0.8),
-)
-
-
-def sample_loss(model, inputs, label):
-    spikes = eqsnn.encode.spatio_temporal_encode(inputs, 1e-2, t_bias=0.0)
-    for layer in model:
-        spikes = layer(spikes)
-    loss = eqsnn.loss.ttfs_loss(spikes, label, 2, t_max=2e-2, tau_mem=1e-2)
-    return loss, eqsnn.loss.accuracy(spikes, label, 2)
-
-
-optimiser = optax.adam(1e-3)
-opt_state = optimiser.init(eqx.filter(model, eqx.is_array))
-train = datasets.linear(jax.random.key(1), 64)
-for batch in datasets.batches(train, 32, key=jax.random.key(2)):
-    model, opt_state, loss, acc = training.train_step(
-        model, opt_state, batch, sample_loss=sample_loss, optimiser=optimiser
-    )
-loss, acc = training.evaluate(model, train, sample_loss=sample_loss, batch_size=32)
-```
-"""
+"""One optimiser step, an epoch of them, and the batch-mean loss they differentiate."""
 
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple, TypeAlias
@@ -70,8 +12,9 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 from jaxtyping import Array, Float, Int, PyTree
 
-from ._overflow import reset_dropped_warnings
-from .datasets import Dataset
+from .._overflow import reset_dropped_warnings
+from ..datasets import Dataset
+from ._mesh import BATCH_AXIS, check_mesh, shard_batch
 
 SampleLoss: TypeAlias = Callable[[Any, Float[Array, " n_features"], Int[Array, ""]], Any]
 """`sample_loss(model, inputs, label) -> (loss, aux)` for one sample (no batch axis).
@@ -83,117 +26,7 @@ its integer class. Put the network output's `dropped` (the spikes all its layers
 the sample) into `aux` to have [`eqsnn.training.train_epoch`][] count them."""
 
 
-BATCH_AXIS = "batch"
-"""Name of the mesh axis that [`eqsnn.training.data_parallel_mesh`][] splits the batch
-over (`jax.sharding.PartitionSpec("batch")`)."""
-
-
-def data_parallel_mesh(devices: list[jax.Device] | None = None) -> Mesh:
-    """A one-axis `jax.sharding.Mesh` for data-parallel training.
-
-    The mesh has one axis, `"batch"` ([`eqsnn.training.BATCH_AXIS`][]): the functions of
-    `eqsnn.training` that take a `mesh` split the batch over it and replicate the model.
-    With several processes (after `jax.distributed.initialize`), the default mesh spans
-    the devices of every process, and each process supplies its own part of the batch
-    (see [`eqsnn.training.shard_batch`][]).
-
-    **Arguments:**
-
-    - `devices`: the devices, in order; default `jax.devices()` (every device of every
-      process). E.g. `jax.devices()[:2]` for the first two.
-
-    **Returns:** a `jax.sharding.Mesh` with axis `"batch"` of size `len(devices)`.
-
-    **Example:**
-
-    ```python
-    mesh = data_parallel_mesh()  # all devices
-    model, opt_state = replicate((model, opt_state), mesh)
-    step = make_step(sample_loss, optimiser, mesh=mesh)
-    ```
-    """
-    devices = jax.devices() if devices is None else list(devices)
-    if not devices:
-        raise ValueError("data_parallel_mesh: `devices` is empty.")
-    return Mesh(np.array(devices), (BATCH_AXIS,))
-
-
-def _check_mesh(name: str, mesh) -> None:
-    if not isinstance(mesh, Mesh) or mesh.axis_names != (BATCH_AXIS,):
-        raise ValueError(
-            f"{name}: `mesh` must be a jax.sharding.Mesh with the one axis "
-            f"{BATCH_AXIS!r} (see eqsnn.training.data_parallel_mesh), got {mesh!r}."
-        )
-
-
-def replicate(tree: PyTree, mesh: Mesh) -> PyTree:
-    """Put every array of `tree` on every device of `mesh` (a full copy on each).
-
-    Call it once on the model and the optimiser state before data-parallel training;
-    the sharded [`eqsnn.training.train_step`][] keeps them replicated. With several
-    processes, every process must pass the same values (e.g. the same initialisation
-    key).
-
-    **Arguments:**
-
-    - `tree`: any pytree (model, optimiser state); non-array leaves are left alone.
-    - `mesh`: from [`eqsnn.training.data_parallel_mesh`][].
-
-    **Returns:** `tree` with every JAX or NumPy array replicated over `mesh`.
-    """
-    _check_mesh("replicate", mesh)
-    sharding = NamedSharding(mesh, P())
-    if not mesh.is_multi_process:
-        return eqx.filter_shard(tree, sharding)
-
-    def put(x):  # host copy on every process -> one global, replicated array
-        return jax.make_array_from_process_local_data(sharding, np.asarray(x))
-
-    return jax.tree.map(lambda x: put(x) if eqx.is_array(x) else x, tree)
-
-
-def shard_batch(batch: Dataset, mesh: Mesh) -> Dataset:
-    """Split a batch over the devices of `mesh`, sample by sample.
-
-    Device `i` of `d` gets samples `i*n/d` to `(i+1)*n/d - 1`. With several processes,
-    `batch` is this process's part of the global batch (each process loads its own
-    samples) and the result is the global batch: the processes' parts in process order.
-    The batch size must be divisible by the number of devices (no padding: a padded
-    sample would change the mean loss).
-
-    **Arguments:**
-
-    - `batch`: a [`eqsnn.datasets.Dataset`][] (this process's samples).
-    - `mesh`: from [`eqsnn.training.data_parallel_mesh`][].
-
-    **Returns:** the batch as a `Dataset` whose arrays are sharded along
-    `PartitionSpec("batch")`. A batch already sharded so is returned as it is.
-
-    **Raises:** `ValueError` if the number of samples is not divisible by the number of
-    (this process's) devices of `mesh`.
-    """
-    _check_mesh("shard_batch", mesh)
-    sharding = NamedSharding(mesh, P(BATCH_AXIS))
-    arrays = (batch.inputs, batch.labels)
-    if all(getattr(a, "sharding", None) == sharding for a in arrays):
-        return batch
-    n, n_devices = len(batch), len(mesh.local_devices)
-    if n % n_devices:
-        where = "this process's " if mesh.is_multi_process else ""
-        raise ValueError(
-            f"shard_batch: a batch of {n} samples does not split evenly over the "
-            f"{n_devices} {where}devices of `mesh`; use a batch size divisible by {n_devices}."
-        )
-    if mesh.is_multi_process:
-        inputs, labels = (
-            jax.make_array_from_process_local_data(sharding, np.asarray(a)) for a in arrays
-        )
-    else:
-        inputs, labels = jax.device_put(arrays, sharding)
-    return eqx.tree_at(lambda b: (b.inputs, b.labels), batch, (inputs, labels))
-
-
-def _per_sample(model, batch: Dataset, sample_loss: SampleLoss, mesh: Mesh | None):
+def per_sample(model, batch: Dataset, sample_loss: SampleLoss, mesh: Mesh | None):
     """`sample_loss` of every sample; with `mesh`, each device maps over its own shard."""
     if mesh is None:
         return jax.vmap(sample_loss, in_axes=(None, 0, 0))(model, batch.inputs, batch.labels)
@@ -242,7 +75,7 @@ def batch_loss(
 
     **Returns:** `(loss, aux)`: the batch means of the sample losses and of `aux`.
     """
-    loss, aux = _per_sample(model, batch, sample_loss, mesh)
+    loss, aux = per_sample(model, batch, sample_loss, mesh)
     return jnp.mean(loss), jax.tree.map(lambda a: jnp.mean(a, axis=0), aux)
 
 
@@ -297,7 +130,7 @@ def train_step(
     and the batch means of the loss and of `aux` *before* the update.
     """
     if mesh is not None:
-        _check_mesh("train_step", mesh)
+        check_mesh("train_step", mesh)
         batch = shard_batch(batch, mesh)
     return _train_step(model, opt_state, batch, sample_loss, optimiser, mesh)
 
@@ -406,70 +239,3 @@ def train_epoch(
 
 def _as_float(value: np.ndarray):
     return float(value) if value.ndim == 0 else value
-
-
-_per_sample_jit = eqx.filter_jit(_per_sample)
-
-
-def evaluate(
-    model: PyTree,
-    dataset: Dataset,
-    *,
-    sample_loss: SampleLoss,
-    batch_size: int = 256,
-    mesh: Mesh | None = None,
-) -> tuple[float, PyTree]:
-    """Mean loss and mean `aux` over a whole data set, batch by batch, without gradients.
-
-    Every call sees `batch_size` samples (one compiled shape): the last, incomplete batch
-    is padded with samples from the start of the data set, which are left out of the means.
-
-    **Arguments:**
-
-    - `model`: the model.
-    - `dataset`: a [`eqsnn.datasets.Dataset`][].
-    - `sample_loss`: see [`eqsnn.training.SampleLoss`][] (keyword-only).
-    - `batch_size`: samples per compiled call (positive int). With a `mesh` it is rounded
-      up to a multiple of the number of devices (padded as above).
-    - `mesh`: `None` (one device) or a mesh from [`eqsnn.training.data_parallel_mesh`][]
-      (keyword-only; single process only): each batch is split over the devices.
-
-    **Returns:** `(loss, aux)` averaged over the samples: the loss and every scalar of `aux`
-    as a Python float, non-scalar entries of `aux` as NumPy arrays (averaged entry by
-    entry); `aux` keeps its pytree structure.
-
-    **Example:**
-
-    ```python
-    loss, aux = evaluate(model, test, sample_loss=sample_loss)
-    ```
-    """
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"evaluate: `batch_size` must be a positive int, got {batch_size!r}.")
-    n = len(dataset)
-    if n == 0:
-        raise ValueError("evaluate: `dataset` is empty.")
-    batch_size = min(batch_size, n)
-    if mesh is not None:
-        _check_mesh("evaluate", mesh)
-        if mesh.is_multi_process:
-            raise ValueError(
-                "evaluate: `mesh` spans several processes; evaluate without a mesh in each "
-                "process (the replicated model is local to every process)."
-            )
-        batch_size = -(-batch_size // mesh.size) * mesh.size
-    parts = []
-    for start in range(0, n, batch_size):
-        batch = dataset.take(np.arange(start, start + batch_size) % n)
-        if mesh is not None:
-            batch = shard_batch(batch, mesh)
-        values = _per_sample_jit(model, batch, sample_loss, mesh)
-        kept = min(batch_size, n - start)
-        parts.append(jax.tree.map(lambda v, kept=kept: np.asarray(v)[:kept], values))
-    loss, aux = jax.tree.map(lambda *v: _mean_over_samples(np.concatenate(v)), *parts)
-    return loss, aux
-
-
-def _mean_over_samples(values: np.ndarray):
-    mean = np.mean(values, axis=0)
-    return float(mean) if mean.ndim == 0 else mean
