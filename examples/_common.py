@@ -17,7 +17,7 @@ import optax
 
 import eqsnn
 from eqsnn import training
-from eqsnn.encode import spatio_temporal_encode, target_temporal_encode
+from eqsnn.encode import SpatioTemporalEncoder, target_temporal_encode
 from eqsnn.loss import accuracy, first_spike_times, mse_loss, ttfs_loss
 
 
@@ -84,77 +84,97 @@ class Metrics(NamedTuple):
 
 
 class Network(eqx.Module):
-    """Latency encoder, then LIF layers; returns (input, hidden, output) spikes of one sample."""
+    """The example's model as the training code sees it: calling it returns the (input,
+    hidden, output) spikes of one sample. `to_model()` is the same network as public eqsnn
+    modules, an `eqx.nn.Sequential` of the latency encoder and the layers: what
+    `eqsnn.training.save` stores and `eqsnn.training.load` gives back (`from_model`)."""
 
+    encoder: SpatioTemporalEncoder
     layers: tuple[eqx.Module, ...]
     n_hidden: int = eqx.field(static=True)
     n_classes: int = eqx.field(static=True)
-    t_late: float = eqx.field(static=True)
-    duplication: int | None = eqx.field(static=True)
 
-    def __init__(self, cfg: argparse.Namespace, n_features: int, n_classes: int, *, key):
-        method, style = Method(cfg.method), Style(cfg.style)
-        params = lif_parameters(cfg)
-        t_max = cfg.t_max_syn * cfg.tau_syn
-        d = cfg.duplication if cfg.duplication > 1 else None
-        n_in = n_features * (d or 1)
-        hidden_init = dict(mean=cfg.w_hidden[0] / (d or 1), std=cfg.w_hidden[1] / (d or 1))
-        k_hidden, k_out = jax.random.split(key)
-        settings = dict(engine=engine(cfg, style), adjoint=method.adjoint())
-        if style is Style.FEEDFORWARD:
-            k = cfg.spikes_per_neuron
-            hidden = eqsnn.LIF(
-                n_in,
-                cfg.hidden,
-                k * cfg.hidden,
-                t_max,
-                params,
-                key=k_hidden,
-                duplication=d,
-                **hidden_init,
-                **settings,
-            )
-            out = eqsnn.LIF(
-                cfg.hidden,
-                n_classes,
-                k * n_classes,
-                t_max,
-                params,
-                key=k_out,
-                mean=cfg.w_out[0],
-                std=cfg.w_out[1],
-                **settings,
-            )
-            self.layers = (hidden, out)
-        else:
-            self.layers = (
-                eqsnn.RecurrentLIF(
-                    n_in,
-                    [cfg.hidden, n_classes],
-                    cfg.hidden + n_classes,
-                    t_max,
-                    params,
-                    key=key,
-                    duplication=d,
-                    mean=[hidden_init["mean"], cfg.w_out[0]],
-                    std=[hidden_init["std"], cfg.w_out[1]],
-                    connectivity=eqsnn.Connectivity.FULL,
-                    **settings,
-                ),
-            )
-        self.n_hidden, self.n_classes = cfg.hidden, n_classes
-        self.t_late, self.duplication = cfg.t_late_syn * cfg.tau_syn, d
+    def __init__(self, encoder: SpatioTemporalEncoder, layers):
+        self.encoder, self.layers = encoder, tuple(layers)
+        if len(self.layers) == 2:  # feed-forward: hidden and output layers
+            self.n_hidden, self.n_classes = self.layers[0].out_size, self.layers[1].out_size
+        else:  # one recurrent layer of populations [hidden, output]
+            self.n_hidden, self.n_classes = self.layers[0].layers
+
+    @classmethod
+    def from_model(cls, model: eqx.nn.Sequential) -> "Network":
+        """The network of a saved model (`eqsnn.training.load` of `to_model()`)."""
+        encoder, *layers = model.layers
+        return cls(encoder, layers)
+
+    def to_model(self) -> eqx.nn.Sequential:
+        """The network as public eqsnn modules: features in, output-layer spikes out."""
+        return eqx.nn.Sequential([self.encoder, *self.layers])
 
     def __call__(self, features):
-        spikes_in = spatio_temporal_encode(
-            features, self.t_late, self.duplication, self.duplication is not None
-        )
+        spikes_in = self.encoder(features)
         if len(self.layers) == 2:
             hidden = self.layers[0](spikes_in)
             return spikes_in, hidden, self.layers[1](hidden)
         (layer,) = self.layers
         both = layer(spikes_in)
         return spikes_in, layer.population_spikes(both, 0), layer.population_spikes(both, 1)
+
+
+def build_network(cfg: argparse.Namespace, n_features: int, n_classes: int, *, key) -> Network:
+    """Latency encoder, then LIF layers, with the initial weights of `cfg`."""
+    method, style = Method(cfg.method), Style(cfg.style)
+    params = lif_parameters(cfg)
+    t_max = cfg.t_max_syn * cfg.tau_syn
+    d = cfg.duplication if cfg.duplication > 1 else None
+    n_in = n_features * (d or 1)
+    hidden_init = dict(mean=cfg.w_hidden[0] / (d or 1), std=cfg.w_hidden[1] / (d or 1))
+    k_hidden, k_out = jax.random.split(key)
+    settings = dict(engine=engine(cfg, style), adjoint=method.adjoint())
+    if style is Style.FEEDFORWARD:
+        k = cfg.spikes_per_neuron
+        hidden = eqsnn.LIF(
+            n_in,
+            cfg.hidden,
+            k * cfg.hidden,
+            t_max,
+            params,
+            key=k_hidden,
+            duplication=d,
+            **hidden_init,
+            **settings,
+        )
+        out = eqsnn.LIF(
+            cfg.hidden,
+            n_classes,
+            k * n_classes,
+            t_max,
+            params,
+            key=k_out,
+            mean=cfg.w_out[0],
+            std=cfg.w_out[1],
+            **settings,
+        )
+        layers = (hidden, out)
+    else:
+        layers = (
+            eqsnn.RecurrentLIF(
+                n_in,
+                [cfg.hidden, n_classes],
+                cfg.hidden + n_classes,
+                t_max,
+                params,
+                key=key,
+                duplication=d,
+                mean=[hidden_init["mean"], cfg.w_out[0]],
+                std=[hidden_init["std"], cfg.w_out[1]],
+                connectivity=eqsnn.Connectivity.FULL,
+                **settings,
+            ),
+        )
+    t_late = cfg.t_late_syn * cfg.tau_syn
+    encoder = SpatioTemporalEncoder(t_late, duplication=d, duplicate_neurons=d is not None)
+    return Network(encoder, layers)
 
 
 @eqx.filter_jit
@@ -262,48 +282,105 @@ def _layer_labels(params):
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """Command-line options shared by the examples (each example sets its defaults)."""
     add = parser.add_argument
-    add("--seed", type=int, default=0, help="seed of data, initial weights and shuffling")
+    add("--seed", type=int, default=0, help="seed of the initial weights and of the shuffling")
     add("--epochs", type=int, help="training epochs")
     add("--hidden", type=int, help="hidden neurons")
-    add("--method", choices=[m.value for m in Method], default=Method.EVENTPROP.value)
-    add("--style", choices=[s.value for s in Style], default=Style.FEEDFORWARD.value)
+    add(
+        "--method",
+        choices=[m.value for m in Method],
+        default=Method.EVENTPROP.value,
+        help="gradients: the EventProp adjoint, or autodiff through the exact simulation",
+    )
+    add(
+        "--style",
+        choices=[s.value for s in Style],
+        default=Style.FEEDFORWARD.value,
+        help="two eqsnn.LIF layers, or one fully connected eqsnn.RecurrentLIF [hidden, output]",
+    )
     add(
         "--engine",
         choices=[e.value for e in Engine],
-        help="how the layers find their spikes (default: window-scan; recurrent: event-loop)",
+        help="how the layers find their spikes (if not given: window-scan; with --style "
+        "recurrent: event-loop)",
     )
     add("--spikes-per-neuron", type=int, default=1, help="spike budget per neuron and sample")
     add("--ttfs-weight", type=float, default=1.0, help="weight of the cross-entropy loss")
     add("--mse-weight", type=float, default=0.0, help="weight of the MSE-to-targets loss")
     add("--lr", type=float, help="Adam learning rate (peak of the schedule)")
-    add("--schedule", choices=["cosine", "constant"], default="cosine")
-    add("--batch-size", type=int, default=64)
+    add(
+        "--schedule",
+        choices=["cosine", "constant"],
+        default="cosine",
+        help="learning rate over the --epochs",
+    )
+    add("--batch-size", type=int, default=64, help="samples per training step")
     add(
         "--devices",
         type=int,
-        help="data-parallel over the first N local devices (default: all; batch divisible by N)",
+        help="data-parallel over the first N local devices (if not given: all; the batch size "
+        "must be divisible by N)",
     )
     add("--lr-hidden", type=float, default=2.0, help="hidden layer lr = this x --lr")
-    add("--clip", type=float, help="clip the gradient to this global norm")
-    add("--out", type=Path, help="output folder (checkpoint, history, plots)")
-    add("--resume", action="store_true", help="continue from the checkpoint in --out")
+    add(
+        "--clip",
+        type=float,
+        help="clip the gradient to this global norm (if not given: no clipping)",
+    )
+    add(
+        "--out",
+        type=Path,
+        help="run folder: checkpoint, history, saved models, plots (if not given: "
+        "runs/<example>-<method>-...-seed<seed>)",
+    )
+    add("--resume", action="store_true", help="continue the run in --out with its settings")
+    add("--overwrite", action="store_true", help="replace a run that --out holds already")
+    add(
+        "--evaluate",
+        type=Path,
+        metavar="MODEL",
+        help="only report the test accuracy of a saved model (e.g. runs/.../model-best.eqx)",
+    )
     add("--stop-at", type=float, help="stop once the test accuracy reaches this fraction")
     add("--x64", action="store_true", help="float64 instead of float32")
     add("--no-plots", action="store_true", help="skip the PNG plots")
     add("--no-progress", action="store_true", help="no progress bar (one line per epoch)")
-    add("--temperature", type=float, default=0.2, help="ttfs: temperature (x tau_syn)")
-    add("--early-weight", type=float, default=3e-3, help="ttfs: weight of exp(t_correct/tau)")
+    add("--temperature", type=float, default=0.2, help="ttfs: softmax temperature, x tau_syn")
+    add("--early-weight", type=float, default=3e-3, help="ttfs: weight of exp(t_correct / tau) - 1")
     add("--early-tau", type=float, default=6.4e-3, help="ttfs: that tau in seconds")
     add("--bump", type=float, default=1e-3, help="weight bump that revives quiet neurons")
     add("--quiet-hidden", type=float, default=0.1, help="bump above this quiet fraction")
     add("--quiet-output", type=float, default=0.05, help="bump above this missed fraction")
     add("--duplication", type=int, default=1, help="copies of each input spike (own neurons)")
-    for name, value in [("tau-syn", 5e-3), ("tau-mem", 1e-2), ("v-th", 1.0), ("v-reset", -1000.0)]:
-        add(f"--{name}", type=float, default=value)
+    add("--tau-syn", type=float, default=5e-3, help="synaptic time constant in seconds")
+    add("--tau-mem", type=float, default=1e-2, help="membrane time constant in seconds")
+    add("--v-th", type=float, default=1.0, help="threshold voltage")
+    add("--v-reset", type=float, default=-1000.0, help="voltage after a spike (-1000: one spike)")
     # Times in units of tau_syn.
     add("--t-max-syn", type=float, default=4.0, help="t_max / tau_syn")
     add("--t-late-syn", type=float, default=2.0, help="latest input spike time / tau_syn")
-    add("--t-correct-syn", type=float, default=0.8, help="mse target of the correct class")
-    add("--t-wrong-syn", type=float, default=1.2, help="mse target of the other classes")
-    add("--w-hidden", type=float, nargs=2, metavar=("MEAN", "STD"), help="hidden weights")
-    add("--w-out", type=float, nargs=2, metavar=("MEAN", "STD"), help="output weights")
+    add(
+        "--t-correct-syn",
+        type=float,
+        default=0.8,
+        help="mse: target time of the correct class / tau_syn",
+    )
+    add(
+        "--t-wrong-syn",
+        type=float,
+        default=1.2,
+        help="mse: target time of the other classes / tau_syn",
+    )
+    add(
+        "--w-hidden",
+        type=float,
+        nargs=2,
+        metavar=("MEAN", "STD"),
+        help="initial weights into the hidden neurons",
+    )
+    add(
+        "--w-out",
+        type=float,
+        nargs=2,
+        metavar=("MEAN", "STD"),
+        help="initial weights into the output neurons",
+    )

@@ -1,24 +1,30 @@
-"""The training loop of the examples: checkpoints, revival of silent neurons, progress bar,
-the per-epoch evaluation and the command-line run."""
+"""The training loop of the examples: checkpoints and saved models, revival of silent
+neurons, progress bar, the per-epoch evaluation, the command-line run and --evaluate."""
 
 import argparse
 import json
 import time
 from pathlib import Path
 
+import _cli
 import _plots
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from _common import Metrics, Network, bump, make_optimiser, make_sample_loss, trainable
+from _common import (
+    Metrics,
+    Network,
+    build_network,
+    bump,
+    make_optimiser,
+    make_sample_loss,
+    trainable,
+)
 
 from eqsnn import datasets, training
 
-# --- Checkpoints -------------------------------------------------------------------------
-
-RUN_SETTINGS = ("epochs", "out", "resume", "stop_at", "no_plots", "no_progress", "devices")
-"""Options that may change on --resume; every other option comes from the checkpoint."""
+# --- Checkpoints and saved models ----------------------------------------------------------
 
 
 def save_checkpoint(out: Path, network, opt_state, cfg, history: list[dict]) -> None:
@@ -26,22 +32,31 @@ def save_checkpoint(out: Path, network, opt_state, cfg, history: list[dict]) -> 
     options); each is written to a temporary file first, so a crash keeps the old pair."""
     out.mkdir(parents=True, exist_ok=True)
     eqx.tree_serialise_leaves(out / "checkpoint.eqx.tmp", (network, opt_state))
-    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()}
-    info = {"epoch": len(history), "config": settings, "history": history}
+    info = {"epoch": len(history), "config": _cli.settings(cfg), "history": history}
     (out / "checkpoint.json.tmp").write_text(json.dumps(info, indent=1))
     (out / "checkpoint.eqx.tmp").replace(out / "checkpoint.eqx")
     (out / "checkpoint.json.tmp").replace(out / "checkpoint.json")
 
 
-def load_settings(out: Path, cfg: argparse.Namespace) -> tuple[argparse.Namespace, list[dict]]:
-    """The options saved in `out` (with this run's RUN_SETTINGS) and the history so far."""
-    path = out / "checkpoint.json"
-    if not path.exists():
-        raise SystemExit(f"--resume: no checkpoint in {out} (expected {path}).")
-    info = json.loads(path.read_text())
-    saved = {**vars(cfg), **info["config"]}  # options newer than the checkpoint: this run's
-    saved.update({k: getattr(cfg, k) for k in RUN_SETTINGS})
-    return argparse.Namespace(**saved), info["history"]
+def save_models(out: Path, network: Network, cfg, history: list[dict]) -> None:
+    """`model-last.eqx` after every epoch, and `model-best.eqx` after an epoch whose
+    validation accuracy beats every earlier one: the public model (`network.to_model()`)
+    with the run's settings, loadable by `eqsnn.training.load` in any script."""
+    row = history[-1]
+    hyperparameters = {
+        "settings": _cli.settings(cfg),
+        "epoch": row["epoch"],
+        "validation_accuracy": row.get("validation_accuracy"),
+        "test_accuracy": row["test_accuracy"],
+    }
+    model = network.to_model()
+    training.save(out / "model-last.eqx", model, hyperparameters=hyperparameters)
+    if row.get("validation_accuracy") is None:
+        return
+    earlier = [r.get("validation_accuracy") for r in history[:-1]]
+    earlier = [a for a in earlier if a is not None]
+    if row["validation_accuracy"] > max(earlier, default=-1.0):
+        training.save(out / "model-best.eqx", model, hyperparameters=hyperparameters)
 
 
 def load_checkpoint(out: Path, network, opt_state):
@@ -94,9 +109,10 @@ def device_mesh(cfg):
     return training.data_parallel_mesh(available[:n])
 
 
-def fit(cfg, network, train, test, *, history: list[dict], opt_state=None, log=print):
-    """Train `network` for the remaining epochs of `cfg.epochs`; evaluate on `test` after
-    every epoch, checkpoint to `cfg.out`. Returns `(network, opt_state, history)`.
+def fit(cfg, network, train, test, *, history, validation=None, opt_state=None, log=print):
+    """Train `network` for the remaining epochs of `cfg.epochs`; evaluate on `validation`
+    (if any) and `test` after every epoch; checkpoint to `cfg.out` and save the last and
+    the best model (by validation accuracy). Returns `(network, opt_state, history)`.
 
     The batches are split over the devices of `device_mesh(cfg)` (one device: the same
     code path); `network` and `opt_state` are replicated on each."""
@@ -135,6 +151,9 @@ def fit(cfg, network, train, test, *, history: list[dict], opt_state=None, log=p
         if bar is not None:
             bar.close()
         test_loss, test_aux = training.evaluate(network, test, sample_loss=sample_loss, mesh=mesh)
+        checked = (None, None)
+        if validation is not None:
+            checked = training.evaluate(network, validation, sample_loss=sample_loss, mesh=mesh)
         row = dict(
             epoch=epoch + 1,
             wall_s=wall0 + time.perf_counter() - start,
@@ -145,6 +164,8 @@ def fit(cfg, network, train, test, *, history: list[dict], opt_state=None, log=p
             train_accuracy=sums[1] / steps,
             train_spikes=sums[2] / steps,
             train_dropped=round(sums[3]),  # spikes lost by any layer, summed over the epoch
+            validation_loss=checked[0],
+            validation_accuracy=None if checked[1] is None else checked[1].accuracy,
             test_loss=test_loss,
             test_accuracy=test_aux.accuracy,
             test_spikes=test_aux.spikes,
@@ -156,15 +177,22 @@ def fit(cfg, network, train, test, *, history: list[dict], opt_state=None, log=p
         history.append(row)
         log(
             f"epoch {row['epoch']:3d}  loss {row['train_loss']:.4f}  "
-            f"train {row['train_accuracy']:.2%}  test {row['test_accuracy']:.2%}  "
+            f"train {row['train_accuracy']:.2%}  {_validation(row)}"
+            f"test {row['test_accuracy']:.2%}  "
             f"spikes/sample {row['test_spikes']:.1f}  dropped {row['train_dropped']} train / "
             f"{row['test_dropped']} test  wall {row['wall_s']:.0f} s"
         )
         if cfg.out is not None:
             save_checkpoint(cfg.out, network, opt_state, cfg, history)
+            save_models(cfg.out, network, cfg, history)
         if cfg.stop_at is not None and row["test_accuracy"] >= cfg.stop_at:
             break
     return network, opt_state, history
+
+
+def _validation(row: dict) -> str:
+    accuracy = row.get("validation_accuracy")
+    return "" if accuracy is None else f"validation {accuracy:.2%}  "
 
 
 def summary(history: list[dict], target: float = 0.97) -> str:
@@ -176,10 +204,17 @@ def summary(history: list[dict], target: float = 0.97) -> str:
         if reached
         else f"{target:.0%} not reached"
     )
-    best = max(r["test_accuracy"] for r in history)
+    checked = [r for r in history if r.get("validation_accuracy") is not None]
+    best = max(checked, key=lambda r: r["validation_accuracy"], default=None)
+    chosen = (
+        f"best validation accuracy {best['validation_accuracy']:.2%} at epoch {best['epoch']} "
+        f"(test {best['test_accuracy']:.2%}: model-best.eqx)"
+        if best
+        else "no validation set"
+    )
     return (
-        f"test accuracy {last['test_accuracy']:.2%} after {last['epoch']} epochs "
-        f"(best {best:.2%}); wall {last['wall_s']:.0f} s incl. compile; {when}; "
+        f"test accuracy {last['test_accuracy']:.2%} after {last['epoch']} epochs; {chosen}; "
+        f"wall {last['wall_s']:.0f} s incl. compile; {when}; "
         + throughput(history)
         + "; "
         + dropped_summary(history)
@@ -221,15 +256,6 @@ def setup_jax(cfg: argparse.Namespace) -> None:
 # --- The command-line run ------------------------------------------------------------------
 
 
-def resume_settings(cfg: argparse.Namespace) -> tuple[argparse.Namespace, list[dict]]:
-    """With --resume, the saved options and history; else `cfg` and an empty history."""
-    if not cfg.resume:
-        return cfg, []
-    saved, history = load_settings(cfg.out, cfg)
-    saved.out = Path(saved.out)
-    return saved, history
-
-
 def describe_loss(cfg) -> str:
     parts = []
     if cfg.ttfs_weight:
@@ -241,25 +267,27 @@ def describe_loss(cfg) -> str:
     return " + ".join(parts) or "none"
 
 
-def run(cfg, history, train, test, title: str, plot=None, target: float = 0.97) -> list[dict]:
+def run(cfg, history, data, title: str, plot=None, target: float = 0.97) -> list[dict]:
     """Build (or resume) the network, train, save the history and plots, print a summary.
 
-    `plot(network, out)` draws the example's own plots."""
+    `data` is `(train, validation, test)` (`validation` may be `None`); `plot(network, out)`
+    draws the example's own plots."""
     start = time.perf_counter()
-    network = Network(cfg, train.n_features, train.n_classes, key=jax.random.key(cfg.seed))
+    train, validation, test = data
+    network = build_network(cfg, train.n_features, train.n_classes, key=jax.random.key(cfg.seed))
     opt_state = None
     if cfg.resume:
         optimiser = make_optimiser(cfg, len(train) // cfg.batch_size)
         network, opt_state = load_checkpoint(cfg.out, network, optimiser.init(trainable(network)))
     sizes = "-".join(map(str, [train.n_features * cfg.duplication, cfg.hidden, train.n_classes]))
     print(
-        f"{title}: {len(train)} train / {len(test)} test samples; {sizes} {cfg.style} network, "
-        f"{cfg.method} gradients, loss {describe_loss(cfg)}, lr {cfg.lr}, batch {cfg.batch_size}, "
-        f"seed {cfg.seed}, {'float64' if cfg.x64 else 'float32'}"
+        f"{title}: {describe_data(data)}; {sizes} {cfg.style} network, {cfg.method} gradients, "
+        f"loss {describe_loss(cfg)}, lr {cfg.lr}, batch {cfg.batch_size}, seed {cfg.seed}, "
+        f"{'float64' if cfg.x64 else 'float32'}"
         + (f"; resuming after epoch {len(history)}" if history else "")
     )
     network, opt_state, history = fit(
-        cfg, network, train, test, history=history, opt_state=opt_state
+        cfg, network, train, test, history=history, validation=validation, opt_state=opt_state
     )
     cfg.out.mkdir(parents=True, exist_ok=True)
     (cfg.out / "history.json").write_text(json.dumps(history, indent=1))
@@ -270,3 +298,31 @@ def run(cfg, history, train, test, title: str, plot=None, target: float = 0.97) 
     print(summary(history, target), f"(this session {time.perf_counter() - start:.0f} s)")
     print(f"outputs in {cfg.out}/")
     return history
+
+
+def describe_data(data) -> str:
+    """`5000 train / 500 validation / 1000 test samples`."""
+    names = ("train", "validation", "test")
+    return (
+        " / ".join(f"{len(d)} {n}" for n, d in zip(names, data, strict=True) if d is not None)
+        + " samples"
+    )
+
+
+def evaluate_saved(cfg, test, backend=None) -> dict:
+    """--evaluate: the test accuracy of the model saved in `cfg.evaluate` (settings and
+    data as saved with it; `backend` for hardware layers)."""
+    try:
+        model = training.load(cfg.evaluate, backend=backend)
+    except (OSError, ValueError) as error:
+        raise SystemExit(f"--evaluate: {error}") from None
+    network = Network.from_model(model)
+    loss, aux = training.evaluate(network, test, sample_loss=make_sample_loss(cfg))
+    saved = training.load_hyperparameters(cfg.evaluate)
+    result = dict(test_loss=loss, test_accuracy=aux.accuracy, test_spikes=aux.spikes)
+    print(
+        f"{cfg.evaluate} (saved after epoch {saved.get('epoch')}): test accuracy "
+        f"{aux.accuracy:.2%} on {len(test)} samples, loss {loss:.4f}, "
+        f"{aux.spikes:.1f} spikes/sample, {round(aux.dropped * len(test))} dropped"
+    )
+    return result

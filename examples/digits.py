@@ -2,13 +2,18 @@
 
     python examples/digits.py                       # EventProp, 65-100-10
     python examples/digits.py --method autodiff --epochs 5 --out runs/digits-try
+    python examples/digits.py --evaluate runs/digits-try/model-best.eqx
 
 Each of the 64 pixels becomes one input spike; bright pixels spike early (at
 `(1 - intensity) * t_late`), and a bias input spikes at t = 0. A hidden layer of
 one-spike LIF neurons feeds ten output neurons; the class is the output neuron that
-spikes first. 80 % of the 1797 images train, 20 % test (split by --data-seed). Needs
-scikit-learn (`pip install eqsnn[datasets]`). Writes the checkpoint, `history.json`,
-training curves and a spike raster to `--out` (default `runs/digits-<method>-seed<seed>`).
+spikes first. 20 % of the 1797 images test, and 10 % of the rest validate (the model
+with the best validation accuracy is saved as `model-best.eqx`, the last as
+`model-last.eqx`); both splits are drawn by --data-seed. Needs scikit-learn: `pip install
+"eqsnn[datasets]"`, or `pip install -e ".[datasets]"` in a clone of the repository.
+Writes the checkpoint, `history.json`, the saved models, training curves and a spike
+raster to `--out` (default `runs/digits-<method>-<style>-seed<seed>`); a new run does not
+overwrite a run there without --overwrite.
 """
 
 import argparse
@@ -19,6 +24,7 @@ import jax
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _cli  # noqa: E402
 import _common  # noqa: E402
 import _loop  # noqa: E402
 import _plots  # noqa: E402
@@ -39,38 +45,57 @@ DEFAULTS = dict(
 )
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def parse_args(argv=None) -> tuple[argparse.Namespace, list[dict]]:
+    """The options and the history so far (see `_cli.parse`: --resume, --evaluate, --out)."""
+    parser = _cli.new_parser(__doc__)
     _common.add_common_arguments(parser)
-    parser.add_argument("--data-seed", type=int, default=0, help="seed of the train/test split")
-    parser.add_argument("--test-fraction", type=float, default=0.2)
+    add = parser.add_argument
+    add("--data-seed", type=int, default=0, help="seed of the train/validation/test split")
+    add("--test-fraction", type=float, default=0.2, help="fraction of the images that test")
+    add(
+        "--validation-fraction",
+        type=float,
+        default=0.1,
+        help="fraction of the other images that validate (0: none)",
+    )
     parser.set_defaults(**DEFAULTS)
-    cfg = parser.parse_args(argv)
-    if cfg.out is None:
-        cfg.out = Path("runs") / f"digits-{cfg.method}-{cfg.style}-seed{cfg.seed}"
-    return cfg
+    return _cli.parse(parser, argv, default_out, "digits")
 
 
-def load(cfg) -> tuple[datasets.Dataset, datasets.Dataset]:
-    """Digits with features `1 - intensity` (bright pixels spike early) and a bias input."""
+def default_out(cfg: argparse.Namespace) -> Path:
+    return Path("runs") / f"digits-{cfg.method}-{cfg.style}-seed{cfg.seed}"
+
+
+def load(cfg):
+    """`(train, validation, test)` digits with features `1 - intensity` (bright pixels spike
+    early) and a bias input; `validation` is carved from the training images (`None` for
+    --validation-fraction 0)."""
     data = datasets.digits()
     pixels = 1.0 - np.asarray(data.inputs)
     bias = np.full((len(data), 1), datasets.BIAS_VALUE)
     data = datasets.Dataset(np.concatenate([pixels, bias], axis=1), data.labels, data.n_classes)
-    return datasets.train_test_split(data, cfg.test_fraction, key=jax.random.key(cfg.data_seed))
+    key = jax.random.key(cfg.data_seed)
+    train, test = datasets.train_test_split(data, cfg.test_fraction, key=key)
+    if not cfg.validation_fraction:
+        return train, None, test
+    fraction, key = cfg.validation_fraction, jax.random.fold_in(key, 1)
+    train, validation = datasets.train_test_split(train, fraction, key=key)
+    return train, validation, test
 
 
-def main(argv=None) -> list[dict]:
-    cfg, history = _loop.resume_settings(parse_args(argv))
+def main(argv=None) -> list[dict] | dict:
+    """Train (the history), or with --evaluate test a saved model (its test metrics)."""
+    cfg, history = parse_args(argv)
     _loop.setup_jax(cfg)
-    train, test = load(cfg)
+    train, validation, test = load(cfg)
+    if cfg.evaluate is not None:
+        return _loop.evaluate_saved(cfg, test)
 
     def plot(network, out):
         _plots.plot_raster(network, test.inputs[0], int(test.labels[0]), out / "raster.png")
 
-    return _loop.run(cfg, history, train, test, "Digits", plot, target=0.95)
+    data = (train, validation, test)
+    return _loop.run(cfg, history, data, "Digits", plot, target=0.95)
 
 
 if __name__ == "__main__":

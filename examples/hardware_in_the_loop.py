@@ -3,16 +3,22 @@
     python examples/hardware_in_the_loop.py                    # defaults below
     python examples/hardware_in_the_loop.py --epochs 5 --out runs/try
     python examples/hardware_in_the_loop.py --ideal            # no non-idealities at all
+    python examples/hardware_in_the_loop.py --evaluate runs/hardware-seed0/model-best.eqx
 
-The network of `examples/yinyang.py` (5-120-3 by default, one spike per neuron, first
-output spike decides), but every forward pass runs on an `eqsnn.hardware.EmulatedBackend`:
+The network of `examples/yinyang.py` (here 5-120-3 by default, one spike per neuron,
+first output spike decides), but every forward pass runs on an
+`eqsnn.hardware.EmulatedBackend`:
 6-bit (plus sign) weights, per-neuron fixed-pattern variation of tau_mem, tau_syn and the
 threshold, spike-time jitter and a clock that time-stamps spikes. The layers are
 `eqsnn.HardwareLIF`: the backend's spike times are the forward pass, and the gradients
 are EventProp on a software replay of those spikes (the replay does not know the chip's
 non-idealities: it uses the nominal model). Test accuracy is measured on the emulated chip
-too. Writes `checkpoint.eqx`/`.json`, `history.json` and plots to `--out` (default
-`runs/hardware-seed<seed>`).
+too, and so is the accuracy on the validation set (drawn like the training set, with its
+own key) that picks `model-best.eqx`; `model-last.eqx` is the last model. Both load with
+`eqsnn.training.load(path, backend=...)` (the chip is not stored: --evaluate rebuilds it
+from the saved settings). Writes `checkpoint.eqx`/`.json`, `history.json`, the saved
+models and plots to `--out` (default `runs/hardware-seed<seed>`); a new run does not
+overwrite a run there without --overwrite.
 """
 
 import argparse
@@ -25,8 +31,10 @@ import equinox as eqx
 import jax
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _cli  # noqa: E402
 import _common  # noqa: E402
 import _loop  # noqa: E402
+import yinyang  # noqa: E402
 
 import eqsnn  # noqa: E402
 from eqsnn import datasets  # noqa: E402
@@ -44,15 +52,15 @@ DEFAULTS = dict(
 )
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def parse_args(argv=None) -> tuple[argparse.Namespace, list[dict]]:
+    """The options and the history so far (see `_cli.parse`: --resume, --evaluate, --out)."""
+    parser = _cli.new_parser(__doc__)
     _common.add_common_arguments(parser)
     add = parser.add_argument
-    add("--train-size", type=int, default=5000)
-    add("--test-size", type=int, default=1000)
-    add("--data-seed", type=int, default=0, help="seed of the data sets")
+    add("--train-size", type=int, default=5000, help="training samples")
+    add("--validation-size", type=int, default=500, help="validation samples (0: none)")
+    add("--test-size", type=int, default=1000, help="test samples")
+    add("--data-seed", type=int, default=0, help="seed of the training, validation and test sets")
     add("--chip-seed", type=int, default=0, help="seed of the emulated chip's fixed pattern")
     add("--weight-bits", type=int, default=6, help="weight magnitude bits (plus sign)")
     add("--tau-variation", type=float, default=0.05, help="fixed-pattern std of both taus")
@@ -63,10 +71,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     add("--min-rise", type=float, default=0.05, help="adjoint slope floor (see HardwareLIF)")
     add("--ideal", action="store_true", help="emulate an ideal chip (no non-idealities)")
     parser.set_defaults(**DEFAULTS)
-    cfg = parser.parse_args(argv)
-    if cfg.out is None:
-        cfg.out = Path("runs") / f"hardware-seed{cfg.seed}"
-    return cfg
+    return _cli.parse(
+        parser, argv, lambda cfg: Path("runs") / f"hardware-seed{cfg.seed}", "hardware_in_the_loop"
+    )
 
 
 def make_backend(cfg: argparse.Namespace) -> EmulatedBackend:
@@ -87,7 +94,7 @@ def make_backend(cfg: argparse.Namespace) -> EmulatedBackend:
 def hardware_network(cfg: argparse.Namespace, n_features: int, n_classes: int, backend):
     """The network of `examples/yinyang.py`, with `eqsnn.HardwareLIF` layers (same
     initial weights) that run on `backend`."""
-    network = _common.Network(cfg, n_features, n_classes, key=jax.random.key(cfg.seed))
+    network = _common.build_network(cfg, n_features, n_classes, key=jax.random.key(cfg.seed))
     layers = tuple(
         eqx.tree_at(
             lambda m: m.weights,
@@ -108,15 +115,16 @@ def hardware_network(cfg: argparse.Namespace, n_features: int, n_classes: int, b
     return eqx.tree_at(lambda n: n.layers, network, layers)
 
 
-def main(argv=None) -> list[dict]:
+def main(argv=None) -> list[dict] | dict:
+    """Train (the history), or with --evaluate test a saved model (its test metrics)."""
     start = time.perf_counter()
-    cfg, history = _loop.resume_settings(parse_args(argv))
+    cfg, history = parse_args(argv)
     cfg.method, cfg.style, cfg.engine = "eventprop", "feedforward", "window-scan"
     _loop.setup_jax(cfg)
-    data_key = jax.random.key(cfg.data_seed)
-    train = datasets.yinyang(jax.random.fold_in(data_key, 0), cfg.train_size)
-    test = datasets.yinyang(jax.random.fold_in(data_key, 1), cfg.test_size)
+    train, validation, test = yinyang.load(cfg)
     backend = make_backend(cfg)
+    if cfg.evaluate is not None:
+        return _loop.evaluate_saved(cfg, test, backend)
     network = hardware_network(cfg, train.n_features, train.n_classes, backend)
     opt_state = None
     if cfg.resume:
@@ -132,14 +140,15 @@ def main(argv=None) -> list[dict]:
         )
     )
     print(
-        f"Yin-Yang on an emulated chip ({chip}; dt {cfg.emulation_dt:g} s): {len(train)} train"
-        f" / {len(test)} test samples; 5-{cfg.hidden}-3 HardwareLIF network, min_rise "
+        f"Yin-Yang on an emulated chip ({chip}; dt {cfg.emulation_dt:g} s): "
+        f"{_loop.describe_data((train, validation, test))}; 5-{cfg.hidden}-3 HardwareLIF "
+        "network, min_rise "
         f"{cfg.min_rise:g}, loss {_loop.describe_loss(cfg)}, lr {cfg.lr}, batch "
         f"{cfg.batch_size}, seed {cfg.seed}, {'float64' if cfg.x64 else 'float32'}"
         + (f"; resuming after epoch {len(history)}" if history else "")
     )
     network, opt_state, history = _loop.fit(
-        cfg, network, train, test, history=history, opt_state=opt_state
+        cfg, network, train, test, history=history, validation=validation, opt_state=opt_state
     )
     cfg.out.mkdir(parents=True, exist_ok=True)
     (cfg.out / "history.json").write_text(json.dumps(history, indent=1))

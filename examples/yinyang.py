@@ -1,15 +1,21 @@
 """Train a spiking network on the Yin-Yang data set with exact gradients.
 
-    python examples/yinyang.py                      # EventProp, 5-120-3, defaults below
+    python examples/yinyang.py                      # EventProp, 5-200-3, defaults below
     python examples/yinyang.py --method autodiff --epochs 5 --out runs/try
     python examples/yinyang.py --out runs/try --epochs 10 --resume   # continue a run
+    python examples/yinyang.py --evaluate runs/try/model-best.eqx   # test a saved model
 
 Every feature (x, y, 1-x, 1-y, bias) becomes one input spike at time
 `feature * t_late` (the bias spikes at t = 0); a hidden layer of LIF neurons that spike
 at most once (`v_reset = -1000`) feeds three output neurons, and the class is the
 output neuron that spikes first. The loss acts on the output first-spike times.
-Writes `checkpoint.eqx`/`.json`, `history.json` and PNG plots (training curves, a spike
-raster, the decision map) to `--out` (default `runs/yinyang-<method>-<style>-seed<seed>`).
+The model with the best accuracy on a validation set (drawn like the training set, with
+its own key; never the test set) is saved as `model-best.eqx`, the last one as
+`model-last.eqx`: `eqsnn.training.load` rebuilds either in any script. Also writes
+`checkpoint.eqx`/`.json` (for --resume), `history.json` and PNG plots (training curves,
+a spike raster, the decision map) to `--out` (default
+`runs/yinyang-<method>-<style>-seed<seed>`); a new run does not overwrite a run there
+without --overwrite.
 """
 
 import argparse
@@ -20,6 +26,7 @@ import jax
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _cli  # noqa: E402
 import _common  # noqa: E402
 import _loop  # noqa: E402
 import _plots  # noqa: E402
@@ -29,19 +36,32 @@ from eqsnn import datasets  # noqa: E402
 DEFAULTS = dict(epochs=150, hidden=200, lr=2e-3, w_hidden=[3.0, 1.6], w_out=[0.5, 0.8])
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def parse_args(argv=None) -> tuple[argparse.Namespace, list[dict]]:
+    """The options and the history so far (see `_cli.parse`: --resume, --evaluate, --out)."""
+    parser = _cli.new_parser(__doc__)
     _common.add_common_arguments(parser)
-    parser.add_argument("--train-size", type=int, default=5000)
-    parser.add_argument("--test-size", type=int, default=1000)
-    parser.add_argument("--data-seed", type=int, default=0, help="seed of the data sets")
+    add = parser.add_argument
+    add("--train-size", type=int, default=5000, help="training samples")
+    add("--validation-size", type=int, default=500, help="validation samples (0: none)")
+    add("--test-size", type=int, default=1000, help="test samples")
+    add("--data-seed", type=int, default=0, help="seed of the training, validation and test sets")
     parser.set_defaults(**DEFAULTS)
-    cfg = parser.parse_args(argv)
-    if cfg.out is None:
-        cfg.out = Path("runs") / f"yinyang-{cfg.method}-{cfg.style}-seed{cfg.seed}"
-    return cfg
+    return _cli.parse(parser, argv, default_out, "yinyang")
+
+
+def default_out(cfg: argparse.Namespace) -> Path:
+    return Path("runs") / f"yinyang-{cfg.method}-{cfg.style}-seed{cfg.seed}"
+
+
+def load(cfg: argparse.Namespace):
+    """`(train, validation, test)`: independent draws, each with its own key (`validation`
+    is `None` for --validation-size 0)."""
+    data_key = jax.random.key(cfg.data_seed)
+    train = datasets.yinyang(jax.random.fold_in(data_key, 0), cfg.train_size)
+    test = datasets.yinyang(jax.random.fold_in(data_key, 1), cfg.test_size)
+    n = cfg.validation_size
+    validation = datasets.yinyang(jax.random.fold_in(data_key, 2), n) if n else None
+    return train, validation, test
 
 
 def yinyang_features(xy):
@@ -49,12 +69,13 @@ def yinyang_features(xy):
     return np.concatenate([xy, 1 - xy, np.full((len(xy), 1), datasets.BIAS_VALUE)], axis=1)
 
 
-def main(argv=None) -> list[dict]:
-    cfg, history = _loop.resume_settings(parse_args(argv))
+def main(argv=None) -> list[dict] | dict:
+    """Train (the history), or with --evaluate test a saved model (its test metrics)."""
+    cfg, history = parse_args(argv)
     _loop.setup_jax(cfg)
-    data_key = jax.random.key(cfg.data_seed)
-    train = datasets.yinyang(jax.random.fold_in(data_key, 0), cfg.train_size)
-    test = datasets.yinyang(jax.random.fold_in(data_key, 1), cfg.test_size)
+    train, validation, test = load(cfg)
+    if cfg.evaluate is not None:
+        return _loop.evaluate_saved(cfg, test)
     names = datasets.YINYANG_CLASS_NAMES
 
     def plot(network, out):
@@ -62,7 +83,7 @@ def main(argv=None) -> list[dict]:
         _plots.plot_raster(network, sample, label, out / "raster.png", names)
         _plots.plot_decision_map(network, yinyang_features, test, out / "decision_map.png", names)
 
-    return _loop.run(cfg, history, train, test, "Yin-Yang", plot)
+    return _loop.run(cfg, history, (train, validation, test), "Yin-Yang", plot)
 
 
 if __name__ == "__main__":
