@@ -117,7 +117,9 @@ def test_digits():
 
 def test_digits_without_sklearn(monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
-    with pytest.raises(ImportError, match=r"pip install eqsnn\[datasets\]"):
+    with pytest.raises(
+        ImportError, match=r'pip install "eqsnn\[datasets\]".*pip install -e ".\[datasets\]"'
+    ):
         datasets.digits()
 
 

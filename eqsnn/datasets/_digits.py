@@ -10,7 +10,8 @@ def digits() -> Dataset:
     `[0, 1]`. The data ship with scikit-learn: nothing is downloaded. Split them with
     [`eqsnn.datasets.train_test_split`][].
 
-    Needs scikit-learn: `pip install eqsnn[datasets]`.
+    Needs scikit-learn: `pip install "eqsnn[datasets]"`, or in a clone of the repository
+    `pip install -e ".[datasets]"`.
 
     **Returns:** a [`eqsnn.datasets.Dataset`][] with `inputs` of shape `(1797, 64)` and
     `n_classes=10`.
@@ -29,7 +30,8 @@ def digits() -> Dataset:
     except ImportError as error:
         raise ImportError(
             "eqsnn.datasets.digits needs scikit-learn; install it with "
-            "`pip install eqsnn[datasets]` (or `pip install scikit-learn`)."
+            '`pip install "eqsnn[datasets]"` (in a clone of the repository: '
+            '`pip install -e ".[datasets]"`), or `pip install scikit-learn`.'
         ) from error
     bunch = load_digits()
     return Dataset(bunch.data / 16.0, bunch.target, 10)

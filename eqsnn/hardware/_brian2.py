@@ -11,8 +11,9 @@ def _import_brian2():
         import brian2
     except ImportError as error:  # also numpy >= 2.4, which brian2 2.9 does not import with
         raise ImportError(
-            "Brian2Backend needs brian2 (pip install 'eqsnn[brian2]', which also pins "
-            f"numpy < 2.4); importing it failed: {error}"
+            "Brian2Backend needs brian2 (pip install 'eqsnn[brian2]', or in a clone of the "
+            "repository pip install -e '.[brian2]', which also pins numpy < 2.4); importing it "
+            f"failed: {error}"
         ) from error
     return brian2
 

@@ -2,7 +2,8 @@ r"""Export to and import from NIR, the Neuromorphic Intermediate Representation.
 
 [NIR](https://neuroir.org) (PyPI `nir`) describes a spiking network as a graph of nodes
 (`Input`, `Linear`, `CubaLIF`, `Output`, ...) that many simulators and chips read and
-write. This sub-package needs the `nir` package: `pip install 'eqsnn[nir]'`.
+write. This sub-package needs the `nir` package: `pip install 'eqsnn[nir]'` (in a clone of
+the repository: `pip install -e '.[nir]'`).
 
 **The neuron.** NIR's `CubaLIF` node is
 

@@ -8,7 +8,8 @@ def import_nir():
         import nir
     except ImportError:
         raise ImportError(
-            "eqsnn.nir needs the `nir` package; install it with `pip install 'eqsnn[nir]'`."
+            "eqsnn.nir needs the `nir` package; install it with `pip install 'eqsnn[nir]'` "
+            "(in a clone of the repository: `pip install -e '.[nir]'`)."
         ) from None
     return nir
 
