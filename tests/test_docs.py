@@ -3,7 +3,8 @@
 - every public name of eqsnn (and of its public sub-packages and modules) has a docstring;
 - every public name has a `::: module.NAME` entry on a page under `docs/api/`;
 - the Python code blocks of the README and of `docs/getting_started.md` run, in order;
-- `.ci/run` runs the README's test command.
+- `.ci/run` runs the README's test command;
+- the site's scripts ship with it (MathJax too): maths renders without network.
 """
 
 import ast
@@ -141,3 +142,17 @@ def test_ci_runs_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     assert f'pip install -e ".[test]" && {README_TEST_COMMAND}' in readme
     assert re.search(rf"^{re.escape(README_TEST_COMMAND)}$", ci, re.MULTILINE)
+
+
+def test_site_loads_no_script_from_the_network():
+    # Maths renders offline: every script of mkdocs.yml ships with the docs (MathJax
+    # included, with its licence), none is fetched from a CDN.
+    config = (ROOT / "mkdocs.yml").read_text()
+    section = re.search(r"^extra_javascript:\n((?:[ \t]+.*\n|\n)+)", config, re.MULTILINE)
+    assert section is not None
+    scripts = re.findall(r"^\s+-\s+(\S+)", section.group(1), re.MULTILINE)
+    assert "javascripts/mathjax/tex-svg-full.js" in scripts
+    for script in scripts:
+        assert "://" not in script, script
+        assert (ROOT / "docs" / script).is_file(), script
+    assert (ROOT / "docs" / "javascripts" / "mathjax" / "LICENSE").is_file()
