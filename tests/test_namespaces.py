@@ -49,7 +49,7 @@ def test_lazy_subpackages_load_on_attribute_access():
         "diffrax": True,
         "optax": True,
         "simulate": "eqsnn.reference._simulate",
-        "train": "eqsnn.training",
+        "train": "eqsnn.training._step",
     }
 
 
