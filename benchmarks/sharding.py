@@ -78,8 +78,8 @@ def _network(cfg_args: list[str]):
     import jax
     import yinyang
 
-    cfg = yinyang.parse_args(cfg_args)
-    network = _common.Network(cfg, 5, 3, key=jax.random.key(cfg.seed))
+    cfg = yinyang.build_parser().parse_args(cfg_args)  # the options only: no run folder
+    network = _common.build_network(cfg, 5, 3, key=jax.random.key(cfg.seed))
     return cfg, network, _common.make_sample_loss(cfg), _common.make_optimiser(cfg, 100)
 
 

@@ -45,8 +45,8 @@ DEFAULTS = dict(
 )
 
 
-def parse_args(argv=None) -> tuple[argparse.Namespace, list[dict]]:
-    """The options and the history so far (see `_cli.parse`: --resume, --evaluate, --out)."""
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's options (`parse_args` also prepares the run folder)."""
     parser = _cli.new_parser(__doc__)
     _common.add_common_arguments(parser)
     add = parser.add_argument
@@ -59,6 +59,12 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, list[dict]]:
         help="fraction of the other images that validate (0: none)",
     )
     parser.set_defaults(**DEFAULTS)
+    return parser
+
+
+def parse_args(argv=None) -> tuple[argparse.Namespace, list[dict]]:
+    """The options and the history so far (see `_cli.parse`: --resume, --evaluate, --out)."""
+    parser = build_parser()
     return _cli.parse(parser, argv, default_out, "digits")
 
 

@@ -52,8 +52,8 @@ DEFAULTS = dict(
 )
 
 
-def parse_args(argv=None) -> tuple[argparse.Namespace, list[dict]]:
-    """The options and the history so far (see `_cli.parse`: --resume, --evaluate, --out)."""
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's options (`parse_args` also prepares the run folder)."""
     parser = _cli.new_parser(__doc__)
     _common.add_common_arguments(parser)
     add = parser.add_argument
@@ -71,6 +71,12 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, list[dict]]:
     add("--min-rise", type=float, default=0.05, help="adjoint slope floor (see HardwareLIF)")
     add("--ideal", action="store_true", help="emulate an ideal chip (no non-idealities)")
     parser.set_defaults(**DEFAULTS)
+    return parser
+
+
+def parse_args(argv=None) -> tuple[argparse.Namespace, list[dict]]:
+    """The options and the history so far (see `_cli.parse`: --resume, --evaluate, --out)."""
+    parser = build_parser()
     return _cli.parse(
         parser, argv, lambda cfg: Path("runs") / f"hardware-seed{cfg.seed}", "hardware_in_the_loop"
     )

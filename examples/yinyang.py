@@ -36,8 +36,8 @@ from eqsnn import datasets  # noqa: E402
 DEFAULTS = dict(epochs=150, hidden=200, lr=2e-3, w_hidden=[3.0, 1.6], w_out=[0.5, 0.8])
 
 
-def parse_args(argv=None) -> tuple[argparse.Namespace, list[dict]]:
-    """The options and the history so far (see `_cli.parse`: --resume, --evaluate, --out)."""
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's options (`parse_args` also prepares the run folder)."""
     parser = _cli.new_parser(__doc__)
     _common.add_common_arguments(parser)
     add = parser.add_argument
@@ -46,6 +46,12 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, list[dict]]:
     add("--test-size", type=int, default=1000, help="test samples")
     add("--data-seed", type=int, default=0, help="seed of the training, validation and test sets")
     parser.set_defaults(**DEFAULTS)
+    return parser
+
+
+def parse_args(argv=None) -> tuple[argparse.Namespace, list[dict]]:
+    """The options and the history so far (see `_cli.parse`: --resume, --evaluate, --out)."""
+    parser = build_parser()
     return _cli.parse(parser, argv, default_out, "yinyang")
 
 
