@@ -1,9 +1,9 @@
 """eqsnn: exact event-driven spiking neural networks in JAX and Equinox.
 
-The sub-packages `eqsnn.nir`, `eqsnn.reference` and `eqsnn.training` are imported on first
-use (`eqsnn.reference` loads Diffrax, `eqsnn.training` optax), so `import eqsnn` stays
-fast; names that moved to a sub-package still work from here, with a `DeprecationWarning`
-(see `_MOVED`).
+The sub-packages `eqsnn.nir`, `eqsnn.plot`, `eqsnn.reference` and `eqsnn.training` are
+imported on first use (`eqsnn.reference` loads Diffrax, `eqsnn.training` optax,
+`eqsnn.plot` matplotlib when it draws), so `import eqsnn` stays fast; names that moved to
+a sub-package still work from here, with a `DeprecationWarning` (see `_MOVED`).
 """
 
 import importlib as _importlib
@@ -41,6 +41,8 @@ from ._overflow import SpikesDroppedWarning as SpikesDroppedWarning
 from ._overflow import reset_dropped_warnings as reset_dropped_warnings
 from ._params import LIFParameters as LIFParameters
 from ._spikes import Spikes as Spikes
+from ._summary import summary as summary
+from ._traces import traces as traces
 from ._weights import InputWeights as InputWeights
 from ._weights import RecurrentWeights as RecurrentWeights
 from .hardware._layers import HardwareLIF as HardwareLIF
@@ -48,12 +50,13 @@ from .hardware._layers import HardwareRecurrentLIF as HardwareRecurrentLIF
 
 if _typing.TYPE_CHECKING:
     from . import nir as nir
+    from . import plot as plot
     from . import reference as reference
     from . import training as training
 
 __version__ = "0.1.0"
 
-_LAZY_SUBPACKAGES = ("nir", "reference", "training")
+_LAZY_SUBPACKAGES = ("nir", "plot", "reference", "training")
 """Public sub-packages imported on first attribute access rather than with `eqsnn`."""
 
 _MOVED = {

@@ -1,20 +1,23 @@
-"""Encoders: features to input spike times, labels to target spike times.
+"""Encoders: features to input spike times (latency or rate code), labels to target times.
 
-Both functions run compiled with `eqx.filter_jit`: Python numbers are static arguments,
+The functions run compiled with `eqx.filter_jit`: Python numbers are static arguments,
 JAX arrays are traced. Concrete arguments are checked before compiling (ordinary
 exceptions); traced ones at run time with `eqx.error_if`.
 """
 
 import math
+import warnings
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Float, Int
+from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
 from ._checks import as_int, check_labels, is_concrete
 from ._custom_types import RealScalarLike
-from ._spikes import Spikes
+from ._overflow import _WARNED, Overflow, SpikesDroppedWarning, _emit
+from ._spikes import EMPTY_INDEX, Spikes
 
 
 def _check_time(name: str, arg: str, value, minimum: str = "positive") -> None:
@@ -198,6 +201,170 @@ class SpatioTemporalEncoder(eqx.Module):
         return spatio_temporal_encode(
             features, self.t_late, self.duplication, self.duplicate_neurons, t_bias=self.t_bias
         )
+
+
+def poisson_encode(
+    rates: Float[ArrayLike, "*batch n_inputs"],
+    t_max: RealScalarLike,
+    n_slots: int,
+    *,
+    key: PRNGKeyArray,
+    overflow: Overflow = Overflow.WARN,
+) -> Spikes:
+    r"""Encode firing rates as Poisson spike trains (rate code), in a buffer of fixed size.
+
+    Input $i$ spikes as a homogeneous Poisson process of rate $r_i$ (Hz) on
+    $[0, t_\mathrm{max})$, independently of the others: its number of spikes is Poisson
+    with mean $r_i t_\mathrm{max}$ and its spike times are uniform. The buffer holds the
+    `n_slots` *earliest* spikes of all inputs together, sorted by time; the remaining
+    slots are empty (`idx == -1`, `time == inf`).
+
+    **More spikes than slots.** Spikes after the `n_slots`-th are not kept: they are
+    counted in `dropped` (exactly: their number is drawn as the process would have
+    produced them), and the `overflow` policy says what else happens (by default a
+    [`eqsnn.SpikesDroppedWarning`][]). Layers add the input's `dropped` to their own, so
+    the loss stays visible at the network's output. With a total rate
+    $R = \sum_i r_i$, `n_slots` $\ge R t_\mathrm{max} + 5\sqrt{R t_\mathrm{max}}$
+    loses a spike in fewer than one sample in a million.
+
+    The superposition of the inputs is one Poisson process of rate $R$: the $k$-th spike
+    is at the sum of $k$ exponential gaps of mean $1/R$, from input $i$ with probability
+    $r_i / R$, and the count after the last slot is Poisson with mean
+    $R\,(t_\mathrm{max} - t_\mathrm{last})$. Not differentiable in `rates` (the draws are
+    discrete).
+
+    **Arguments:**
+
+    - `rates`: firing rates in Hz (finite, `>= 0`), shape `(*batch, n_inputs)`; e.g.
+      features in `[0, 1]` times a maximal rate. Bad values raise a `ValueError` (under
+      `jit`, an error at run time).
+    - `t_max`: the length of the spike trains, in seconds (> 0).
+    - `n_slots`: the buffer size (static positive int), for all inputs together.
+    - `key`: a `jax.random` key (keyword-only); the batch shares it (all samples are
+      independent draws). Under `jax.vmap`, map over keys (`jax.random.split`).
+    - `overflow`: an [`eqsnn.Overflow`][]: warn when spikes were lost (default), count them
+      silently, or raise.
+
+    **Returns:** a [`eqsnn.Spikes`][] with `n_slots` slots and leading axes `*batch`,
+    sorted by time, zero currents, `dropped` the spikes that did not fit (per sample), and
+    `n_sources = n_inputs`.
+
+    **Example:**
+
+    ```python
+    import jax
+    import jax.numpy as jnp
+    from eqsnn.encode import poisson_encode
+
+    rates = jnp.array([20.0, 100.0, 0.0])  # Hz
+    spikes = poisson_encode(rates, 0.1, n_slots=32, key=jax.random.PRNGKey(0))
+    spikes.count()  # about 12 = (20 + 100) * 0.1
+    ```
+    """
+    who = "poisson_encode"
+    shape = np.shape(rates)
+    if len(shape) < 1 or shape[-1] < 1:
+        raise ValueError(
+            f"{who}: `rates` must have shape (*batch, n_inputs) with n_inputs >= 1, got {shape}."
+        )
+    _check_time(who, "t_max", t_max)
+    n_slots = as_int(n_slots, "n_slots", who, minimum=1)
+    _check_key(key, who)
+    if not isinstance(overflow, Overflow):
+        raise TypeError(f"{who}: `overflow` must be an eqsnn.Overflow, got {overflow!r}.")
+    if is_concrete(rates):
+        host = np.asarray(rates)
+        bad = ~(np.isfinite(host) & (host >= 0))
+        if bad.any():
+            raise ValueError(
+                f"{who}: every entry of `rates` must be finite and >= 0 (Hz), got "
+                f"{host[bad].flat[0].item()!r}."
+            )
+    return _poisson_encode(rates, t_max, n_slots, key, overflow)
+
+
+def _check_key(key, who: str) -> None:
+    """A `jax.random` key: a typed key (shape `()`), or a raw `uint32` key of shape `(2,)`."""
+    dtype = getattr(key, "dtype", None)
+    typed = dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+    raw = dtype == jnp.uint32 and np.shape(key) == (2,)
+    if not ((typed and np.shape(key) == ()) or raw):
+        raise TypeError(
+            f"{who}: `key` must be one jax.random key (jax.random.PRNGKey(seed) or "
+            f"jax.random.key(seed)), got {key!r}."
+        )
+
+
+@eqx.filter_jit
+def _poisson_encode(rates, t_max, n_slots: int, key, overflow: Overflow) -> Spikes:
+    rates = jnp.asarray(rates)
+    if not jnp.issubdtype(rates.dtype, jnp.floating):
+        rates = rates.astype(jnp.result_type(float))
+    rates = eqx.error_if(
+        rates,
+        ~(jnp.isfinite(rates) & (rates >= 0)),
+        "poisson_encode: every entry of `rates` must be finite and >= 0 (Hz).",
+    )
+    batch, dtype = rates.shape[:-1], rates.dtype
+    key_gap, key_idx, key_drop = jax.random.split(key, 3)
+    total = jnp.sum(rates, axis=-1)
+    safe_total = jnp.where(total > 0, total, 1.0)[..., None]
+    arrival = jnp.cumsum(jax.random.exponential(key_gap, (*batch, n_slots), dtype), axis=-1)
+    time = jnp.where(total[..., None] > 0, arrival / safe_total, jnp.inf)
+    valid = time < t_max
+    logits = jnp.log(jnp.where(rates > 0, rates, 0.0))[..., None, :]
+    idx = jax.random.categorical(key_idx, logits, axis=-1, shape=(*batch, n_slots))
+    # Given the last slot's spike at t_last < t_max, the spikes after it are Poisson.
+    after = jnp.where(valid[..., -1], total * (t_max - time[..., -1]), 0.0)
+    dropped = jax.random.poisson(key_drop, after, shape=batch).astype(jnp.int32)
+    time = jnp.where(valid, time, jnp.inf)
+    out = Spikes(
+        time=time,
+        idx=jnp.where(valid, idx, EMPTY_INDEX).astype(jnp.int32),
+        dropped=dropped,
+        n_sources=rates.shape[-1],
+    )
+    return _report_encoder_losses(out, n_slots, overflow)
+
+
+def _report_encoder_losses(out: Spikes, n_slots: int, overflow: Overflow) -> Spikes:
+    """The `overflow` policy for the spikes that did not fit (as a layer's, `_overflow.py`)."""
+    if overflow is Overflow.ERROR:
+        time = eqx.error_if(
+            out.time,
+            out.dropped > 0,
+            f"poisson_encode: more spikes than the buffer holds (n_slots={n_slots}); increase "
+            "`n_slots`, or use overflow=Overflow.WARN or Overflow.COUNT.",
+        )
+        return eqx.tree_at(lambda s: s.time, out, time)
+    if overflow is not Overflow.WARN:
+        return out
+
+    def callback(dropped, full):
+        del full
+        _warn_encoder(n_slots, np.asarray(dropped))
+
+    zero = _emit(callback, out.dropped, out.count() == n_slots, out.time.dtype)
+    return eqx.tree_at(lambda s: s.time, out, out.time + zero)
+
+
+def _warn_encoder(n_slots: int, dropped: np.ndarray) -> None:
+    """Host side of the warning: once per `n_slots` until `reset_dropped_warnings`."""
+    total = int(dropped.sum())
+    key = (f"poisson_encode(n_slots={n_slots})", "n_slots")
+    if total == 0 or key in _WARNED:
+        return
+    _WARNED.add(key)
+    samples = f"{int(np.count_nonzero(dropped))} of {dropped.size} samples"
+    warnings.warn(
+        f"poisson_encode(n_slots={n_slots}) lost {total} spikes in one call ({samples}): "
+        "raise `n_slots` (about total rate * t_max + 5 * sqrt(total rate * t_max)). "
+        "`Spikes.dropped` counts them; overflow=Overflow.COUNT counts them silently, "
+        "Overflow.ERROR raises. Shown once per n_slots (eqsnn.reset_dropped_warnings() "
+        "re-arms it).",
+        SpikesDroppedWarning,
+        stacklevel=1,  # called from a host callback: no user frame to point at
+    )
 
 
 def target_temporal_encode(

@@ -1,7 +1,9 @@
 """The package's namespaces: what `import eqsnn` loads, lazy sub-packages, moved names.
 
-- `import eqsnn` does not import Diffrax, optax or the `nir` package (a fresh interpreter);
-- `eqsnn.reference`, `eqsnn.training` and `eqsnn.nir` load on first attribute access;
+- `import eqsnn` does not import Diffrax, optax, matplotlib or the `nir` package (a fresh
+  interpreter);
+- `eqsnn.reference`, `eqsnn.training`, `eqsnn.nir` and `eqsnn.plot` load on first attribute
+  access;
 - every name in `eqsnn._MOVED` still works from the top level, with a `DeprecationWarning`
   that names its replacement, and is the same object as the replacement.
 """
@@ -16,8 +18,8 @@ import pytest
 
 import eqsnn
 
-LAZY = ("nir", "reference", "training")
-HEAVY = ("diffrax", "optimistix", "optax", "nir")
+LAZY = ("nir", "plot", "reference", "training")
+HEAVY = ("diffrax", "optimistix", "optax", "nir", "matplotlib")
 
 
 def _fresh(code: str) -> dict:

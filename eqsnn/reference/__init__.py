@@ -2,13 +2,15 @@ r"""The Diffrax reference: the LIF equations solved numerically, as an independe
 
 [`eqsnn.reference.lif_vector_field`][] is the LIF ODE as a Diffrax vector field, and
 [`eqsnn.reference.simulate_diffrax`][] a slow reference simulator that integrates it with
-`diffrax.diffeqsolve` and locates threshold crossings with `diffrax.Event`. It shares no
-code with the closed-form simulators of the layers, so tests (and users) can compare the
-two; see [Cross-check against Diffrax](../howto/diffrax_crosscheck.md).
+`diffrax.diffeqsolve` and locates threshold crossings with `diffrax.Event`;
+[`eqsnn.reference.traces_diffrax`][] gives its states $(V, I)$ at chosen times. It shares
+no code with the closed-form simulators of the layers, so tests (and users) can compare
+the two; see [Cross-check against Diffrax](../howto/diffrax_crosscheck.md).
 
 This sub-package imports Diffrax, so `import eqsnn` does not load it: it is imported on
 first use of `eqsnn.reference` (or with `import eqsnn.reference`).
 """
 
 from ._simulate import simulate_diffrax as simulate_diffrax
+from ._traces import traces_diffrax as traces_diffrax
 from ._vector_field import lif_vector_field as lif_vector_field

@@ -7,6 +7,8 @@ closed-form simulators, so that tests can compare the two. This module holds the
 loop: input spikes, resets, recurrent jumps and the output buffer.
 """
 
+from typing import NamedTuple
+
 import diffrax
 import jax.numpy as jnp
 import numpy as np
@@ -21,20 +23,18 @@ _MIN_BUCKET = 8
 networks of similar size."""
 
 
-def _input_groups(input_spikes: Spikes, n_in: int, t_max: float) -> list[tuple[float, np.ndarray]]:
+def _input_groups(
+    input_spikes: Spikes, n_in: int, t_max: float, who: str
+) -> list[tuple[float, np.ndarray]]:
     """Valid input events before `t_max`, grouped by time: `[(time, indices), ...]`."""
     time = np.asarray(input_spikes.time, dtype=np.float64)
     idx = np.asarray(input_spikes.idx)
     keep = idx != EMPTY_INDEX
     time, idx = time[keep], idx[keep]
     if np.any((idx < 0) | (idx >= n_in)):
-        raise ValueError(
-            f"simulate_diffrax: input `idx` must be -1 or in [0, {n_in}), got {idx.tolist()}."
-        )
+        raise ValueError(f"{who}: input `idx` must be -1 or in [0, {n_in}), got {idx.tolist()}.")
     if np.any(np.isnan(time)) or np.any(time < 0):
-        raise ValueError(
-            f"simulate_diffrax: valid input spike times must be >= 0, got {time.tolist()}."
-        )
+        raise ValueError(f"{who}: valid input spike times must be >= 0, got {time.tolist()}.")
     keep = time < t_max
     time, idx = time[keep], idx[keep]
     order = np.argsort(time, kind="stable")
@@ -42,27 +42,25 @@ def _input_groups(input_spikes: Spikes, n_in: int, t_max: float) -> list[tuple[f
     return [(float(t), idx[time == t]) for t in np.unique(time)]
 
 
-def _check_arguments(input_spikes, input_weights, recurrent_weights, n_spikes, t_max):
+def _check_arguments(input_spikes, input_weights, recurrent_weights, t_max, who: str):
     if input_spikes.time.ndim != 1:
         raise ValueError(
-            "simulate_diffrax: `input_spikes` must be a single unbatched buffer, got time "
+            f"{who}: `input_spikes` must be a single unbatched buffer, got time "
             f"of shape {input_spikes.time.shape}; use a Python loop over the batch."
         )
     if input_weights.ndim != 2:
         raise ValueError(
-            "simulate_diffrax: `input_weights` must have shape (n_in, n_neurons), got "
+            f"{who}: `input_weights` must have shape (n_in, n_neurons), got "
             f"shape {input_weights.shape}."
         )
     n = input_weights.shape[1]
     if recurrent_weights is not None and recurrent_weights.shape != (n, n):
         raise ValueError(
-            f"simulate_diffrax: `recurrent_weights` must have shape ({n}, {n}), got "
+            f"{who}: `recurrent_weights` must have shape ({n}, {n}), got "
             f"shape {recurrent_weights.shape}."
         )
-    if isinstance(n_spikes, bool) or not isinstance(n_spikes, int) or n_spikes < 1:
-        raise ValueError(f"simulate_diffrax: `n_spikes` must be a positive int, got {n_spikes!r}.")
     if not (np.isfinite(t_max) and t_max > 0):
-        raise ValueError(f"simulate_diffrax: `t_max` must be positive and finite, got {t_max!r}.")
+        raise ValueError(f"{who}: `t_max` must be positive and finite, got {t_max!r}.")
 
 
 def simulate_diffrax(
@@ -154,26 +152,74 @@ def simulate_diffrax(
     out.idx  # Array([ 0, -1, -1, -1], dtype=int32)
     ```
     """
+    if isinstance(n_spikes, bool) or not isinstance(n_spikes, int) or n_spikes < 1:
+        raise ValueError(f"simulate_diffrax: `n_spikes` must be a positive int, got {n_spikes!r}.")
+    network = prepare(
+        params,
+        input_spikes,
+        input_weights,
+        t_max,
+        "simulate_diffrax",
+        recurrent_weights=recurrent_weights,
+        rtol=rtol,
+        atol=atol,
+        dt0=dt0,
+        max_steps=max_steps,
+        solver=solver,
+        max_simulated_spikes=max_simulated_spikes,
+    )
+    spikes, _ = run(network, input_spikes, t_max)
+    return _to_spikes(spikes, n_spikes, network.dtype)
+
+
+class Network(NamedTuple):
+    """A checked network, ready for `run`: weights padded to `n_pad` neurons."""
+
+    consts: Constants
+    config: SolverConfig
+    w_in: np.ndarray
+    w_rec: np.ndarray | None
+    n: int
+    dtype: np.dtype
+    max_simulated_spikes: int
+    who: str  # the public function, for error messages
+
+
+def prepare(
+    params,
+    input_spikes,
+    input_weights,
+    t_max,
+    who: str,
+    *,
+    recurrent_weights,
+    rtol,
+    atol,
+    dt0,
+    max_steps,
+    solver,
+    max_simulated_spikes,
+) -> Network:
+    """Check the arguments (errors name `who`) and pad the weights to a power of two."""
     input_weights = jnp.asarray(input_weights)
     if not jnp.issubdtype(input_weights.dtype, jnp.floating):
         input_weights = input_weights.astype(jnp.result_type(float))
     dtype = input_weights.dtype
     if recurrent_weights is not None:
         recurrent_weights = jnp.asarray(recurrent_weights, dtype)
-    _check_arguments(input_spikes, input_weights, recurrent_weights, n_spikes, t_max)
+    _check_arguments(input_spikes, input_weights, recurrent_weights, t_max, who)
     if (
         isinstance(max_simulated_spikes, bool)
         or not isinstance(max_simulated_spikes, (int, np.integer))
         or max_simulated_spikes < 1
     ):
         raise ValueError(
-            "simulate_diffrax: `max_simulated_spikes` must be a positive int, got "
-            f"{max_simulated_spikes!r}."
+            f"{who}: `max_simulated_spikes` must be a positive int, got {max_simulated_spikes!r}."
         )
     resolution = float(jnp.finfo(dtype).eps)
     if rtol < resolution or atol < resolution * abs(params.v_th):
         raise ValueError(
-            f"simulate_diffrax: `rtol`={rtol!r} / `atol`={atol!r} are below the resolution "
+            f"{who}: `rtol`={rtol!r} / `atol`={atol!r} are below the resolution "
             f"of {dtype} ({resolution:.1e}); enable float64 with "
             '`jax.config.update("jax_enable_x64", True)` or loosen the tolerances.'
         )
@@ -187,21 +233,33 @@ def simulate_diffrax(
         w_rec[:n, :n] = np.asarray(recurrent_weights)
     consts = Constants(*(jnp.asarray(getattr(params, f), dtype) for f in Constants._fields))
     config = SolverConfig(solver or diffrax.Tsit5(), float(rtol), float(atol), dt0, int(max_steps))
+    return Network(consts, config, w_in, w_rec, n, dtype, int(max_simulated_spikes), who)
 
-    state = State(0.0, np.full(n_pad, params.v_leak, dtype), np.zeros(n_pad, dtype))
+
+def run(network: Network, input_spikes: Spikes, t_max: float) -> tuple[list, list]:
+    """Simulate to `t_max`: the spikes as `(time, neuron, current)` tuples in time order,
+    and the checkpoints, the state at `t = 0` and after every event (all jumps at its time
+    applied), in time order. No threshold is crossed between two checkpoints."""
+    n_pad = network.w_in.shape[1]
+    v_leak = float(network.consts.v_leak)
+    state = State(0.0, np.full(n_pad, v_leak, network.dtype), np.zeros(n_pad, network.dtype))
     spikes: list[tuple[float, int, float]] = []
-    for t_next, group in [*_input_groups(input_spikes, n_in, t_max), (t_max, None)]:
-        state = _run_until(
-            state, t_next, t_max, consts, config, w_rec, spikes, max_simulated_spikes
-        )
+    checkpoints = [state]
+    n_in = network.w_in.shape[0]
+    for t_next, group in [*_input_groups(input_spikes, n_in, t_max, network.who), (t_max, None)]:
+        state = _run_until(state, t_next, t_max, network, spikes, checkpoints)
         if group is not None:
-            state = state._replace(i=state.i + w_in[group].sum(axis=0))
-    return _to_spikes(spikes, n_spikes, dtype)
+            state = state._replace(i=state.i + network.w_in[group].sum(axis=0))
+            checkpoints.append(state)
+    return spikes, checkpoints
 
 
-def _run_until(state, t_end, t_max, consts, config, w_rec, spikes, max_spikes):
-    """Integrate to `t_end`, appending `(time, neuron, current)` for every spike; raise
-    once there are more than `max_spikes`."""
+def _run_until(state, t_end, t_max, network: Network, spikes, checkpoints):
+    """Integrate to `t_end`, appending `(time, neuron, current)` for every spike and the
+    state after it to `checkpoints`; raise once there are more than
+    `network.max_simulated_spikes` spikes."""
+    consts, config, w_rec = network.consts, network.config, network.w_rec
+    max_spikes = network.max_simulated_spikes
     v_th, v_reset = float(consts.v_th), float(consts.v_reset)
     tol = coincidence_tol(consts, config)
     while state.t < t_end:
@@ -213,7 +271,7 @@ def _run_until(state, t_end, t_max, consts, config, w_rec, spikes, max_spikes):
         spikes.extend((state.t, int(n), float(state.i[n])) for n in fired)
         if len(spikes) > max_spikes:
             raise RuntimeError(
-                f"simulate_diffrax: more than `max_simulated_spikes`={max_spikes} spikes "
+                f"{network.who}: more than `max_simulated_spikes`={max_spikes} spikes "
                 f"before t={state.t!r} (t_max={t_max!r}; largest synaptic current "
                 f"{float(np.max(state.i)):.3g}): the activity runs away, as with strong "
                 "recurrent excitation. Every spike before `t_max` is simulated so that "
@@ -223,6 +281,7 @@ def _run_until(state, t_end, t_max, consts, config, w_rec, spikes, max_spikes):
         v[fired] = v_reset
         i = state.i if w_rec is None else state.i + w_rec[fired].sum(axis=0)
         state = state._replace(v=v, i=i)
+        checkpoints.append(state)
     return state._replace(t=t_end)
 
 

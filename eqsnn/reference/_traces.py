@@ -1,0 +1,143 @@
+r"""The reference's state at given times: the ODE integrated from the last event before each.
+
+[`eqsnn.reference.traces_diffrax`][] runs the event loop of
+[`eqsnn.reference.simulate_diffrax`][] and keeps the state after every event (a
+*checkpoint*); the state at a time $t$ is then the ODE integrated with
+`diffrax.diffeqsolve` from the last checkpoint before $t$ (no threshold is crossed in
+between). It shares no code with [`eqsnn.traces`][], which it checks.
+"""
+
+import bisect
+
+import diffrax
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+import optimistix as optx
+from jaxtyping import ArrayLike, Float
+
+from .._flow import LIFState
+from .._params import LIFParameters
+from .._spikes import Spikes
+from ._crossing import Constants, SolverConfig
+from ._simulate import prepare, run
+from ._vector_field import lif_vector_field
+
+
+def traces_diffrax(
+    params: LIFParameters,
+    input_spikes: Spikes,
+    input_weights: Float[ArrayLike, "n_in n_neurons"],
+    times: Float[ArrayLike, " n_times"],
+    t_max: float,
+    *,
+    recurrent_weights: Float[ArrayLike, "n_neurons n_neurons"] | None = None,
+    rtol: float = 1e-12,
+    atol: float = 1e-12,
+    dt0: float | None = None,
+    max_steps: int = 4096,
+    solver: diffrax.AbstractAdaptiveSolver | None = None,
+    max_simulated_spikes: int = 10_000,
+) -> LIFState:
+    r"""The state $(V, I)$ of every neuron at given times, by numerical integration.
+
+    The network of [`eqsnn.reference.simulate_diffrax`][] (same arguments, same event
+    loop) is simulated to `t_max`, keeping the state after every event (input spike or
+    spike, with all jumps at its time applied). The state at a time $t$ is the LIF ODE
+    ([`eqsnn.reference.lif_vector_field`][]) integrated with `diffrax.diffeqsolve` (the
+    `solver`, `rtol`, `atol`) from the last event *before* $t$: left-continuous, as
+    [`eqsnn.traces`][], so at a spike time $V = v_\mathrm{th}$ and an input at $t$ is not
+    yet in $I(t)$. After `t_max` the neurons relax without threshold. The independent
+    check of [`eqsnn.traces`][]; as slow as the simulator (one ODE solve per time).
+
+    !!! warning
+
+        The default tolerances need float64 (`jax.config.update("jax_enable_x64", True)`).
+
+    **Arguments:** as [`eqsnn.reference.simulate_diffrax`][] (without `n_spikes`), plus
+
+    - `times`: the times in seconds, shape `(n_times,)`, any order, `>= 0`.
+
+    **Returns:** an [`eqsnn.LIFState`][] with `v` and `i` of shape `(n_times, n_neurons)`.
+
+    **Example:**
+
+    ```python
+    import jax
+    import jax.numpy as jnp
+    import eqsnn
+
+    jax.config.update("jax_enable_x64", True)
+    inputs = eqsnn.Spikes(time=jnp.array([1e-3]), idx=jnp.array([0]))
+    state = eqsnn.reference.traces_diffrax(
+        eqsnn.LIFParameters(), inputs, jnp.array([[3.0, 0.5]]), jnp.array([2e-3, 5e-3]), 2e-2
+    )
+    state.v.shape  # (2, 2)
+    ```
+    """
+    who = "traces_diffrax"
+    times = np.asarray(times, dtype=np.float64)
+    if times.ndim != 1 or not np.all(times >= 0):
+        raise ValueError(
+            f"{who}: `times` must have shape (n_times,) and hold times >= 0 (seconds), got "
+            f"{times!r}."
+        )
+    network = prepare(
+        params,
+        input_spikes,
+        input_weights,
+        t_max,
+        who,
+        recurrent_weights=recurrent_weights,
+        rtol=rtol,
+        atol=atol,
+        dt0=dt0,
+        max_steps=max_steps,
+        solver=solver,
+        max_simulated_spikes=max_simulated_spikes,
+    )
+    _, checkpoints = run(network, input_spikes, t_max)
+    starts = [c.t for c in checkpoints]
+    v = np.empty((len(times), network.n), network.dtype)
+    i = np.empty((len(times), network.n), network.dtype)
+    for k, t in enumerate(times):
+        # The last checkpoint strictly before t (the first one, at t = 0, for t = 0).
+        start = checkpoints[max(bisect.bisect_left(starts, t) - 1, 0)]
+        if t == start.t:
+            v_t, i_t = start.v, start.i
+        else:
+            v_t, i_t = _integrate(start.t, t, start.v, start.i, network.consts, network.config)
+        v[k], i[k] = np.asarray(v_t)[: network.n], np.asarray(i_t)[: network.n]
+    return LIFState(v=jnp.asarray(v), i=jnp.asarray(i))
+
+
+def _integrate(t0: float, t1: float, v0, i0, consts: Constants, config: SolverConfig):
+    dtype = consts.v_th.dtype
+    return _integrate_jit(
+        jnp.asarray(t0, dtype),
+        jnp.asarray(t1, dtype),
+        jnp.asarray(v0),
+        jnp.asarray(i0),
+        consts,
+        config,
+    )
+
+
+@eqx.filter_jit
+def _integrate_jit(t0, t1, v0, i0, consts: Constants, config: SolverConfig):
+    """The ODE from `(t0, v0, i0)` to `t1`, no threshold (no crossing lies in between)."""
+    controller = diffrax.PIDController(rtol=config.rtol, atol=config.atol, norm=optx.max_norm)
+    sol = diffrax.diffeqsolve(
+        diffrax.ODETerm(lif_vector_field),
+        config.solver,
+        t0,
+        t1,
+        config.dt0,
+        (v0, i0),
+        args=consts,
+        stepsize_controller=controller,
+        saveat=diffrax.SaveAt(t1=True),
+        max_steps=config.max_steps,
+    )
+    v, i = sol.ys
+    return v[0], i[0]
