@@ -1,13 +1,16 @@
-"""Plots of the examples: training curves, a spike raster, a decision map (matplotlib)."""
+"""Plots of the examples: training curves, spike raster and voltage traces, first-spike
+histograms, a decision map (matplotlib; the raster, traces and histograms by `eqsnn.plot`)."""
 
 from collections.abc import Callable
 from pathlib import Path
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
 from _common import Network
 
+import eqsnn
 from eqsnn.loss import predict
 
 
@@ -54,28 +57,60 @@ def forward(network: Network, features, chunk: int = 1000):
 
 
 def plot_raster(network: Network, features, label: int, path: Path, names=None) -> None:
-    """Input, hidden and output spikes of one sample against time."""
+    """Input, hidden and output spikes of one sample against time, and the voltages of the
+    output neurons (`eqsnn.plot.raster`, `eqsnn.traces` and `eqsnn.plot.traces`)."""
     plt = _pyplot()
     spikes = jax.tree.map(lambda x: x[0], forward(network, np.asarray(features)[None]))
-    fig, axes = plt.subplots(3, 1, figsize=(6, 6), sharex=True, height_ratios=[1, 3, 1])
-    titles = ["input", "hidden", "output"]
-    for ax, s, title in zip(axes, spikes, titles, strict=True):
-        valid = np.asarray(s.idx) >= 0
-        ax.scatter(1e3 * np.asarray(s.time)[valid], np.asarray(s.idx)[valid], s=6, c="k")
-        ax.set_ylabel(title)
-    first = np.full(network.n_classes, np.inf)
-    np.minimum.at(first, spikes[2].idx[spikes[2].idx >= 0], spikes[2].time[spikes[2].idx >= 0])
+    fig, axes = plt.subplots(4, 1, figsize=(6, 8), sharex=True, height_ratios=[1, 3, 1, 2])
+    for ax, s, title in zip(axes[:3], spikes, ["input", "hidden", "output"], strict=True):
+        eqsnn.plot.raster(s, ax=ax, label=title, color="k", marker_size=12)
+        ax.set_xlabel("")
+    times, state, out, neurons = _output_traces(network, spikes)
+    params = network.layers[-1].params
+    eqsnn.plot.traces(times, state, neurons=neurons, v_th=params.v_th, spikes=out, ax=axes[3])
+    # A reset far below rest (v_reset = -1000: one spike per neuron) would flatten the rest.
+    v, theta = np.asarray(state.v)[:, neurons], params.v_th - params.v_leak
+    low = max(float(v.min()), params.v_leak - 1.5 * theta)
+    axes[3].set_ylim(low - 0.05 * theta, max(float(v.max()), params.v_th) + 0.1 * theta)
+    first = np.asarray(spikes[2].first_spike_times(network.n_classes))
     prediction = int(np.argmin(first)) if np.isfinite(first).any() else -1
 
     def name(c):
         return names[c] if names and c >= 0 else str(c)
 
     axes[0].set_title(f"label {name(label)}, predicted {name(prediction)}")
-    axes[-1].set_xlabel("time (ms)")
-    axes[-1].set_yticks(range(network.n_classes))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def _output_traces(network: Network, spikes, n_times: int = 501):
+    """V(t) and I(t) of the output neurons (exact, `eqsnn.traces`) on a grid that holds
+    their spike times: `(times, state, the layer's spikes, the output neurons' indices)`."""
+    spikes_in, hidden, _ = jax.tree.map(jnp.asarray, spikes)
+    if len(network.layers) == 2:  # feed-forward: the output layer, driven by the hidden one
+        layer, inputs, first = network.layers[1], hidden, 0
+    else:  # recurrent: the output population of the one layer
+        (layer,) = network.layers
+        inputs, first = spikes_in, network.n_hidden
+    out = layer(inputs)
+    grid = jnp.linspace(0.0, layer.t_max, n_times, dtype=out.time.dtype)
+    times = jnp.sort(jnp.concatenate([grid, jnp.where(out.valid, out.time, 0.0)]))
+    state = eqsnn.traces(layer, inputs, times)
+    return times, state, out, list(range(first, first + network.n_classes))
+
+
+def plot_first_spikes(network: Network, data, path: Path, names=None) -> None:
+    """Histograms of the output neurons' first spike times over `data`, per class
+    (`eqsnn.plot.first_spike_histogram`)."""
+    plt = _pyplot()
+    output = forward(network, data.inputs)[2]
+    first = np.asarray(output.first_spike_times(network.n_classes))
+    ax = eqsnn.plot.first_spike_histogram(first, np.asarray(data.labels), names=names)
+    ax.set_title("first output spikes (coloured: the label's neuron)")
+    ax.figure.tight_layout()
+    ax.figure.savefig(path, dpi=120)
+    plt.close(ax.figure)
 
 
 def plot_decision_map(
