@@ -99,6 +99,7 @@ def main(argv=None) -> list[dict] | dict:
 
     def plot(network, out):
         _plots.plot_raster(network, test.inputs[0], int(test.labels[0]), out / "raster.png")
+        _plots.plot_first_spikes(network, test, out / "first_spikes.png")
 
     data = (train, validation, test)
     return _loop.run(cfg, history, data, "Digits", plot, target=0.95)

@@ -88,6 +88,7 @@ def main(argv=None) -> list[dict] | dict:
         sample, label = test.inputs[0], int(test.labels[0])
         _plots.plot_raster(network, sample, label, out / "raster.png", names)
         _plots.plot_decision_map(network, yinyang_features, test, out / "decision_map.png", names)
+        _plots.plot_first_spikes(network, test, out / "first_spikes.png", names)
 
     return _loop.run(cfg, history, (train, validation, test), "Yin-Yang", plot)
 
