@@ -29,13 +29,22 @@ T_MAX = 2e-2
 
 def model(backend):
     """The hidden layer runs on a hardware backend (eqsnn's simulator behind
-    `jax.pure_callback`); the output layer is EventPropLIF on the parallel engine."""
+    `jax.pure_callback`); the output layer is a LIF on the window scan with EventProp."""
     k1, k2 = jax.random.split(jax.random.key(0))
     return (
         eqsnn.HardwareLIF(5, 6, 6, T_MAX, PARAMS, key=k1, mean=3.0, std=1.6, backend=backend),
-        eqsnn.EventPropLIF(
-            6, 2, 2, T_MAX, PARAMS, key=k2, mean=0.5, std=0.8, max_spikes_per_neuron=1
-        ),
+        eqsnn.LIF(
+            6,
+            2,
+            2,
+            T_MAX,
+            PARAMS,
+            key=k2,
+            mean=0.5,
+            std=0.8,
+            engine=eqsnn.WindowScan(max_spikes_per_neuron=1),
+            adjoint=eqsnn.EventProp(),
+        ),  # fmt: skip
     )
 
 

@@ -16,7 +16,6 @@ import pytest
 
 import eqsnn
 from eqsnn import functional
-from eqsnn._eventprop import EventPropLIF  # not yet exported as eqsnn.EventPropLIF
 from eqsnn.hardware import SoftwareBackend
 
 PARAMS = eqsnn.LIFParameters(tau_syn=5e-3, tau_mem=1e-2, v_th=0.6, v_reset=-1000.0)
@@ -100,9 +99,10 @@ def test_eventprop_lif_matches_the_module():
     _, k2 = jax.random.split(key)
     model = eqx.nn.Sequential(
         [
-            EventPropLIF(IN, HIDDEN, 6, T_MAX, PARAMS, key=k1, mean=2.0, std=0.5),
-            EventPropLIF(HIDDEN, OUT, 4, T_MAX, PARAMS, key=k2, mean=1.5, std=0.5,
-                         wrap_only_step=True),
+            eqsnn.LIF(IN, HIDDEN, 6, T_MAX, PARAMS, key=k1, mean=2.0, std=0.5,
+                      adjoint=eqsnn.EventProp()),
+            eqsnn.LIF(HIDDEN, OUT, 4, T_MAX, PARAMS, key=k2, mean=1.5, std=0.5,
+                      adjoint=eqsnn.EventProp(per_step=True)),
         ]
     )  # fmt: skip
 
@@ -210,9 +210,10 @@ def test_recurrent_eventprop_lif_matches_the_module(wrap_only_step):
         [HIDDEN, OUT], 10, T_MAX, PARAMS, [2.0, 1.5], 0.5, wrap_only_step
     )
     _, n, w = init_fn(key, IN)
-    layer = eqsnn.RecurrentEventPropLIF(
+    layer = eqsnn.RecurrentLIF(
         IN, [HIDDEN, OUT], 10, T_MAX, PARAMS, key=jax.random.split(key)[1], mean=[2.0, 1.5],
-        std=0.5, connectivity=eqsnn.Connectivity.FULL, wrap_only_step=wrap_only_step,
+        std=0.5, connectivity=eqsnn.Connectivity.FULL,
+        adjoint=eqsnn.EventProp(per_step=wrap_only_step),
     )  # fmt: skip
     assert n == HIDDEN + OUT
     np.testing.assert_array_equal(w.input, layer.weights.input)

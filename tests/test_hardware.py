@@ -2,11 +2,12 @@ r"""Hardware in the loop: HardwareLIF / HardwareRecurrentLIF and the backends.
 
 Tolerances. With `SoftwareBackend` the forward pass is eqsnn's own simulator, so spike
 times are identical; the replay recomputes the currents by integrating from event to event
-and walks the same EventProp adjoint as `RecurrentEventPropLIF` (for the feed-forward
-layer, a different but equivalent adjoint from `EventPropLIF`), so currents and gradients
-agree to rounding: 1e-10 relative (to the largest entry of the same array), over the
-~1e-15 measured. Time-grid backends (`EmulatedBackend` without non-idealities, Brian2) are
-compared with tolerances tied to their time step `dt` (see each test).
+and walks the same EventProp adjoint as `RecurrentLIF(adjoint=EventProp())` (for the
+feed-forward layer, a different but equivalent adjoint from `LIF(adjoint=EventProp())`),
+so currents and gradients agree to rounding: 1e-10 relative (to the largest entry of the
+same array), over the ~1e-15 measured. Time-grid backends (`EmulatedBackend` without
+non-idealities, Brian2) are compared with tolerances tied to their time step `dt` (see each
+test).
 
 Runtime. Compilation dominates; every configuration is built once per module (fixtures)
 and the error tests reuse one compiled function, switching the fake backend's behaviour
@@ -34,9 +35,9 @@ IN_SIZE, N_INPUTS, BATCH = 4, 8, 5
 RTOL = 1e-10
 # v_reset = v_leak: neurons spike several times (resets matter for the adjoint).
 PARAMS = eqsnn.LIFParameters(tau_syn=5e-3, tau_mem=1e-2, v_th=1.0, v_reset=0.0)
-# A budget of 4 spikes per interval: the sequential engine never defers a spike, so its
+# A budget of 4 spikes per interval: the interval scan never loses a spike here, so its
 # spikes are exactly those of a chip (no budget artefacts at interval starts).
-BUDGET = 4
+ENGINE = eqsnn.IntervalScan(max_spikes_per_interval=4)
 
 
 def _inputs(seed=1, batch=BATCH):
@@ -95,10 +96,12 @@ def _compare(hw_layer, twin, backend, inputs):
 
 @pytest.fixture(scope="module")
 def feedforward():
-    backend = SoftwareBackend(max_spikes_per_interval=BUDGET)
+    backend = SoftwareBackend(engine=ENGINE)
     init = dict(key=jax.random.PRNGKey(0), mean=1.5, std=1.0)
     layer = eqsnn.HardwareLIF(IN_SIZE, 5, 24, T_MAX, PARAMS, backend=backend, **init)
-    twin = eqsnn.EventPropLIF(IN_SIZE, 5, 24, T_MAX, PARAMS, max_spikes_per_interval=BUDGET, **init)
+    twin = eqsnn.LIF(
+        IN_SIZE, 5, 24, T_MAX, PARAMS, engine=ENGINE, adjoint=eqsnn.EventProp(), **init
+    )
     return layer, twin, backend
 
 
@@ -110,8 +113,8 @@ def recurrent():
     layer = eqsnn.HardwareRecurrentLIF(
         IN_SIZE, [5, 3], 32, T_MAX, PARAMS, backend=backend, connectivity=full, **init
     )
-    twin = eqsnn.RecurrentEventPropLIF(
-        IN_SIZE, [5, 3], 32, T_MAX, PARAMS, connectivity=full, **init
+    twin = eqsnn.RecurrentLIF(
+        IN_SIZE, [5, 3], 32, T_MAX, PARAMS, connectivity=full, adjoint=eqsnn.EventProp(), **init
     )
     # FULL connectivity starts the non-layered blocks at zero; give them weights.
     key = jax.random.PRNGKey(4)
@@ -177,7 +180,7 @@ class _Scripted(Backend):
     """Returns what `script(exact_result)` makes of the exact result (or raises)."""
 
     def __init__(self):
-        self.exact = SoftwareBackend(max_spikes_per_interval=BUDGET)
+        self.exact = SoftwareBackend(engine=ENGINE)
         self.script = None
         self.calls = 0
 
@@ -251,7 +254,7 @@ class _Lying(Backend):
     (a spike the replay cannot explain), and every other time 0.5 ms late."""
 
     def __init__(self):
-        self.exact = SoftwareBackend(max_spikes_per_interval=BUDGET)
+        self.exact = SoftwareBackend(engine=ENGINE)
 
     def run(self, weights, input_time, input_idx, **kw):
         t, i, d = self.exact.run(weights, input_time, input_idx, **kw)

@@ -45,9 +45,18 @@ def _closed_form_time(w):
     return T_IN - ONE_SPIKE.tau_mem * jnp.log(z)
 
 
-def _one_neuron(cls):
-    size = [1] if issubclass(cls, eqsnn.RecurrentLIF) else 1
-    layer = cls(1, size, 1, 0.05, ONE_SPIKE, key=jax.random.PRNGKey(0))
+# name: (layer class, layer sizes, gradient method)
+ONE_NEURON = {
+    "LIF": (eqsnn.LIF, 1, eqsnn.AutoDiff()),
+    "RecurrentLIF": (eqsnn.RecurrentLIF, [1], eqsnn.AutoDiff()),
+    "LIF-EventProp": (eqsnn.LIF, 1, eqsnn.EventProp()),
+    "RecurrentLIF-EventProp": (eqsnn.RecurrentLIF, [1], eqsnn.EventProp()),
+}
+
+
+def _one_neuron(name):
+    cls, size, adjoint = ONE_NEURON[name]
+    layer = cls(1, size, 1, 0.05, ONE_SPIKE, key=jax.random.PRNGKey(0), adjoint=adjoint)
     inputs = eqsnn.Spikes(time=jnp.array([T_IN]), idx=jnp.array([0]))
 
     def first_spike_time(w):
@@ -57,32 +66,29 @@ def _one_neuron(cls):
     return first_spike_time
 
 
-AUTODIFF = [eqsnn.LIF, eqsnn.RecurrentLIF]
-EVENTPROP = [eqsnn.EventPropLIF, eqsnn.RecurrentEventPropLIF]
-
-
 def _batched(f):
     """`f` over the weights `W_ONE`, compiled as one function (one XLA compilation)."""
     return jax.jit(jax.vmap(f))(W_ONE)
 
 
-@pytest.mark.parametrize("cls", AUTODIFF + EVENTPROP, ids=lambda c: c.__name__)
-def test_one_neuron_second_derivative_matches_closed_form(cls):
-    t = _one_neuron(cls)
+@pytest.mark.parametrize("name", ONE_NEURON)
+def test_one_neuron_second_derivative_matches_closed_form(name):
+    t = _one_neuron(name)
+    autodiff = isinstance(ONE_NEURON[name][2], eqsnn.AutoDiff)
     expected = _batched(jax.grad(jax.grad(_closed_form_time)))
     assert float(expected[1]) == pytest.approx(0.0031712244, rel=1e-8)  # the issue's value
     np.testing.assert_allclose(_batched(t), _batched(_closed_form_time), rtol=1e-12)
     # Reverse over reverse, and forward over reverse (`jax.hessian`).
     ways = {"grad(grad)": jax.grad(jax.grad(t)), "hessian": jax.hessian(t)}
-    if cls in AUTODIFF:
+    if autodiff:
         ways["jacfwd(jacfwd)"] = jax.jacfwd(jax.jacfwd(t))
-    for name, second in ways.items():
-        np.testing.assert_allclose(_batched(second), expected, rtol=1e-10, err_msg=name)
-    if cls is eqsnn.LIF:  # the rule is differentiable again: third derivatives, forward mode
+    for way, second in ways.items():
+        np.testing.assert_allclose(_batched(second), expected, rtol=1e-10, err_msg=way)
+    if name == "LIF":  # the rule is differentiable again: third derivatives, forward mode
         third = _batched(jax.jacfwd(jax.jacfwd(jax.jacfwd(t))))
         expected_third = _batched(jax.grad(jax.grad(jax.grad(_closed_form_time))))
         np.testing.assert_allclose(third, expected_third, rtol=1e-10)
-    if cls in EVENTPROP:  # a custom VJP: forward mode innermost is refused (JAX's TypeError)
+    if not autodiff:  # a custom VJP: forward mode innermost is refused (JAX's TypeError)
         with pytest.raises(TypeError, match="forward-mode"):
             jax.jacfwd(jax.jacfwd(t))(W_ONE[1])
 
@@ -97,24 +103,33 @@ IDX = jnp.array([0, 1, 2, 0])
 H = 1e-4
 KEY = jax.random.PRNGKey(0)
 FULL = eqsnn.Connectivity.FULL
+EVENTPROP = eqsnn.EventProp()
+INTERVAL_SCAN = eqsnn.IntervalScan(max_spikes_per_interval=2)
 LAYERS = {
     "LIF": lambda: eqsnn.LIF(3, 2, 8, T_MAX, MULTI, key=KEY),
-    "LIF-sequential": lambda: eqsnn.LIF(3, 2, 8, T_MAX, MULTI, key=KEY, max_spikes_per_interval=2),
+    "LIF-IntervalScan": lambda: eqsnn.LIF(3, 2, 8, T_MAX, MULTI, key=KEY, engine=INTERVAL_SCAN),
     "RecurrentLIF": lambda: eqsnn.RecurrentLIF(3, [2], 8, T_MAX, MULTI, key=KEY, connectivity=FULL),
-    "RecurrentLIF-budget": lambda: eqsnn.RecurrentLIF(
-        3, [2], 8, T_MAX, MULTI, key=KEY, max_spikes_per_neuron=4
+    "RecurrentLIF-WindowScan": lambda: eqsnn.RecurrentLIF(
+        3, [2], 8, T_MAX, MULTI, key=KEY, engine=eqsnn.WindowScan(max_spikes_per_neuron=4)
     ),
-    "EventPropLIF": lambda: eqsnn.EventPropLIF(3, 2, 8, T_MAX, MULTI, key=KEY),
-    "EventPropLIF-steps": lambda: eqsnn.EventPropLIF(
-        3, 2, 8, T_MAX, MULTI, key=KEY, wrap_only_step=True, max_spikes_per_interval=2
-    ),
-    "RecurrentEventPropLIF": lambda: eqsnn.RecurrentEventPropLIF(
-        3, [2], 8, T_MAX, MULTI, key=KEY, connectivity=FULL
+    "LIF-EventProp": lambda: eqsnn.LIF(3, 2, 8, T_MAX, MULTI, key=KEY, adjoint=EVENTPROP),
+    "LIF-IntervalScan-EventProp-per-step": lambda: eqsnn.LIF(
+        3,
+        2,
+        8,
+        T_MAX,
+        MULTI,
+        key=KEY,
+        engine=INTERVAL_SCAN,
+        adjoint=eqsnn.EventProp(per_step=True),
+    ),  # fmt: skip
+    "RecurrentLIF-EventProp": lambda: eqsnn.RecurrentLIF(
+        3, [2], 8, T_MAX, MULTI, key=KEY, connectivity=FULL, adjoint=EVENTPROP
     ),
 }
 
 
-SLOW = {"LIF-sequential"}  # the sequential engine's Hessian compiles for ~30 s
+SLOW = {"LIF-IntervalScan"}  # the interval scan's Hessian compiles for ~30 s
 
 
 def _loss_with_spikes(layer):

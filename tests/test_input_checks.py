@@ -62,7 +62,10 @@ def test_size_mismatch_in_sequential_fails_at_trace_time(in_size):
 
 def test_layers_and_encoders_set_n_sources():
     net = eqx.nn.Sequential(
-        [_lif(2, 5, 16), eqsnn.EventPropLIF(5, 3, 16, T_MAX, key=KEY, mean=0.5, std=0.5)]
+        [
+            _lif(2, 5, 16),
+            eqsnn.LIF(5, 3, 16, T_MAX, key=KEY, mean=0.5, std=0.5, adjoint=eqsnn.EventProp()),
+        ]
     )
     assert net.layers[0](INPUT).n_sources == 5
     assert net(INPUT).n_sources == 3
@@ -138,7 +141,7 @@ def test_non_finite_weights_are_refused(value):
     grad = eqx.filter_grad(lambda m: jnp.sum(jnp.where(m(INPUT).valid, m(INPUT).time, 0.0)))
     with pytest.raises(eqx.EquinoxRuntimeError, match=message):
         eqx.filter_jit(grad)(bad)
-    recurrent = eqsnn.RecurrentEventPropLIF(2, [3], 6, T_MAX, key=KEY)
+    recurrent = eqsnn.RecurrentLIF(2, [3], 6, T_MAX, key=KEY, adjoint=eqsnn.EventProp())
     nan_rec = eqx.tree_at(lambda m: m.weights.recurrent, recurrent, jnp.full((3, 3), value))
     with pytest.raises(ValueError, match=r"`weights.recurrent` holds NaN or inf"):
         nan_rec(INPUT)

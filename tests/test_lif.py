@@ -34,7 +34,7 @@ import numpy as np
 import pytest
 
 import eqsnn
-from eqsnn import LIF, LIFParameters, Spikes
+from eqsnn import LIF, IntervalScan, LIFParameters, Spikes
 from eqsnn.reference import simulate_diffrax
 
 T_MAX = 0.05
@@ -94,7 +94,7 @@ def _case(name):
     ratio, v_reset, scale, per_interval = CASES[name]
     layer = LIF(
         IN_SIZE, OUT_SIZE, N_SPIKES, T_MAX, _params(ratio, v_reset),
-        key=jax.random.PRNGKey(0), max_spikes_per_interval=per_interval,
+        key=jax.random.PRNGKey(0), engine=IntervalScan(max_spikes_per_interval=per_interval),
     )  # fmt: skip
     return _with_weights(layer, _random_weights(scale)), _random_inputs()
 

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from eqsnn import LIF, LIFParameters, Overflow, Spikes
+from eqsnn import LIF, EventLoop, IntervalScan, LIFParameters, Overflow, Spikes, WindowScan
 from eqsnn.reference import simulate_diffrax
 
 T_MAX = 0.05
@@ -37,7 +37,7 @@ IN_SIZE, OUT_SIZE, N_SPIKES, N_TRUE = 2, 3, 16, 10
 def _layer(per_interval=4, n_spikes=N_SPIKES, overflow=Overflow.COUNT):
     layer = LIF(
         IN_SIZE, OUT_SIZE, n_spikes, T_MAX, PARAMS, key=jax.random.PRNGKey(0),
-        max_spikes_per_interval=per_interval, overflow=overflow,
+        engine=IntervalScan(max_spikes_per_interval=per_interval), overflow=overflow,
     )  # fmt: skip
     return eqx.tree_at(lambda m: m.weights.input, layer, WEIGHTS)
 
@@ -124,7 +124,8 @@ def test_wrong_weight_shape_raises_on_call(shape):
         ({"t_max": -1.0}, ValueError, r"`t_max` must be positive.*got -1.0"),
         ({"t_max": float("nan")}, ValueError, r"`t_max` must be positive.*got nan"),
         ({"t_max": float("inf")}, ValueError, r"`t_max` must be positive.*got inf"),
-        ({"max_spikes_per_interval": 0}, ValueError, r"`max_spikes_per_interval`.*got 0"),
+        ({"engine": "interval"}, TypeError, r"^LIF: `engine` must be an eqsnn engine"),
+        ({"adjoint": "eventprop"}, TypeError, r"^LIF: `adjoint` must be eqsnn.AutoDiff\(\)"),
         ({"duplication": 4}, ValueError, r"`in_size` \(6\) must be a multiple"),
         ({"overflow": "error"}, TypeError, r"`overflow` must be an eqsnn.Overflow"),
         ({"params": {"v_th": 1.0}}, TypeError, r"`params` must be an eqsnn.LIFParameters"),
@@ -188,7 +189,7 @@ def test_exceeding_max_spikes_per_interval_is_reported():
 
 
 def test_exceeding_max_spikes_per_interval_counts_exactly():
-    # The sequential engine counts every crossing beyond the budget and resets the neuron
+    # The interval scan counts every crossing beyond the budget and resets the neuron
     # at it, so that neuron's later spikes stay true (neuron 0 loses 2 of its 4 spikes in
     # the second interval).
     out = _simulate(_layer(per_interval=2), INPUTS)
@@ -199,10 +200,14 @@ def test_exceeding_max_spikes_per_interval_counts_exactly():
     assert len(t) + int(out.dropped) == len(t_ref) and int(out.dropped) == 2
 
 
-@pytest.mark.parametrize("budget", [dict(max_spikes_per_neuron=4), dict(max_spikes_per_interval=1)])
-def test_an_empty_input_buffer_gives_no_spikes_and_zero_gradients(budget):
+@pytest.mark.parametrize(
+    "engine", [WindowScan(max_spikes_per_neuron=4), IntervalScan(), EventLoop()], ids=repr
+)
+def test_an_empty_input_buffer_gives_no_spikes_and_zero_gradients(engine):
     # A buffer of zero slots (e.g. a silent upstream layer sliced to nothing) is valid input.
-    layer = LIF(IN_SIZE, OUT_SIZE, N_SPIKES, T_MAX, PARAMS, key=jax.random.PRNGKey(0), **budget)
+    layer = LIF(
+        IN_SIZE, OUT_SIZE, N_SPIKES, T_MAX, PARAMS, key=jax.random.PRNGKey(0), engine=engine
+    )
     layer = eqx.tree_at(lambda m: m.weights.input, layer, WEIGHTS)
     empty = Spikes(jnp.zeros((0,)), jnp.zeros((0,), jnp.int32))
 

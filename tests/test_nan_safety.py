@@ -145,21 +145,31 @@ MINIMAL = LIFParameters(tau_mem=5e-3, tau_syn=5e-3, v_th=0.6, v_reset=0.0)
 MINIMAL_INPUT = Spikes(time=jnp.array([1e-3, 5e-3]), idx=jnp.array([0, 1]))
 
 
+# name: (engine, adjoint); every layer is feed-forward except "recurrent-window-scan".
+MINIMAL_KINDS = {
+    "window-scan": (None, None),
+    "interval-scan": (eqsnn.IntervalScan(max_spikes_per_interval=1), None),
+    "window-scan-eventprop": (None, eqsnn.EventProp()),
+    "interval-scan-eventprop": (eqsnn.IntervalScan(max_spikes_per_interval=1), eqsnn.EventProp()),
+    "recurrent-window-scan": (eqsnn.WindowScan(max_spikes_per_neuron=1), None),
+}
+
+
 def _minimal_layer(kind, solver):
+    engine, adjoint = MINIMAL_KINDS[kind]
     key = jax.random.PRNGKey(0)
-    common = dict(params=MINIMAL, key=key, solver=solver, overflow=Overflow.COUNT)
-    if kind == "recurrent":
-        layer = eqsnn.RecurrentLIF(2, [1], 1, 0.02, max_spikes_per_neuron=1, **common)
-        return eqx.tree_at(lambda m: m.weights.input, layer, jnp.array([[10.0], [-20.0]]))
-    cls = eqsnn.EventPropLIF if kind.startswith("eventprop") else eqsnn.LIF
-    budget = {"max_spikes_per_interval": 1} if kind.endswith("sequential") else {}
-    layer = cls(2, 1, n_spikes=1, t_max=0.02, **common, **budget)
+    common = dict(
+        params=MINIMAL, key=key, solver=solver, engine=engine, adjoint=adjoint,
+        overflow=Overflow.COUNT,
+    )  # fmt: skip
+    if kind.startswith("recurrent"):
+        layer = eqsnn.RecurrentLIF(2, [1], 1, 0.02, **common)
+    else:
+        layer = eqsnn.LIF(2, 1, n_spikes=1, t_max=0.02, **common)
     return eqx.tree_at(lambda m: m.weights.input, layer, jnp.array([[10.0], [-20.0]]))
 
 
-@pytest.mark.parametrize(
-    "kind", ["lif", "lif-sequential", "eventprop", "eventprop-sequential", "recurrent"]
-)
+@pytest.mark.parametrize("kind", MINIMAL_KINDS)
 def test_minimal_case_default_solver_gives_bracketed_gradient(kind):
     # w = 10 drives the neuron over threshold (one spike, the budget) and keeps it there;
     # w = -20 at 5 ms makes the current negative while the voltage is still above
@@ -192,15 +202,17 @@ N_NETWORKS = 256
 F32 = jnp.float32
 
 
-def _sweep(cls, hidden_budget):
-    """Loss gradients of `N_NETWORKS` random float32 networks, in one compiled call.
+def _sweep(adjoint):
+    """Loss gradients of `N_NETWORKS` random float32 networks, in one compiled call; the
+    hidden layer keeps at most 8 spikes per neuron (`WindowScan(max_spikes_per_neuron=8)`).
 
     **Returns:** `(finite, overflowed)`: per network, whether every gradient (weights of
     both layers, input times) is finite, and whether the hidden layer dropped spikes.
     """
-    common = dict(params=SWEEP, t_max=0.05, overflow=Overflow.COUNT)
-    hidden = cls(N_IN, N_HIDDEN, n_spikes=80, key=jax.random.PRNGKey(0), **common, **hidden_budget)
-    out = cls(N_HIDDEN, N_OUT, n_spikes=N_OUT, key=jax.random.PRNGKey(1), **common)
+    common = dict(params=SWEEP, t_max=0.05, adjoint=adjoint, overflow=Overflow.COUNT)
+    engine = eqsnn.WindowScan(max_spikes_per_neuron=8)
+    hidden = eqsnn.LIF(N_IN, N_HIDDEN, 80, key=jax.random.PRNGKey(0), engine=engine, **common)
+    out = eqsnn.LIF(N_HIDDEN, N_OUT, n_spikes=N_OUT, key=jax.random.PRNGKey(1), **common)
 
     def loss(w_hidden, w_out, times):
         h = eqx.tree_at(lambda m: m.weights.input, hidden, w_hidden)
@@ -234,16 +246,9 @@ def _sweep(cls, hidden_budget):
 
 
 @pytest.mark.slow  # one compilation of a vmapped two-layer gradient: ~10-25 s each
-@pytest.mark.parametrize(
-    ("cls", "budget"),
-    [
-        (eqsnn.LIF, {"max_spikes_per_neuron": 8}),
-        (eqsnn.EventPropLIF, {"max_spikes_per_neuron": 8}),
-    ],
-    ids=["LIF", "EventPropLIF"],
-)
-def test_sweep_gradients_finite_when_hidden_spikes_are_dropped(cls, budget):
-    finite, overflowed = _sweep(cls, budget)
+@pytest.mark.parametrize("adjoint", [eqsnn.AutoDiff(), eqsnn.EventProp()], ids=repr)
+def test_sweep_gradients_finite_when_hidden_spikes_are_dropped(adjoint):
+    finite, overflowed = _sweep(adjoint)
     # Not vacuous: a good share of the networks drop hidden spikes.
     assert int(overflowed.sum()) > 0.2 * N_NETWORKS
     bad = np.flatnonzero(~np.asarray(finite))

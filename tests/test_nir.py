@@ -39,8 +39,8 @@ def _model():
         [
             eqsnn.LIF(3, 4, 6, T_MAX, hidden, key=k1, mean=2.0, std=0.5),
             eqsnn.LIF(
-                4, 2, 5, 0.04, out, key=k2, mean=1.5, std=0.5, max_spikes_per_interval=2,
-                overflow=eqsnn.Overflow.ERROR,
+                4, 2, 5, 0.04, out, key=k2, mean=1.5, std=0.5,
+                engine=eqsnn.IntervalScan(max_spikes_per_interval=2), overflow=eqsnn.Overflow.ERROR,
             ),
         ]
     )  # fmt: skip
@@ -164,7 +164,8 @@ def test_arguments_override_metadata_and_are_required_without_it():
         from_nir(graph, t_max=T_MAX)
     with pytest.raises(ValueError, match="`t_max` has 3 entries but the graph has 2"):
         from_nir(graph, n_spikes=4, t_max=[T_MAX] * 3)
-    model = from_nir(graph, n_spikes=[7, 3], t_max=0.03, max_spikes_per_interval=2)
+    engine = eqsnn.IntervalScan(max_spikes_per_interval=2)
+    model = from_nir(graph, n_spikes=[7, 3], t_max=0.03, engine=engine)
     assert [layer.n_spikes for layer in model.layers] == [7, 3]
     assert [layer.t_max for layer in model.layers] == [0.03, 0.03]
     assert [layer.max_spikes_per_interval for layer in model.layers] == [2, 2]
@@ -191,7 +192,7 @@ def test_recurrent_round_trip_keeps_populations_mask_and_spikes(tmp_path):
                 key=k1,
                 mean=[2.0, 1.5],
                 std=0.5,
-                max_spikes_per_neuron=[1, 2],
+                engine=eqsnn.WindowScan(max_spikes_per_neuron=(1, 2)),
             ),  # fmt: skip
             eqsnn.LIF(6, 2, 4, T_MAX, params, key=k2, mean=1.0, std=0.5),
         ]

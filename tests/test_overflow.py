@@ -4,7 +4,7 @@ count of `eqsnn.training.train_epoch`.
 
 What `dropped` promises (docs/concepts/budgets.md): a lower bound on the spikes a layer lost,
 0 exactly when none was lost, exact where the engine can count (buffer overflow, the
-sequential engine). The true losses come from the same layer with room for every spike.
+interval scan). The true losses come from the same layer with room for every spike.
 """
 
 import warnings
@@ -26,6 +26,7 @@ T_MAX = 0.02
 INPUTS = Spikes(jnp.array([1e-3, 2e-3, 3e-3, 4.5e-3, 6e-3]), jnp.arange(5))
 ROOMY = 40
 """A per-neuron budget that no neuron of these networks reaches (asserted: dropped == 0)."""
+EVENTPROP = eqsnn.EventProp()
 
 
 @pytest.fixture(autouse=True)
@@ -36,18 +37,18 @@ def _rearm_warnings():
     eqsnn.reset_dropped_warnings()
 
 
-def _bursting(per_neuron=None, overflow=Overflow.WARN, cls=eqsnn.EventPropLIF):
-    """The issue's case: 5-20-3, `v_reset = 0`, hidden `n_spikes = 80` (default per-neuron
-    budget ceil(80 / 20) = 4). With seed 7 one hidden neuron wants a fifth spike. With a
-    `per_neuron` budget, the output layer gets that budget and room for it."""
+def _bursting(per_neuron=None, overflow=Overflow.WARN, adjoint=EVENTPROP):
+    """The issue's case: 5-20-3, `v_reset = 0`, hidden `n_spikes = 80` (default window
+    scan budget ceil(80 / 20) = 4 per neuron). With seed 7 one hidden neuron wants a fifth
+    spike. With a `per_neuron` budget, the output layer gets that budget and room for it."""
     k1, k2 = jax.random.split(jax.random.PRNGKey(7))
-    common = dict(t_max=T_MAX, params=BURST, std=1.0, overflow=overflow)
+    common = dict(t_max=T_MAX, params=BURST, std=1.0, overflow=overflow, adjoint=adjoint)
     if per_neuron is None:
-        hidden = cls(5, 20, 80, key=k1, mean=1.5, **common)
-        return hidden, cls(20, 3, 12, key=k2, mean=0.5, **common)
-    budget = dict(max_spikes_per_neuron=per_neuron)
-    hidden = cls(5, 20, 80, key=k1, mean=1.5, **common, **budget)
-    return hidden, cls(20, 3, 3 * per_neuron, key=k2, mean=0.5, **common, **budget)
+        hidden = eqsnn.LIF(5, 20, 80, key=k1, mean=1.5, **common)
+        return hidden, eqsnn.LIF(20, 3, 12, key=k2, mean=0.5, **common)
+    common["engine"] = eqsnn.WindowScan(max_spikes_per_neuron=per_neuron)
+    hidden = eqsnn.LIF(5, 20, 80, key=k1, mean=1.5, **common)
+    return hidden, eqsnn.LIF(20, 3, 3 * per_neuron, key=k2, mean=0.5, **common)
 
 
 def _pairs(spikes):
@@ -80,7 +81,8 @@ def test_bursting_default_budget_warns_and_roomy_budget_keeps_every_spike():
     assert lost == 1 and int(out.dropped) == lost
     assert _pairs(out) <= _pairs(ref)  # the spikes it kept are the true ones
     (message,) = [str(w.message) for w in record]
-    assert "EventPropLIF(in_size=5, out_size=20, n_spikes=80, max_spikes_per_neuron=4)" in message
+    layer = "LIF(in_size=5, out_size=20, n_spikes=80, engine=WindowScan(max_spikes_per_neuron=4))"
+    assert message.startswith(layer)
     assert "lost 1 spikes" in message
 
 
@@ -123,10 +125,10 @@ def test_count_is_silent_and_error_raises():
         jax.block_until_ready(hidden(INPUTS))
 
 
-@pytest.mark.parametrize("cls", [eqsnn.LIF, eqsnn.EventPropLIF])
-def test_dropped_sums_over_the_layers_of_a_sequential(cls):
-    hidden, _ = _bursting(overflow=Overflow.COUNT, cls=cls)  # silent: one warning below
-    _, out_layer = _bursting(overflow=Overflow.WARN, cls=cls)
+@pytest.mark.parametrize("adjoint", [eqsnn.AutoDiff(), EVENTPROP], ids=repr)
+def test_dropped_sums_over_the_layers_of_a_sequential(adjoint):
+    hidden, _ = _bursting(overflow=Overflow.COUNT, adjoint=adjoint)  # silent: one warning below
+    _, out_layer = _bursting(overflow=Overflow.WARN, adjoint=adjoint)
     hidden_out = hidden(INPUTS)
     alone = out_layer(Spikes(hidden_out.time, hidden_out.idx))  # the output layer's own
     jax.effects_barrier()
@@ -139,22 +141,25 @@ def test_dropped_sums_over_the_layers_of_a_sequential(cls):
     assert f"lost {int(alone.dropped)} spikes" in str(warning.message)
 
 
-def _sequential_layer(per_interval, cls=eqsnn.LIF, **kwargs):
+def _interval_scan_layer(per_interval, adjoint=None):
     # Neuron 0 spikes 4 times between the inputs at 8 ms and 12 ms; later inputs follow, so
     # a lost crossing whose reset were skipped would change its later spikes.
     params = eqsnn.LIFParameters(tau_syn=5e-3, tau_mem=1e-2, v_th=0.5, v_leak=0.0, v_reset=0.0)
-    kwargs.update(max_spikes_per_interval=per_interval, overflow=Overflow.COUNT)
-    layer = cls(2, 2, 40, 0.05, params, key=jax.random.PRNGKey(0), **kwargs)
-    return eqx.tree_at(lambda m: m.weights.input, layer, SEQUENTIAL_WEIGHTS)
+    engine = eqsnn.IntervalScan(max_spikes_per_interval=per_interval)
+    layer = eqsnn.LIF(
+        2, 2, 40, 0.05, params, key=jax.random.PRNGKey(0), engine=engine, adjoint=adjoint,
+        overflow=Overflow.COUNT,
+    )  # fmt: skip
+    return eqx.tree_at(lambda m: m.weights.input, layer, INTERVAL_WEIGHTS)
 
 
-SEQUENTIAL_WEIGHTS = jnp.array([[4.0, 1.0], [4.0, 2.0]])
-SEQUENTIAL_INPUTS = Spikes(jnp.array([1e-3, 8e-3, 12e-3, 20e-3, 30e-3]), jnp.array([0, 1, 0, 1, 0]))
+INTERVAL_WEIGHTS = jnp.array([[4.0, 1.0], [4.0, 2.0]])
+INTERVAL_INPUTS = Spikes(jnp.array([1e-3, 8e-3, 12e-3, 20e-3, 30e-3]), jnp.array([0, 1, 0, 1, 0]))
 
 
-def test_sequential_engine_counts_exactly_and_resets_at_lost_crossings():
-    ref = _sequential_layer(ROOMY)(SEQUENTIAL_INPUTS)
-    out = _sequential_layer(2)(SEQUENTIAL_INPUTS)
+def test_interval_scan_counts_exactly_and_resets_at_lost_crossings():
+    ref = _interval_scan_layer(ROOMY)(INTERVAL_INPUTS)
+    out = _interval_scan_layer(2)(INTERVAL_INPUTS)
     assert int(ref.dropped) == 0
     lost = int(ref.count()) - int(out.count())
     assert lost >= 2 and int(out.dropped) == lost
@@ -164,27 +169,25 @@ def test_sequential_engine_counts_exactly_and_resets_at_lost_crossings():
         assert any(n == neuron and abs(t - time) <= 1e-12 for n, t in ref_pairs)
 
 
-@pytest.mark.parametrize("cls", ["eventprop", "eventprop-per-step"])
-def test_sequential_engine_gradients_follow_the_lost_crossings(cls):
+@pytest.mark.parametrize("adjoint", [EVENTPROP, eqsnn.EventProp(per_step=True)], ids=repr)
+def test_interval_scan_gradients_follow_the_lost_crossings(adjoint):
     # The time of the last lost crossing moves with the state (implicit-function theorem),
-    # so the gradients are those of the true dynamics: autodiff through LIF and EventProp
-    # agree to rounding (1e-8 relative, as in test_eventprop.py) and central differences
-    # (h = 1e-6 on O(1) weights: truncation and rounding ~1e-10) to 1e-6.
-    wrap = dict(wrap_only_step=True) if cls == "eventprop-per-step" else {}
+    # so the gradients are those of the true dynamics: autodiff and EventProp agree to
+    # rounding (1e-8 relative, as in test_eventprop.py) and central differences (h = 1e-6
+    # on O(1) weights: truncation and rounding ~1e-10) to 1e-6.
 
-    def loss(weights, cls):
-        options = wrap if cls is eqsnn.EventPropLIF else {}
-        layer = _sequential_layer(2, cls, **options)
+    def loss(weights, adjoint):
+        layer = _interval_scan_layer(2, adjoint)
         layer = eqx.tree_at(lambda m: m.weights.input, layer, weights)
-        out = layer(SEQUENTIAL_INPUTS)
+        out = layer(INTERVAL_INPUTS)
         return jnp.sum(jnp.where(out.idx >= 0, jnp.sin(150.0 * out.time), 0.0))
 
     direction = jnp.array([[1.0, 0.3], [-0.5, 0.7]])
-    autodiff = jax.grad(loss)(SEQUENTIAL_WEIGHTS, eqsnn.LIF)
-    eventprop = jax.grad(loss)(SEQUENTIAL_WEIGHTS, eqsnn.EventPropLIF)
+    autodiff = jax.grad(loss)(INTERVAL_WEIGHTS, eqsnn.AutoDiff())
+    eventprop = jax.grad(loss)(INTERVAL_WEIGHTS, adjoint)
     h = 1e-6
-    plus = loss(SEQUENTIAL_WEIGHTS + h * direction, eqsnn.LIF)
-    minus = loss(SEQUENTIAL_WEIGHTS - h * direction, eqsnn.LIF)
+    plus = loss(INTERVAL_WEIGHTS + h * direction, eqsnn.AutoDiff())
+    minus = loss(INTERVAL_WEIGHTS - h * direction, eqsnn.AutoDiff())
     scale = float(jnp.max(jnp.abs(autodiff)))
     np.testing.assert_allclose(eventprop, autodiff, rtol=0, atol=1e-8 * scale)
     fd = float((plus - minus) / (2 * h))
@@ -192,8 +195,8 @@ def test_sequential_engine_gradients_follow_the_lost_crossings(cls):
 
 
 def test_window_scan_count_is_a_lower_bound_and_zero_exactly_without_loss():
-    hidden, _ = _bursting(2, overflow=Overflow.COUNT, cls=eqsnn.LIF)
-    roomy, _ = _bursting(ROOMY, overflow=Overflow.COUNT, cls=eqsnn.LIF)
+    hidden, _ = _bursting(2, overflow=Overflow.COUNT, adjoint=eqsnn.AutoDiff())
+    roomy, _ = _bursting(ROOMY, overflow=Overflow.COUNT, adjoint=eqsnn.AutoDiff())
     out, ref = hidden(INPUTS), roomy(INPUTS)
     lost = int(ref.count()) - int(out.count())
     assert lost > 0 and 0 < int(out.dropped) <= lost and int(ref.dropped) == 0
@@ -210,7 +213,7 @@ def test_recurrent_count_is_a_lower_bound_and_zero_exactly_without_loss(budget):
         layers, n_spikes, roomy_spikes, extra = [20, 3], 92, 23 * ROOMY, {}
 
     def layer(n, per_neuron):
-        kw = {} if per_neuron is None else dict(max_spikes_per_neuron=per_neuron)
+        kw = {} if per_neuron is None else dict(engine=eqsnn.WindowScan(per_neuron))
         kw.update(extra, mean=1.5, std=1.0, overflow=Overflow.COUNT)
         made = eqsnn.RecurrentLIF(5, layers, n, T_MAX, BURST, key=jax.random.PRNGKey(7), **kw)
         if budget is None:  # all-to-all excitation: 218 spikes before t_max
@@ -238,7 +241,7 @@ def test_hardware_layer_reports_the_backend_losses_and_adds_the_input_count():
 
 @pytest.mark.standard_promotion
 def test_train_epoch_reports_the_spikes_dropped_in_the_epoch():
-    hidden, out_layer = _bursting(overflow=Overflow.WARN, cls=eqsnn.LIF)
+    hidden, out_layer = _bursting(overflow=Overflow.WARN, adjoint=eqsnn.AutoDiff())
     model = (hidden, out_layer)
     data = datasets.linear(jax.random.key(1), 6)
 

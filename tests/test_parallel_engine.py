@@ -1,4 +1,8 @@
-"""The parallel engine (`max_spikes_per_neuron`) and its closed-form EventProp adjoint."""
+"""The window scan's per-neuron budget (`eqsnn.WindowScan(max_spikes_per_neuron=...)`):
+lost spikes counted and raised, tight budgets that keep each neuron's first spikes, the
+automatic choice of engine, and bad budgets. The window scan against the other engines,
+with autodiff and EventProp, is in tests/test_engine_matrix.py.
+"""
 
 import equinox as eqx
 import jax
@@ -13,15 +17,6 @@ KEYS = jax.random.split(jax.random.PRNGKey(7), 4)
 INPUT = eqsnn.Spikes(
     time=jax.random.uniform(KEYS[2], (12,)) * 0.02, idx=jax.random.randint(KEYS[3], (12,), -1, 6)
 )
-# (tau_mem / tau_syn, v_reset, spike budget, hidden and output weight means and std). The
-# multi-spike budgets are large enough that neither engine drops a spike (asserted), so the
-# two engines' different budget semantics do not matter.
-CASES = {
-    "one-spike-ttfs": (2.0, -1000.0, 1, 1.5, 1.0, 1.0),
-    "one-spike-lambertw": (1.0, -1000.0, 1, 1.5, 1.0, 1.0),
-    "multi-ttfs": (2.0, -0.3, 10, 0.6, 0.5, 0.5),
-    "multi-bracketed": (1.5, -0.3, 10, 0.6, 0.5, 0.5),
-}
 
 
 def _params(ratio, v_reset):
@@ -30,102 +25,25 @@ def _params(ratio, v_reset):
     )
 
 
-def _net(cls, case, budget_name, budget=None):
-    """Two layers of `cls` for `case`; `budget` replaces the case's spike budget."""
-    ratio, v_reset, case_budget, mean_h, mean_o, std = CASES[case]
-    budget = case_budget if budget is None else budget
-    p = _params(ratio, v_reset)
-    # The sequential engine unrolls its per-interval budget (compile time grows with it);
-    # 3 per interval suffices here (no spike dropped, asserted below).
-    kw = {budget_name: budget if budget_name == "max_spikes_per_neuron" else min(budget, 3)}
-    return eqx.nn.Sequential(
-        [
-            cls(6, 5, 30, T_MAX, p, key=KEYS[0], mean=mean_h, std=std, **kw),
-            cls(5, 3, 20, T_MAX, p, key=KEYS[1], mean=mean_o, std=std, **kw),
-        ]
-    )
-
-
-def _loss(net, time):
-    out = net(eqsnn.Spikes(time=time, idx=INPUT.idx))
-    # All spike times and currents enter the loss; empty slots (time +inf) are masked.
-    return jnp.sum(jnp.where(out.idx >= 0, (out.time - 0.01) ** 2 + 0.1 * out.current, 0.0))
-
-
-@eqx.filter_jit
-def _forward_and_grad(net, time):
-    out = jax.vmap(lambda t: net(eqsnn.Spikes(time=t, idx=INPUT.idx)))(time[None])
-    return out, eqx.filter_grad(lambda nt: _loss(nt[0], nt[1]))((net, time))
-
-
-@pytest.mark.parametrize("case", CASES)
-def test_parallel_engine_equals_sequential_engine(case):
-    seq_out, seq_grad = _forward_and_grad(
-        _net(eqsnn.LIF, case, "max_spikes_per_interval"), INPUT.time
-    )
-    for cls in (eqsnn.LIF, eqsnn.EventPropLIF):
-        out, grad = _forward_and_grad(_net(cls, case, "max_spikes_per_neuron"), INPUT.time)
-        assert int(out.count()[0]) >= 3  # the case is not vacuous
-        assert int(seq_out.dropped[0]) == 0
-        # Exact gradients from autodiff (IFT) and the closed-form adjoint: 1e-8 relative.
-        _assert_same_run(out, grad, seq_out, seq_grad, grad_rtol=1e-8)
-
-
-def _assert_same_run(out, grad, ref_out, ref_grad, grad_rtol):
-    """Nothing dropped, the same spikes to rounding (1e-12 relative: the same events by
-    another exact route), and every gradient leaf within `grad_rtol` of its largest entry."""
-    assert int(out.dropped[0]) == 0
-    np.testing.assert_array_equal(out.idx, ref_out.idx)
-    np.testing.assert_allclose(
-        jnp.where(out.idx >= 0, out.time, 0.0),
-        jnp.where(ref_out.idx >= 0, ref_out.time, 0.0),
-        rtol=1e-12,
-    )
-    for a, b in zip(jax.tree.leaves(grad), jax.tree.leaves(ref_grad), strict=True):
-        scale = float(jnp.max(jnp.abs(b)))
-        assert scale > 0
-        assert float(jnp.max(jnp.abs(a - b))) <= grad_rtol * scale
-
-
-def test_eventprop_gradient_matches_finite_differences():
-    net = _net(eqsnn.EventPropLIF, "multi-bracketed", "max_spikes_per_neuron")
-    _, grad = _forward_and_grad(net, INPUT.time)
-    loss = jax.jit(_loss)
-    w = net.layers[0].weights.input
-    h = 1e-6
-    for i, n in [(0, 0), (2, 3), (5, 1)]:
-        plus = eqx.tree_at(lambda m: m.layers[0].weights.input, net, w.at[i, n].add(h))
-        minus = eqx.tree_at(lambda m: m.layers[0].weights.input, net, w.at[i, n].add(-h))
-        fd = (loss(plus, INPUT.time) - loss(minus, INPUT.time)) / (2 * h)
-        got = grad[0].layers[0].weights.input[i, n]
-        # Central differences, h = 1e-6: O(h^2) truncation plus ~1e-10 rounding.
-        np.testing.assert_allclose(got, fd, rtol=1e-5, atol=1e-9)
+def _window_scan(budget):
+    return eqsnn.WindowScan(max_spikes_per_neuron=budget)
 
 
 def test_per_neuron_budget_overflow_is_counted_and_can_raise():
     p = _params(2.0, 0.0)
-    layer = eqsnn.LIF(6, 5, 60, T_MAX, p, key=KEYS[0], mean=1.5, std=1.0, max_spikes_per_neuron=1)
+    kw = dict(key=KEYS[0], mean=1.5, std=1.0, overflow=eqsnn.Overflow.COUNT)
+    layer = eqsnn.LIF(6, 5, 60, T_MAX, p, engine=_window_scan(1), **kw)
     out = layer(INPUT)
     # With v_reset = 0 above v_leak the neurons burst (up to ~25 spikes in T_MAX), so the
     # reference run needs room for all of them: 40 per neuron and 60 output slots.
-    roomy = eqsnn.LIF(6, 5, 60, T_MAX, p, key=KEYS[0], mean=1.5, std=1.0, max_spikes_per_neuron=40)
+    roomy = eqsnn.LIF(6, 5, 60, T_MAX, p, engine=_window_scan(40), **kw)
     full = roomy(INPUT)
     assert int(full.dropped) == 0
     assert int(jnp.sum(full.idx >= 0)) > 30  # bursts: far more than one spike per neuron
     bursting = int(jnp.sum(jnp.bincount(full.idx[full.idx >= 0], length=5) > 1))
     assert bursting >= 1 and int(out.dropped) == bursting  # one per neuron that wanted more
-    strict = eqsnn.LIF(
-        6,
-        5,
-        60,
-        T_MAX,
-        p,
-        key=KEYS[0],
-        mean=1.5,
-        std=1.0,
-        max_spikes_per_neuron=1,
-        overflow=eqsnn.Overflow.ERROR,
-    )
+    kw["overflow"] = eqsnn.Overflow.ERROR
+    strict = eqsnn.LIF(6, 5, 60, T_MAX, p, engine=_window_scan(1), **kw)
     with pytest.raises(Exception, match="more spikes than the buffer holds"):
         jax.block_until_ready(eqx.filter_jit(strict)(INPUT))
 
@@ -135,9 +53,9 @@ def test_tight_budget_keeps_each_neurons_first_spikes(budget):
     # Bursting neurons (v_reset = 0 > v_leak); the budget sets the window scan's window
     # (12 inputs: 6 and 3 intervals), so every path through the scan is exercised.
     p = _params(2.0, 0.0)
-    kw = dict(key=KEYS[0], mean=1.5, std=1.0)
-    full = eqsnn.LIF(6, 5, 200, T_MAX, p, **kw, max_spikes_per_neuron=60)(INPUT)
-    out = eqsnn.LIF(6, 5, 200, T_MAX, p, **kw, max_spikes_per_neuron=budget)(INPUT)
+    kw = dict(key=KEYS[0], mean=1.5, std=1.0, overflow=eqsnn.Overflow.COUNT)
+    full = eqsnn.LIF(6, 5, 200, T_MAX, p, engine=_window_scan(60), **kw)(INPUT)
+    out = eqsnn.LIF(6, 5, 200, T_MAX, p, engine=_window_scan(budget), **kw)(INPUT)
     assert int(full.dropped) == 0
     counts = np.bincount(np.asarray(full.idx[full.idx >= 0]), minlength=5)
     assert counts.max() > budget  # the budget binds
@@ -152,39 +70,43 @@ def test_tight_budget_keeps_each_neurons_first_spikes(budget):
     assert int(out.dropped) == int(np.sum(counts > budget))
 
 
-def test_window_scan_does_not_depend_on_the_budget():
-    # Budgets 8 and 40 give windows of 2 and 1 intervals over the 12 inputs; with no
-    # spike dropped, the spikes and the EventProp gradients are the same up to rounding.
-    (ref_out, ref_grad), (out, grad) = (
-        _forward_and_grad(
-            _net(eqsnn.EventPropLIF, "multi-bracketed", "max_spikes_per_neuron", budget),
-            INPUT.time,
-        )
-        for budget in (8, 40)
-    )
-    # Same spikes, sums in a different order: rounding-level agreement.
-    _assert_same_run(out, grad, ref_out, ref_grad, grad_rtol=1e-10)
-
-
-def test_default_budget_and_engine():
-    # No budget: the parallel engine, the output buffer shared evenly between the neurons.
+def test_the_automatic_engine():
+    # No engine: the window scan, the output buffer shared evenly between the neurons.
     layer = eqsnn.LIF(6, 4, 10, T_MAX, key=KEYS[0])
+    assert layer.engine == _window_scan(3)
     assert (layer.max_spikes_per_neuron, layer.max_spikes_per_interval) == (3, None)
-    layer = eqsnn.EventPropLIF(6, 4, 4, T_MAX, key=KEYS[0])
-    assert (layer.max_spikes_per_neuron, layer.max_spikes_per_interval) == (1, None)
-    # `max_spikes_per_interval` or `wrap_only_step=True` select the sequential engine.
-    layer = eqsnn.LIF(6, 4, 10, T_MAX, key=KEYS[0], max_spikes_per_interval=2)
-    assert (layer.max_spikes_per_neuron, layer.max_spikes_per_interval) == (None, 2)
-    layer = eqsnn.EventPropLIF(6, 4, 10, T_MAX, key=KEYS[0], wrap_only_step=True)
-    assert (layer.max_spikes_per_neuron, layer.max_spikes_per_interval) == (None, 1)
+    layer = eqsnn.LIF(6, 4, 4, T_MAX, key=KEYS[0], adjoint=eqsnn.EventProp())
+    assert layer.engine == _window_scan(1)
+    # A window scan without a budget gets the same default.
+    layer = eqsnn.LIF(6, 4, 10, T_MAX, key=KEYS[0], engine=eqsnn.WindowScan())
+    assert layer.engine == _window_scan(3)
+    # The per-step EventProp needs the interval scan's steps.
+    layer = eqsnn.LIF(6, 4, 10, T_MAX, key=KEYS[0], adjoint=eqsnn.EventProp(per_step=True))
+    seed = eqsnn.EventPropLIF(6, 4, 10, T_MAX, key=KEYS[0], wrap_only_step=True)
+    assert layer.engine == seed.engine == eqsnn.IntervalScan(max_spikes_per_interval=1)
+    assert layer.adjoint == seed.adjoint == eqsnn.EventProp(per_step=True) and seed.wrap_only_step
+    assert (seed.max_spikes_per_neuron, seed.max_spikes_per_interval) == (None, 1)
+    # A recurrent layer: the event loop; a window scan gets one budget per population.
+    assert eqsnn.RecurrentLIF(6, [3, 2], 10, T_MAX, key=KEYS[0]).engine == eqsnn.EventLoop()
+    layer = eqsnn.RecurrentLIF(6, [3, 2], 10, T_MAX, key=KEYS[0], engine=eqsnn.WindowScan())
+    assert layer.engine == _window_scan((2, 2)) and layer.max_spikes_per_neuron == (2, 2)
+    # The rule, inspectable.
+    config = eqsnn.SimulationConfig(
+        eqsnn.LIFParameters(), eqsnn.solvers.TTFSSolver(), 12, 0.05, layers=(4,)
+    )
+    assert eqsnn.AutoEngine().select_engine(config) == _window_scan(3)
+    per_step = eqsnn.EventProp(per_step=True)
+    assert eqsnn.AutoEngine().select_engine(config, per_step) == eqsnn.IntervalScan()
+    # The engine a layer stores is the one the automatic choice selects.
+    layer = eqsnn.LIF(6, 4, 12, T_MAX, key=KEYS[0], engine=eqsnn.AutoEngine())
+    assert layer.engine == _window_scan(3)
 
 
-def test_budget_arguments_are_exclusive():
-    with pytest.raises(ValueError, match="choose one spike budget"):
-        eqsnn.LIF(2, 2, 4, T_MAX, key=KEYS[0], max_spikes_per_neuron=1, max_spikes_per_interval=2)
-    with pytest.raises(ValueError, match="max_spikes_per_neuron"):
-        eqsnn.LIF(2, 2, 4, T_MAX, key=KEYS[0], max_spikes_per_neuron=0)
-    with pytest.raises(ValueError, match="wrap_only_step"):
-        eqsnn.EventPropLIF(
-            2, 2, 4, T_MAX, key=KEYS[0], max_spikes_per_neuron=1, wrap_only_step=True
-        )
+def test_bad_budgets_raise():
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises((TypeError, ValueError), match="WindowScan: `max_spikes_per_neuron`"):
+            eqsnn.WindowScan(max_spikes_per_neuron=bad)
+        with pytest.raises(
+            (TypeError, ValueError), match="IntervalScan: `max_spikes_per_interval`"
+        ):
+            eqsnn.IntervalScan(max_spikes_per_interval=bad)

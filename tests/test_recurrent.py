@@ -18,10 +18,19 @@ import numpy as np
 import optax
 import pytest
 
-from eqsnn import LIF, LIFParameters, Overflow, Spikes
-from eqsnn._recurrent import EventKind, trajectory, transition_without_recurrence
-from eqsnn._recurrent_lif import Connectivity, ConnectivityMask, RecurrentLIF
-from eqsnn._weights import InputWeights, RecurrentWeights
+from eqsnn import (
+    LIF,
+    Connectivity,
+    ConnectivityMask,
+    InputWeights,
+    IntervalScan,
+    LIFParameters,
+    Overflow,
+    RecurrentLIF,
+    RecurrentWeights,
+    Spikes,
+)
+from eqsnn._engine.event_loop import EventKind, trajectory, transition_without_recurrence
 from eqsnn.reference import simulate_diffrax
 from eqsnn.solvers import default_solver
 
@@ -91,7 +100,7 @@ def _stack(layer, per_interval):
     def lif(n_in, n_out, w):
         lif = LIF(
             n_in, n_out, layer.n_spikes, T_MAX, layer.params,
-            key=jax.random.PRNGKey(0), max_spikes_per_interval=per_interval,
+            key=jax.random.PRNGKey(0), engine=IntervalScan(max_spikes_per_interval=per_interval),
         )  # fmt: skip
         return eqx.tree_at(lambda m: m.weights.input, lif, w)
 
@@ -103,9 +112,6 @@ def _stack(layer, per_interval):
     )
 
 
-# `LIF` fails under strict promotion with x64 (`collect_spikes` adds an int64 count to an
-# int32 one); remove this marker once that is fixed in eqsnn/_events.py.
-@pytest.mark.standard_promotion
 @pytest.mark.parametrize(
     ("params", "per_interval", "mean", "budget"),
     [(ONE_SPIKE, 1, [1.2, 1.5], 24), (MULTI_SPIKE, 2, [1.2, 0.8], 48)],
@@ -307,16 +313,15 @@ def test_event_trace_of_a_feed_forward_loop():
             t_max=T_MAX,
         )  # fmt: skip
     )(w_in, inputs)
-    kinds = events.kind.tolist()
-    assert kinds[0] == EventKind.INPUT and events.idx[0] == 0 and events.time[0] == 1e-3
-    spikes = events.kind == EventKind.SPIKE
+    is_input, spikes = events.kind == EventKind.INPUT, events.kind == EventKind.SPIKE
+    padding = events.kind == EventKind.NONE
+    assert bool(is_input[0]) and events.idx[0] == 0 and events.time[0] == 1e-3
     assert events.idx[spikes].tolist()[:2] == [0, 1]
     assert events.time[spikes][0] == events.time[spikes][1] > 1e-3
     assert events.current[spikes][0] == events.current[spikes][1] > 0
-    happened = events.kind != EventKind.NONE
-    assert bool(jnp.all(jnp.diff(events.time[happened]) >= 0))
+    assert bool(jnp.all(jnp.diff(events.time[~padding]) >= 0))
     # Once nothing is left before t_max the steps are padding: time inf, idx -1.
-    assert kinds[-1] == EventKind.NONE and events.idx[-1] == -1 and events.time[-1] == jnp.inf
+    assert bool(padding[-1]) and events.idx[-1] == -1 and events.time[-1] == jnp.inf
     assert int(final.input_head) == 1
 
 
@@ -424,7 +429,6 @@ def test_population_spikes_are_local_and_sorted():
 # --- jit / vmap ------------------------------------------------------------------------------
 
 
-@pytest.mark.standard_promotion  # shares the compiled single-sample layered configuration
 def test_vmap_matches_single_samples():
     layer, _ = _layered(ONE_SPIKE, [1.2, 1.5], 24)
     batch = [_inputs(seed, IN_SIZE, N_INPUTS) for seed in range(3)]
