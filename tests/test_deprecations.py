@@ -113,11 +113,20 @@ def test_both_old_keywords_raise():
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_bad_old_keyword_values_raise_as_the_engine_does():
-    with pytest.raises(ValueError, match=r"^WindowScan: `max_spikes_per_neuron` must be an int"):
-        _lif(max_spikes_per_neuron=0)
+def test_bad_old_keyword_values_raise():
     with pytest.raises(ValueError, match=r"^RecurrentLIF: `max_spikes_per_neuron` .* one per"):
         _recurrent(max_spikes_per_neuron=[2, 2, 2])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the error names WindowScan, which the user did not write, not the layer (the "
+    "seed's message named it; reported to the lead)",
+)
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_a_bad_old_budget_names_the_layer():
+    with pytest.raises(ValueError, match=r"^LIF: `max_spikes_per_neuron` must be an int >= 1"):
+        _lif(max_spikes_per_neuron=0)
 
 
 @pytest.mark.xfail(
