@@ -118,22 +118,12 @@ def test_bad_old_keyword_values_raise():
         _recurrent(max_spikes_per_neuron=[2, 2, 2])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the error names WindowScan, which the user did not write, not the layer (the "
-    "seed's message named it; reported to the lead)",
-)
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_a_bad_old_budget_names_the_layer():
     with pytest.raises(ValueError, match=r"^LIF: `max_spikes_per_neuron` must be an int >= 1"):
         _lif(max_spikes_per_neuron=0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the error names EventProp(per_step=True), not the seed keyword the user passed "
-    "(reported to the lead)",
-)
 def test_seed_wrap_only_step_with_a_window_scan_names_wrap_only_step():
     with pytest.raises(ValueError, match="wrap_only_step"):
         _lif(eqsnn.EventPropLIF, engine=eqsnn.WindowScan(), wrap_only_step=True)

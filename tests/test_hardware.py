@@ -382,6 +382,7 @@ def test_hardware_example_smoke(tmp_path):
     env = dict(os.environ, XLA_FLAGS="--xla_backend_optimization_level=0")
     out = tmp_path / "run"
     tiny = ["--hidden", "8", "--train-size", "64", "--test-size", "32", "--batch-size", "32"]
+    tiny += ["--validation-size", "32"]
     result = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "hardware_in_the_loop.py"), *tiny]
         + ["--epochs", "1", "--no-plots", "--no-progress", "--out", str(out)],
@@ -393,7 +394,8 @@ def test_hardware_example_smoke(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "emulated chip (6-bit weights" in result.stdout
     assert "test accuracy" in result.stdout and "after 1 epochs" in result.stdout
-    # 2 batches x 2 layers (training) + 2 layers (one test batch of 32): 6 backend calls.
-    assert "6 backend calls" in result.stdout
+    # 2 batches x 2 layers (training) + 2 layers for each of one validation and one test
+    # batch of 32: 8 backend calls.
+    assert "8 backend calls" in result.stdout
     history = json.loads((out / "history.json").read_text())
     assert len(history) == 1 and 0.0 <= history[0]["test_accuracy"] <= 1.0

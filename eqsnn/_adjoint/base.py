@@ -122,7 +122,8 @@ class EventProp(AbstractAdjoint):
                 f"{who}: `EventProp(per_step=True)` wraps the steps of the interval scan or "
                 f"the event loop; engine={engine!r} has one closed-form adjoint for the "
                 "whole trajectory. Use engine=eqsnn.IntervalScan(...) (feed-forward), "
-                "engine=eqsnn.EventLoop() (recurrent) or per_step=False."
+                "engine=eqsnn.EventLoop() (recurrent) or per_step=False (the seed's "
+                "`wrap_only_step=True` is `EventProp(per_step=True)`)."
             )
 
 

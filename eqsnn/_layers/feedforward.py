@@ -102,7 +102,7 @@ class LIF(AbstractFeedForwardLayer, AbstractSimulatedLayer):
     import jax.numpy as jnp
     import eqsnn
 
-    layer = eqsnn.LIF(2, 3, n_spikes=6, t_max=0.05, key=jax.random.PRNGKey(0), mean=2.0)
+    layer = eqsnn.LIF(2, 3, n_spikes=15, t_max=0.05, key=jax.random.PRNGKey(0), mean=2.0)
     out = layer(eqsnn.Spikes(time=jnp.array([1e-3, 2e-3]), idx=jnp.array([0, 1])))
     ```
     """
@@ -203,7 +203,7 @@ class EventPropLIF(LIF):
     import jax.numpy as jnp
     import eqsnn
 
-    layer = eqsnn.EventPropLIF(2, 3, n_spikes=6, t_max=0.05, key=jax.random.PRNGKey(0), mean=2.0)
+    layer = eqsnn.EventPropLIF(2, 3, n_spikes=15, t_max=0.05, key=jax.random.PRNGKey(0), mean=2.0)
     spikes = eqsnn.Spikes(time=jnp.array([1e-3, 2e-3]), idx=jnp.array([0, 1]))
 
 

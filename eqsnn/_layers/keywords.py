@@ -14,6 +14,7 @@ import warnings
 import equinox as eqx
 
 from .._adjoint.base import EventProp
+from .._checks import check_size
 from .._engine.base import AbstractEngine
 from .._engine.interval_scan import IntervalScan
 from .._engine.window_scan import WindowScan
@@ -53,8 +54,11 @@ def engine_from_keywords(
     ((name, value),) = given.items()
     if name == "max_spikes_per_neuron":
         value = tuple(value) if isinstance(value, list | tuple) else value
+        for v in value if isinstance(value, tuple) else (value,):
+            check_size(name, v, who)
         replacement = WindowScan(max_spikes_per_neuron=value)
     else:
+        check_size(name, value, who)
         replacement = IntervalScan(max_spikes_per_interval=value)
     if engine is not None:
         raise ValueError(

@@ -131,7 +131,7 @@ class HardwareLIF(AbstractFeedForwardLayer, AbstractHardwareLayer):
     layer = eqsnn.HardwareLIF(
         2,
         3,
-        n_spikes=6,
+        n_spikes=15,
         t_max=0.05,
         key=jax.random.PRNGKey(0),
         mean=2.0,
@@ -196,7 +196,7 @@ class HardwareRecurrentLIF(AbstractRecurrentLayer, AbstractHardwareLayer):
     layer = eqsnn.HardwareRecurrentLIF(
         2,
         [4, 3],
-        n_spikes=12,
+        n_spikes=16,
         t_max=0.05,
         key=jax.random.PRNGKey(0),
         mean=[2.0, 1.0],
