@@ -26,6 +26,7 @@ all `simulate_diffrax` calls share one compilation.
 import functools
 import re
 import textwrap
+import warnings
 
 import equinox as eqx
 import jax
@@ -481,6 +482,8 @@ def test_identical_neurons_spike_together(name):
 def test_docstring_example_runs():
     (code,) = re.findall(r"```python\n(.*?)```", LIF.__doc__, flags=re.S)
     namespace = {}
-    exec(textwrap.dedent(code), namespace)  # noqa: S102
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", eqsnn.SpikesDroppedWarning)  # the example keeps all
+        exec(textwrap.dedent(code), namespace)  # noqa: S102
     out = namespace["out"]
-    assert isinstance(out, eqsnn.Spikes) and out.n_slots == 6
+    assert isinstance(out, eqsnn.Spikes) and out.n_slots == 15 and int(out.dropped) == 0
