@@ -90,13 +90,11 @@ def _root_atol(t0, t1, v0, i0, consts, config):
     return jnp.maximum(config.atol, _ROOT_ULPS * slope * ulp)
 
 
-@eqx.filter_jit
-def _solve_jit(t0, t1, v0, i0, consts, config):
+def integrate(t0, t1, v0, i0, consts, config, *, saveat, event=None, throw=True):
+    """`diffrax.diffeqsolve` of the LIF vector field from `(t0, v0, i0)` to `t1` with the
+    reference's adaptive controller (tolerances of `config`)."""
     controller = diffrax.PIDController(rtol=config.rtol, atol=config.atol, norm=optx.max_norm)
-    root_finder = optx.Newton(
-        rtol=config.rtol, atol=_root_atol(t0, t1, v0, i0, consts, config), norm=optx.max_norm
-    )
-    sol = diffrax.diffeqsolve(
+    return diffrax.diffeqsolve(
         diffrax.ODETerm(lif_vector_field),
         config.solver,
         t0,
@@ -105,11 +103,21 @@ def _solve_jit(t0, t1, v0, i0, consts, config):
         (v0, i0),
         args=consts,
         stepsize_controller=controller,
-        saveat=diffrax.SaveAt(t0=True, steps=True),
-        event=diffrax.Event(_threshold_condition, root_finder),
+        saveat=saveat,
+        event=event,
         max_steps=config.max_steps,
-        throw=False,
+        throw=throw,
     )
+
+
+@eqx.filter_jit
+def _solve_jit(t0, t1, v0, i0, consts, config):
+    root_finder = optx.Newton(
+        rtol=config.rtol, atol=_root_atol(t0, t1, v0, i0, consts, config), norm=optx.max_norm
+    )
+    event = diffrax.Event(_threshold_condition, root_finder)
+    saveat = diffrax.SaveAt(t0=True, steps=True)
+    sol = integrate(t0, t1, v0, i0, consts, config, saveat=saveat, event=event, throw=False)
     n_saved = sol.stats["num_accepted_steps"] + 1
     return sol.ts, sol.ys, n_saved, sol.result
 

@@ -13,15 +13,13 @@ import diffrax
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
-import optimistix as optx
 from jaxtyping import ArrayLike, Float
 
 from .._flow import LIFState
 from .._params import LIFParameters
 from .._spikes import Spikes
-from ._crossing import Constants, SolverConfig
+from ._crossing import Constants, SolverConfig, integrate
 from ._simulate import prepare, run
-from ._vector_field import lif_vector_field
 
 
 def traces_diffrax(
@@ -126,18 +124,6 @@ def _integrate(t0: float, t1: float, v0, i0, consts: Constants, config: SolverCo
 @eqx.filter_jit
 def _integrate_jit(t0, t1, v0, i0, consts: Constants, config: SolverConfig):
     """The ODE from `(t0, v0, i0)` to `t1`, no threshold (no crossing lies in between)."""
-    controller = diffrax.PIDController(rtol=config.rtol, atol=config.atol, norm=optx.max_norm)
-    sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(lif_vector_field),
-        config.solver,
-        t0,
-        t1,
-        config.dt0,
-        (v0, i0),
-        args=consts,
-        stepsize_controller=controller,
-        saveat=diffrax.SaveAt(t1=True),
-        max_steps=config.max_steps,
-    )
+    sol = integrate(t0, t1, v0, i0, consts, config, saveat=diffrax.SaveAt(t1=True))
     v, i = sol.ys
     return v[0], i[0]
