@@ -78,6 +78,7 @@ class Metrics(NamedTuple):
     accuracy: jax.Array
     spikes: jax.Array  # spikes of all layers in this sample
     quiet_hidden: jax.Array  # fraction of hidden neurons without a spike
+    silent_hidden: jax.Array  # per hidden neuron: 1 if it did not spike in this sample
     quiet_output: jax.Array  # fraction of output neurons without a spike
     missed: jax.Array  # one-hot of the label if the correct output neuron did not spike
     dropped: jax.Array  # spikes lost by any layer in this sample (the output's `dropped`)
@@ -179,16 +180,18 @@ def build_network(cfg: argparse.Namespace, n_features: int, n_classes: int, *, k
 
 @eqx.filter_jit
 def bump(network: Network, hidden, output) -> Network:
-    """Add `hidden` to every weight into the hidden neurons and `output[k]` to every weight
-    from the hidden neurons to output neuron `k`: revives neurons that stopped spiking."""
+    """Add `hidden[j]` to every weight into hidden neuron `j` and `output[k]` to every
+    weight from the hidden neurons to output neuron `k`: revives neurons that stopped
+    spiking."""
     if len(network.layers) == 2:
         w_hidden, w_out = network.layers[0].weights.input, network.layers[1].weights.input
         return eqx.tree_at(
             lambda n: (n.layers[0].weights.input, n.layers[1].weights.input),
             network,
-            (w_hidden + hidden, w_out + output),
+            (w_hidden + hidden.astype(w_hidden.dtype), w_out + output.astype(w_out.dtype)),
         )
     h, w = network.n_hidden, network.layers[0].weights
+    hidden, output = hidden.astype(w.input.dtype), output.astype(w.recurrent.dtype)
     return eqx.tree_at(
         lambda n: (n.layers[0].weights.input, n.layers[0].weights.recurrent),
         network,
@@ -236,13 +239,17 @@ def make_sample_loss(cfg: argparse.Namespace) -> training.SampleLoss:
             loss = loss + cfg.mse_weight * mse_loss(out, targets, t_max=t_max, tau_mem=cfg.tau_mem)
         correct = accuracy(out, label, n, t_max=t_max)
         n_spikes = (hidden.count() + out.count()).astype(correct.dtype)
-        quiet_hidden = _quiet(hidden, n_hidden, t_max).astype(correct.dtype)
+        silent_hidden = (first_spike_times(hidden, n_hidden, t_max=t_max) >= t_max).astype(
+            correct.dtype
+        )
+        quiet_hidden = jnp.mean(silent_hidden)
         quiet_output = _quiet(out, n, t_max).astype(correct.dtype)
         missed_one_hot = (jnp.arange(n) == label) & missed
         return loss, Metrics(
             correct,
             n_spikes,
             quiet_hidden,
+            silent_hidden,
             quiet_output,
             missed_one_hot.astype(correct.dtype),
             out.dropped.astype(correct.dtype),  # every layer adds its losses to its input's
@@ -254,10 +261,7 @@ def make_sample_loss(cfg: argparse.Namespace) -> training.SampleLoss:
 def make_optimiser(cfg: argparse.Namespace, steps_per_epoch: int):
     """Adam with a cosine (or constant) learning rate; the hidden layer's rate is
     `cfg.lr_hidden` times larger (its weights are larger), optionally clipped gradients."""
-    if cfg.schedule == "cosine":
-        lr = optax.cosine_decay_schedule(cfg.lr, cfg.epochs * steps_per_epoch, alpha=0.01)
-    else:
-        lr = optax.constant_schedule(cfg.lr)
+    lr = learning_rate(cfg, steps_per_epoch)
 
     def adam(factor: float):
         clip = [] if cfg.clip is None else [optax.clip_by_global_norm(cfg.clip)]
@@ -265,6 +269,13 @@ def make_optimiser(cfg: argparse.Namespace, steps_per_epoch: int):
 
     transforms = {"hidden": adam(cfg.lr_hidden), "output": adam(1.0)}
     return optax.multi_transform(transforms, _layer_labels)
+
+
+def learning_rate(cfg: argparse.Namespace, steps_per_epoch: int) -> optax.Schedule:
+    """The learning rate (of the output layer) at each training step."""
+    if cfg.schedule == "cosine":
+        return optax.cosine_decay_schedule(cfg.lr, cfg.epochs * steps_per_epoch, alpha=0.01)
+    return optax.constant_schedule(cfg.lr)
 
 
 def _layer_labels(params):
@@ -322,6 +333,13 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add("--lr-hidden", type=float, default=2.0, help="hidden layer lr = this x --lr")
     add(
+        "--average",
+        type=float,
+        default=0.99,
+        help="evaluate and save the moving average of the weights over the steps with this "
+        "decay per step (0: the weights of the last step)",
+    )
+    add(
         "--clip",
         type=float,
         help="clip the gradient to this global norm (if not given: no clipping)",
@@ -347,9 +365,24 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     add("--temperature", type=float, default=0.2, help="ttfs: softmax temperature, x tau_syn")
     add("--early-weight", type=float, default=3e-3, help="ttfs: weight of exp(t_correct / tau) - 1")
     add("--early-tau", type=float, default=6.4e-3, help="ttfs: that tau in seconds")
-    add("--bump", type=float, default=1e-3, help="weight bump that revives quiet neurons")
-    add("--quiet-hidden", type=float, default=0.1, help="bump above this quiet fraction")
-    add("--quiet-output", type=float, default=0.05, help="bump above this missed fraction")
+    add(
+        "--bump",
+        type=float,
+        default=1e-3,
+        help="weight bump that revives silent neurons (scaled by the learning-rate schedule)",
+    )
+    add(
+        "--quiet-hidden",
+        type=float,
+        default=1.0,
+        help="bump a hidden neuron silent in at least this fraction of a batch's samples",
+    )
+    add(
+        "--quiet-output",
+        type=float,
+        default=0.0,
+        help="bump an output neuron silent in more than this fraction of its class's samples",
+    )
     add("--duplication", type=int, default=1, help="copies of each input spike (own neurons)")
     add("--tau-syn", type=float, default=5e-3, help="synaptic time constant in seconds")
     add("--tau-mem", type=float, default=1e-2, help="membrane time constant in seconds")

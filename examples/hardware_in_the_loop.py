@@ -45,7 +45,6 @@ DEFAULTS = dict(
     hidden=120,
     lr=5e-3,
     lr_hidden=5.0,
-    quiet_hidden=0.3,
     quiet_output=0.15,
     w_hidden=[3.0, 1.6],
     w_out=[0.5, 0.8],
@@ -132,11 +131,11 @@ def main(argv=None) -> list[dict] | dict:
     if cfg.evaluate is not None:
         return _loop.evaluate_saved(cfg, test, backend)
     network = hardware_network(cfg, train.n_features, train.n_classes, backend)
-    opt_state = None
+    opt_state = averaged = None
     if cfg.resume:
         optimiser = _common.make_optimiser(cfg, len(train) // cfg.batch_size)
         opt_state = optimiser.init(_common.trainable(network))
-        network, opt_state = _loop.load_checkpoint(cfg.out, network, opt_state)
+        network, opt_state, averaged = _loop.load_checkpoint(cfg.out, network, opt_state)
     chip = (
         "ideal"
         if cfg.ideal
@@ -154,7 +153,14 @@ def main(argv=None) -> list[dict] | dict:
         + (f"; resuming after epoch {len(history)}" if history else "")
     )
     network, opt_state, history = _loop.fit(
-        cfg, network, train, test, history=history, validation=validation, opt_state=opt_state
+        cfg,
+        network,
+        train,
+        test,
+        history=history,
+        validation=validation,
+        opt_state=opt_state,
+        averaged=averaged,
     )
     cfg.out.mkdir(parents=True, exist_ok=True)
     (cfg.out / "history.json").write_text(json.dumps(history, indent=1))

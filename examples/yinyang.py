@@ -33,7 +33,7 @@ import _plots  # noqa: E402
 
 from eqsnn import datasets  # noqa: E402
 
-DEFAULTS = dict(epochs=150, hidden=200, lr=2e-3, w_hidden=[3.0, 1.6], w_out=[0.5, 0.8])
+DEFAULTS = dict(epochs=250, hidden=200, lr=2e-3, w_hidden=[3.0, 1.6], w_out=[0.5, 0.8])
 
 
 def build_parser() -> argparse.ArgumentParser:
