@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import eqsnn_cases as ec
-from benchmarks import peers
+from benchmarks import floor, peers
 from benchmarks._measure import N_WARMUP, Spec, log, measure
 from benchmarks._report import (
     METHOD,
@@ -154,6 +154,8 @@ SPECS = (
     _jaxsnn(peers.JaxsnnGradient.AUTODIFF),
     _jaxsnn(peers.JaxsnnGradient.EVENTPROP),
     _eventax(),
+    # The minimal arithmetic as plain vectorised JAX (one spike per neuron only).
+    floor.spec(),
 )
 
 

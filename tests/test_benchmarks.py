@@ -132,3 +132,31 @@ def test_sharding_write_replaces_only_its_platform(run, tmp_path):
     cpu, gpu = (f"### {sharding.PLATFORM_TITLES[p]}" for p in ("cpu", "gpu"))
     assert f"{cpu}\n\ncpu two" in text and f"{gpu}\n\ngpu one" in text
     assert text.index(cpu) < text.index(gpu) and text.count(f"## {sharding.TITLE}") == 1
+
+
+@pytest.mark.standard_promotion
+def test_floor_computes_the_same_spikes_and_gradients_as_eqsnn(run):
+    """The floor (`benchmarks.floor`) simulates the benchmark network: its output first
+    spike times equal eqsnn `LIF`'s (float32: 1e-6 s on a 20 ms window, the crossing
+    solves differ in rounding) and so do its weight gradients (2e-4 relative: float32
+    adjoints summed in another order); multi-spike is refused, not timed."""
+    import numpy as np
+
+    from benchmarks import eqsnn_cases as ec
+    from benchmarks import floor
+    from benchmarks.peers import PeerUnavailable
+
+    case = floor.floor_yinyang(batch=8, hidden=16)
+    reference = ec.eqsnn_yinyang(batch=8, hidden=16, kind=ec.EqsnnLayer.LIF)
+    mine = np.asarray(case.forward(*case.forward_args))
+    theirs = np.asarray(reference.forward(*reference.forward_args))
+    assert np.array_equal(mine < 0.02, theirs < 0.02)  # the same neurons spike
+    np.testing.assert_allclose(mine, theirs, atol=1e-6)
+    loss, grads = case.value_and_grad(*case.grad_args)
+    loss_ref, grads_ref = reference.value_and_grad(*reference.grad_args)
+    np.testing.assert_allclose(loss, loss_ref, rtol=1e-5)
+    for g, g_ref in zip(grads, ec._feedforward_weight_grads((loss_ref, grads_ref)), strict=True):
+        scale = np.max(np.abs(np.asarray(g_ref)))
+        np.testing.assert_allclose(np.asarray(g), np.asarray(g_ref), atol=2e-4 * scale)
+    with pytest.raises(PeerUnavailable, match="one spike per neuron"):
+        floor.floor_yinyang(batch=8, hidden=16, multi_spike=True)
