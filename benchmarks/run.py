@@ -28,15 +28,15 @@ case is built, then measured:
   spikes), its loss, its gradients with respect to both weight matrices against eqsnn
   `LIF`'s, and eqsnn's `dropped` spike count (must be 0).
 
-Ratios are `case time / eqsnn reference time`, the reference being the case
-`eqsnn EventPropLIF` (feed-forward `eqsnn.LIF` layers with `adjoint=eqsnn.EventProp()`), or
-`eqsnn LIF` when that one was not measured. The eqsnn cases are named
-`eqsnn_cases.case_name`: the seed's class name of the layer and gradient method, and in
-brackets an engine other than the window scan (`[max_spikes_per_interval]`: the
-`eqsnn.IntervalScan`; `[n_spikes]`: the `eqsnn.EventLoop`). A peer that is not installed is
-reported as skipped. A case whose extrapolated cost (compile + all runs, quadratic in the
-swept quantity from the previous point) exceeds `--time-budget` seconds is skipped as too
-slow from there on. Multi-spike budgets come from an exact probe
+Ratios are `case time / eqsnn reference time`, the reference being the case `eqsnn
+EventPropLIF` (feed-forward `eqsnn.LIF` layers with `adjoint=eqsnn.EventProp()`), or `eqsnn
+LIF` when that one was not measured. The eqsnn cases are named `eqsnn_cases.case_name`: the
+seed's class name of the layer and gradient method, and in brackets an engine other than
+the window scan (`[max_spikes_per_interval]`: the `eqsnn.IntervalScan`; `[n_spikes]`: the
+`eqsnn.EventLoop`). A peer that is not installed is reported as skipped. A case whose
+extrapolated cost (its compile time as measured at the previous point, plus all runs
+extrapolated quadratically in the swept quantity) exceeds `--time-budget` seconds is
+skipped as too slow from there on. Multi-spike budgets come from an exact probe
 (`eqsnn_cases.multi_spike_budgets`) and are given to every library: eqsnn's per-layer
 buffers and per-neuron budgets, jaxsnn's per-layer event counts (`n_steps`), eventax's
 event-loop length (`max_event_steps`). `--short` (CI, GPU smoke run): one spike per neuron

@@ -160,3 +160,16 @@ def test_floor_computes_the_same_spikes_and_gradients_as_eqsnn(run):
         np.testing.assert_allclose(np.asarray(g), np.asarray(g_ref), atol=2e-4 * scale)
     with pytest.raises(PeerUnavailable, match="one spike per neuron"):
         floor.floor_yinyang(batch=8, hidden=16, multi_spike=True)
+
+
+def test_too_slow_extrapolates_the_calls_not_the_compile_time(_measure):
+    """A case dominated by its compile time is not skipped at 4x the size (the calls grow
+    16x, the compile time stays); one dominated by its calls is."""
+    n_runs, warm = 10, _measure.N_WARMUP
+    compile_heavy = _record("gpu case", "single", 100, 0.001)  # compile 3 s, calls tiny
+    assert _measure._too_slow(compile_heavy, "hidden", 400, n_runs, 10.0) is None
+    calls = (warm + n_runs) * 3 * 0.01
+    call_heavy = _record("slow case", "single", 100, 0.01)
+    reason = _measure._too_slow(call_heavy, "hidden", 400, n_runs, 3.0 + 16 * calls - 0.1)
+    assert reason is not None and reason.startswith("too slow (> ")
+    assert _measure._too_slow(call_heavy, "hidden", 400, n_runs, 3.0 + 16 * calls + 0.1) is None
