@@ -25,8 +25,9 @@ class Overflow(enum.Enum):
     """What a layer does when it loses spikes (see [Spike budgets](../concepts/budgets.md)).
 
     A layer loses spikes when its output buffer (`n_spikes`) is full, or when a neuron
-    would spike more often than its per-neuron budget (`max_spikes_per_neuron` or
-    `max_spikes_per_interval`) allows. Whatever the policy, the output keeps the spikes
+    would spike more often than its engine's per-neuron budget
+    (`WindowScan(max_spikes_per_neuron=...)` or `IntervalScan(max_spikes_per_interval=...)`)
+    allows. Whatever the policy, the output keeps the spikes
     that fit and [`eqsnn.Spikes`][]`.dropped` counts the lost ones.
 
     - `Overflow.WARN` (the default): count them, and issue a
@@ -49,10 +50,12 @@ class SpikesDroppedWarning(UserWarning):
 
     The message names the layer (class, sizes and budgets), the number of spikes it lost
     in the call (under `jax.vmap`: in the whole batch, in one message) and the setting to
-    raise: the per-neuron budget (`max_spikes_per_neuron` or `max_spikes_per_interval`)
+    raise: the engine's per-neuron budget, as you would spell it
+    (`WindowScan(max_spikes_per_neuron=...)` or `IntervalScan(max_spikes_per_interval=...)`),
     for samples whose output buffer had room, `n_spikes` (or the budget) for those whose
-    buffer was full. The count is the layer's own (a lower bound, see
-    [`eqsnn.Spikes`][]), not that of the layers before it.
+    buffer was full; an engine without a per-neuron budget (`EventLoop`) names `n_spikes`
+    only, and so does the error of `Overflow.ERROR`. The count is the layer's own (a lower
+    bound, see [`eqsnn.Spikes`][]), not that of the layers before it.
 
     **At most once per layer configuration and setting:** after one warning for a layer
     configuration (its class, sizes and budgets) and a setting to raise, later losses of
@@ -93,10 +96,17 @@ def _layer_text(layer) -> str:
 
 
 def _per_neuron_setting(layer) -> str:
-    """The per-neuron budget that limits `layer`, or `n_spikes` if it has none."""
+    """The per-neuron budget that limits `layer`, as the engine spelling a user changes
+    (`WindowScan(max_spikes_per_neuron=...)`), or `n_spikes` if its engine has none."""
     engine = getattr(layer, "engine", None)
     settings = getattr(engine, "budget_settings", {})
-    return next(iter(settings), "n_spikes")
+    name = next(iter(settings), None)
+    return "n_spikes" if name is None else f"{type(engine).__name__}({name}=...)"
+
+
+def _quote(setting: str) -> str:
+    """`setting` in backticks if it is code (`n_spikes`, `WindowScan(...=...)`)."""
+    return f"`{setting}`" if setting.isidentifier() or setting.endswith("=...)") else setting
 
 
 def _warn(layer_text: str, per_neuron: str, dropped, full) -> None:
@@ -112,7 +122,7 @@ def _warn(layer_text: str, per_neuron: str, dropped, full) -> None:
     if by_buffer:  # a full buffer: n_spikes is short (and perhaps the per-neuron budget)
         parts.append((("n_spikes", per_neuron), f"{by_buffer} with a full output buffer"))
     names = dict.fromkeys(name for settings, _ in parts for name in settings)
-    settings = " or ".join(f"`{name}`" if name.isidentifier() else name for name in names)
+    settings = " or ".join(_quote(name) for name in names)
     key = (layer_text, settings)
     if key in _WARNED:
         return
@@ -193,13 +203,14 @@ def report_dropped(out: Spikes, layer, *, per_neuron: str | None = None) -> Spik
     """
     overflow = getattr(layer, "overflow", Overflow.WARN)
     if overflow is Overflow.ERROR:
+        per_neuron = _per_neuron_setting(layer) if per_neuron is None else per_neuron
+        budget = "" if per_neuron == "n_spikes" else " or than a neuron's budget allows"
+        increase = "`n_spikes`" + ("" if per_neuron == "n_spikes" else f" or {_quote(per_neuron)}")
         time = eqx.error_if(
             out.time,
             out.dropped > 0,
-            f"{layer_name(layer)}: more spikes than the buffer holds (n_spikes="
-            f"{layer.n_spikes}) or than a neuron's spike budget allows; increase `n_spikes` "
-            "(or the engine's per-neuron spike budget), or use overflow=Overflow.WARN or "
-            "Overflow.COUNT.",
+            f"{_layer_text(layer)}: more spikes than the buffer holds{budget}; increase "
+            f"{increase}, or use overflow=Overflow.WARN or Overflow.COUNT.",
         )
         return eqx.tree_at(lambda s: s.time, out, time)
     if overflow is not Overflow.WARN:

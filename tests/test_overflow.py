@@ -72,7 +72,8 @@ def test_bursting_default_budget_warns_and_roomy_budget_keeps_every_spike():
     # the hidden neuron's fifth spike while the buffer has room, and says so.
     hidden, _ = _bursting()
     roomy, _ = _bursting(ROOMY)
-    with pytest.warns(SpikesDroppedWarning, match=r"raise `max_spikes_per_neuron`") as record:
+    setting = r"room left in the buffer\): raise `WindowScan\(max_spikes_per_neuron=\.\.\.\)`\."
+    with pytest.warns(SpikesDroppedWarning, match=setting) as record:
         out = hidden(INPUTS)
         jax.effects_barrier()
     ref = roomy(INPUTS)
@@ -121,7 +122,19 @@ def test_count_is_silent_and_error_raises():
     out, caught = _run_recorded(hidden, INPUTS)
     assert int(out.dropped) == 1 and caught == []
     hidden, _ = _bursting(overflow=Overflow.ERROR)
-    with pytest.raises(eqx.EquinoxRuntimeError, match="more spikes than the buffer holds"):
+    budget = r"or than a neuron's budget allows; increase `n_spikes` or `WindowScan\(max_spikes"
+    message = "more spikes than the buffer holds " + budget
+    with pytest.raises(eqx.EquinoxRuntimeError, match=message):
+        jax.block_until_ready(hidden(INPUTS))
+
+
+def test_error_without_a_per_neuron_budget_names_only_n_spikes():
+    # The event loop has no per-neuron budget: its buffer is the only thing to raise.
+    k1 = jax.random.PRNGKey(7)
+    common = dict(t_max=T_MAX, params=BURST, std=1.0, overflow=Overflow.ERROR)
+    hidden = eqsnn.LIF(5, 20, 10, key=k1, mean=1.5, engine=eqsnn.EventLoop(), **common)
+    message = r"n_spikes=10, engine=EventLoop\(\)\): more spikes than the buffer holds; increase "
+    with pytest.raises(eqx.EquinoxRuntimeError, match=message + r"`n_spikes`, or use"):
         jax.block_until_ready(hidden(INPUTS))
 
 
