@@ -146,7 +146,39 @@ def point_table(records: Sequence[dict[str, Any]]) -> str:
         f"\nTimes: median (fastest run). Ratios: case time / {ref} time, of the medians "
         "(of the fastest runs); > 1: slower than eqsnn."
     )
+    rows += headline(records, reference)
     return "\n".join(rows)
+
+
+HEADLINE_CASES = ("jaxsnn EventProp", "floor (vectorised closed form)")
+"""The cases the reference is held against in `headline` (issue 20's targets: 10x
+jaxsnn's EventProp, within 3x of the floor)."""
+
+
+def headline(records: Sequence[dict[str, Any]], reference: dict[str, Any] | None) -> list[str]:
+    """One line per measured case of `HEADLINE_CASES`: the reference's forward+gradient
+    (and forward) time against it, e.g. `eqsnn EventPropLIF is 5.77x faster than jaxsnn
+    EventProp`, `eqsnn EventPropLIF takes 1.72x the floor's time`."""
+    if reference is None:
+        return []
+    lines = []
+    for name in HEADLINE_CASES:
+        other = next((r for r in records if r["case"] == name and "fwd_grad_s" in r), None)
+        if other is None:
+            continue
+        grad = reference["fwd_grad_s"], other["fwd_grad_s"]
+        fwd = reference["fwd_s"], other["fwd_s"]
+        if name.startswith("floor"):
+            lines.append(
+                f"{reference['case']} takes {grad[0] / grad[1]:.2f}x the floor's time "
+                f"forward+gradient ({fwd[0] / fwd[1]:.2f}x forward)."
+            )
+        else:
+            lines.append(
+                f"{reference['case']} is {grad[1] / grad[0]:.2f}x faster than {name} "
+                f"forward+gradient ({fwd[1] / fwd[0]:.2f}x forward)."
+            )
+    return [""] + lines if lines else []
 
 
 def _exponent(points: Sequence[tuple[int, float]]) -> str:

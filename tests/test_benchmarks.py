@@ -173,3 +173,17 @@ def test_too_slow_extrapolates_the_calls_not_the_compile_time(_measure):
     reason = _measure._too_slow(call_heavy, "hidden", 400, n_runs, 3.0 + 16 * calls - 0.1)
     assert reason is not None and reason.startswith("too slow (> ")
     assert _measure._too_slow(call_heavy, "hidden", 400, n_runs, 3.0 + 16 * calls + 0.1) is None
+
+
+def test_headline_holds_the_reference_against_jaxsnn_and_the_floor(run):
+    from benchmarks import _report
+
+    records = [
+        _record("eqsnn EventPropLIF", "single", 100, 0.002),
+        _record("jaxsnn EventProp", "single", 100, 0.02),
+        _record("floor (vectorised closed form)", "single", 100, 0.001),
+    ]
+    table = _report.point_table(records)
+    assert "eqsnn EventPropLIF is 10.00x faster than jaxsnn EventProp forward+gradient" in table
+    assert "eqsnn EventPropLIF takes 2.00x the floor's time forward+gradient" in table
+    assert _report.headline(records[:1], _report.reference_record(records)) == []
