@@ -63,15 +63,21 @@ def save_models(out: Path, network: Network, cfg, history: list[dict]) -> None:
 
 def load_checkpoint(out: Path, network, opt_state):
     """`(network, opt_state, averaged)` from `checkpoint.eqx`; `network` and `opt_state`,
-    built with the saved options, give the structure."""
-    like = (network, opt_state, network)
-    return eqx.tree_deserialise_leaves(out / "checkpoint.eqx", like)
+    built with the saved options, give the structure. A checkpoint of an earlier version
+    holds no averaged network: the averaging restarts from the saved network."""
+    path = out / "checkpoint.eqx"
+    try:
+        return eqx.tree_deserialise_leaves(path, (network, opt_state, network))
+    except Exception:  # the file ends early: the (network, opt_state) of an earlier version
+        network, opt_state = eqx.tree_deserialise_leaves(path, (network, opt_state))
+        return network, opt_state, network
 
 
 @eqx.filter_jit
 def average(averaged, network, decay):
     """The exponential moving average of the weights: `decay * averaged + (1 - decay) *
-    network`, leaf by leaf (non-array leaves from `network`)."""
+    network`, leaf by leaf (the leaves that are not floating-point arrays stay those of
+    `averaged`)."""
     mean, rest = eqx.partition(averaged, eqx.is_inexact_array)
     new = eqx.filter(network, eqx.is_inexact_array)
     mean = jax.tree.map(lambda a, n: decay * a + (1 - decay) * n, mean, new)

@@ -1,10 +1,12 @@
 """The examples' training recipe, piece by piece and without training: the revival of
 silent neurons bumps only the silent ones, by the bump times the learning-rate fraction;
-the moving average of the weights; the digits' noise augmentation."""
+the moving average of the weights; the digits' noise augmentation; checkpoints, also
+those of earlier versions."""
 
 import sys
 from pathlib import Path
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -96,3 +98,24 @@ def test_add_noise_perturbs_pixels_within_bounds_and_keeps_the_bias():
     assert abs(pixels.std() - 0.1) < 0.005 and abs(pixels.mean() - 0.5) < 0.005
     edge = datasets.Dataset(np.ones((50, 65), np.float32), np.zeros(50, int), 10)
     assert np.all(np.asarray(digits.add_noise(np.random.default_rng(1), edge, 0.3).inputs) <= 1)
+
+
+def test_checkpoints_round_trip_and_older_ones_still_resume(tmp_path):
+    cfg, network = _network()
+    optimiser = _common.make_optimiser(cfg, 10)
+    opt_state = optimiser.init(_common.trainable(network))
+    averaged = _loop.average(network, jax.tree.map(_plus_one, network), 0.5)
+    _loop.save_checkpoint(tmp_path, network, opt_state, averaged, cfg, [{"epoch": 1}])
+    loaded = _loop.load_checkpoint(tmp_path, network, opt_state)
+    for x, y in zip(_leaves(loaded[2]), _leaves(averaged), strict=True):
+        np.testing.assert_array_equal(x, y)
+    # A checkpoint written before the averaged network was kept: (network, opt_state).
+    eqx.tree_serialise_leaves(tmp_path / "checkpoint.eqx", (averaged, opt_state))
+    net, _, avg = _loop.load_checkpoint(tmp_path, network, opt_state)
+    for x, y, z in zip(_leaves(net), _leaves(avg), _leaves(averaged), strict=True):
+        np.testing.assert_array_equal(x, z)
+        np.testing.assert_array_equal(y, z)
+
+
+def _plus_one(x):
+    return x + 1.0 if eqx_array(x) else x
