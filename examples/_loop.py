@@ -146,8 +146,6 @@ def fit(
     *,
     history,
     validation=None,
-    opt_state=None,
-    averaged=None,
     augment=None,
     log=print,
 ):
@@ -157,8 +155,10 @@ def fit(
 
     What is evaluated, saved and returned is `averaged`, the exponential moving average of
     the weights over the steps with decay `cfg.average` (Polyak averaging; `network` itself
-    for `cfg.average == 0`; starts as a copy of `network` unless given, as on --resume). The
-    optimiser steps `network`, whose state after the last step `checkpoint.eqx` keeps.
+    for `cfg.average == 0`; starts as a copy of `network`). The optimiser steps `network`,
+    whose state after the last step `checkpoint.eqx` keeps. With `cfg.resume` the network,
+    optimiser state and average continue from `cfg.out`'s checkpoint (`network` gives the
+    structure).
 
     `augment(rng, batch) -> batch`, if given, transforms every training batch (a
     `numpy.random.Generator` seeded by `cfg.seed` and the epoch: a resumed run draws the
@@ -170,10 +170,9 @@ def fit(
     steps = len(train) // cfg.batch_size
     optimiser = make_optimiser(cfg, steps)
     schedule = learning_rate(cfg, steps)
-    if opt_state is None:
-        opt_state = optimiser.init(trainable(network))
-    if averaged is None:
-        averaged = network
+    opt_state, averaged = optimiser.init(trainable(network)), network
+    if cfg.resume:
+        network, opt_state, averaged = load_checkpoint(cfg.out, network, opt_state)
     mesh = device_mesh(cfg)
     network, opt_state, averaged = training.replicate((network, opt_state, averaged), mesh)
     key = jax.random.fold_in(jax.random.key(cfg.seed), 1)  # the shuffling stream
@@ -339,11 +338,6 @@ def run(
     start = time.perf_counter()
     train, validation, test = data
     network = build_network(cfg, train.n_features, train.n_classes, key=jax.random.key(cfg.seed))
-    opt_state = averaged = None
-    if cfg.resume:
-        optimiser = make_optimiser(cfg, len(train) // cfg.batch_size)
-        opt_state = optimiser.init(trainable(network))
-        network, opt_state, averaged = load_checkpoint(cfg.out, network, opt_state)
     sizes = "-".join(map(str, [train.n_features * cfg.duplication, cfg.hidden, train.n_classes]))
     print(
         f"{title}: {describe_data(data)}; {sizes} {cfg.style} network, {cfg.method} gradients, "
@@ -351,16 +345,8 @@ def run(
         f"{'float64' if cfg.x64 else 'float32'}"
         + (f"; resuming after epoch {len(history)}" if history else "")
     )
-    network, opt_state, history = fit(
-        cfg,
-        network,
-        train,
-        test,
-        history=history,
-        validation=validation,
-        opt_state=opt_state,
-        averaged=averaged,
-        augment=augment,
+    network, _, history = fit(
+        cfg, network, train, test, history=history, validation=validation, augment=augment
     )
     cfg.out.mkdir(parents=True, exist_ok=True)
     (cfg.out / "history.json").write_text(json.dumps(history, indent=1))

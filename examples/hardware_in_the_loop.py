@@ -131,11 +131,6 @@ def main(argv=None) -> list[dict] | dict:
     if cfg.evaluate is not None:
         return _loop.evaluate_saved(cfg, test, backend)
     network = hardware_network(cfg, train.n_features, train.n_classes, backend)
-    opt_state = averaged = None
-    if cfg.resume:
-        optimiser = _common.make_optimiser(cfg, len(train) // cfg.batch_size)
-        opt_state = optimiser.init(_common.trainable(network))
-        network, opt_state, averaged = _loop.load_checkpoint(cfg.out, network, opt_state)
     chip = (
         "ideal"
         if cfg.ideal
@@ -152,15 +147,8 @@ def main(argv=None) -> list[dict] | dict:
         f"{cfg.batch_size}, seed {cfg.seed}, {'float64' if cfg.x64 else 'float32'}"
         + (f"; resuming after epoch {len(history)}" if history else "")
     )
-    network, opt_state, history = _loop.fit(
-        cfg,
-        network,
-        train,
-        test,
-        history=history,
-        validation=validation,
-        opt_state=opt_state,
-        averaged=averaged,
+    network, _, history = _loop.fit(
+        cfg, network, train, test, history=history, validation=validation
     )
     cfg.out.mkdir(parents=True, exist_ok=True)
     (cfg.out / "history.json").write_text(json.dumps(history, indent=1))
