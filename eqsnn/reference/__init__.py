@@ -3,9 +3,11 @@ r"""The Diffrax reference: the LIF equations solved numerically, as an independe
 [`eqsnn.reference.lif_vector_field`][] is the LIF ODE as a Diffrax vector field, and
 [`eqsnn.reference.simulate_diffrax`][] a slow reference simulator that integrates it with
 `diffrax.diffeqsolve` and locates threshold crossings with `diffrax.Event`;
-[`eqsnn.reference.traces_diffrax`][] gives its states $(V, I)$ at chosen times. It shares
-no code with the closed-form simulators of the layers, so tests (and users) can compare
-the two; see [Cross-check against Diffrax](../howto/diffrax_crosscheck.md).
+[`eqsnn.reference.traces_diffrax`][] gives its states $(V, I)$ at chosen times. Both take
+per-neuron parameters, an absolute refractory period (`t_ref`) and transmission delays of
+the input and recurrent spikes. They share no code with the closed-form simulators of the
+layers, so tests (and users) can compare the two; see
+[Cross-check against Diffrax](../howto/diffrax_crosscheck.md).
 
 This sub-package imports Diffrax, so `import eqsnn` does not load it: it is imported on
 first use of `eqsnn.reference` (or with `import eqsnn.reference`).

@@ -2,9 +2,10 @@ r"""Integration between events: the ODE solve up to the next threshold crossing.
 
 `advance` integrates the network from one state to the first threshold crossing before a
 given time (or to that time) with `diffrax.diffeqsolve`, a `diffrax.Event` on
-$\max_n (V_n - v_\mathrm{th})$ and an `optimistix.Newton` root finder, and re-solves where
-a voltage peak above threshold hides inside one step. The event loop around it is in
-`_simulate.py`.
+$\max_n (V_{n} - v_{\mathrm{th},n})$ and an `optimistix.Newton` root finder, and re-solves
+where a voltage peak above threshold hides inside one step. Every constant is per neuron,
+and a refractory neuron's voltage is held ($dV/dt = 0$) while its current integrates. The
+event loop around it is in `_simulate.py`.
 """
 
 from typing import NamedTuple
@@ -30,13 +31,14 @@ of time (see `_root_atol`)."""
 
 
 class Constants(NamedTuple):
-    """The LIF parameters as arrays, so that they are traced rather than compiled in."""
+    """The LIF parameters, one value per (padded) neuron, as arrays so that they are traced
+    rather than compiled in."""
 
-    tau_syn: Float[Array, ""]
-    tau_mem: Float[Array, ""]
-    v_th: Float[Array, ""]
-    v_leak: Float[Array, ""]
-    v_reset: Float[Array, ""]
+    tau_syn: Float[Array, " n"]
+    tau_mem: Float[Array, " n"]
+    v_th: Float[Array, " n"]
+    v_leak: Float[Array, " n"]
+    v_reset: Float[Array, " n"]
 
 
 class SolverConfig(NamedTuple):
@@ -50,28 +52,45 @@ class SolverConfig(NamedTuple):
 
 
 class State(NamedTuple):
-    """Host-side state of the network at time `t`."""
+    """Host-side state of the network at time `t`: voltages `v`, currents `i` and `free`,
+    1 where the voltage evolves and 0 where it is held at `v_reset` (refractory)."""
 
     t: float
     v: np.ndarray
     i: np.ndarray
+    free: np.ndarray
 
 
 class _Segment(NamedTuple):
-    """Accepted steps of one solve (first row: the initial state) and its outcome."""
+    """Accepted steps of one solve (first row: the initial state), its outcome and the
+    `free` mask it was solved with."""
 
     ts: np.ndarray
     vs: np.ndarray
     is_: np.ndarray
     event: bool
+    free: np.ndarray
 
 
-def _threshold_condition(t, y, args, **kwargs):
+class _Args(NamedTuple):
+    """The arguments of the vector field: the constants and the `free` mask."""
+
+    consts: Constants
+    free: Float[Array, " n"]
+
+
+def _vector_field(t, y, args: _Args):
+    """The LIF vector field with the voltage of refractory neurons held ($dV/dt = 0$)."""
+    dv, di = lif_vector_field(t, y, args.consts)
+    return dv * args.free, di
+
+
+def _threshold_condition(t, y, args: _Args, **kwargs):
     del t, kwargs
-    return jnp.max(y[0] - args.v_th)
+    return jnp.max(y[0] - args.consts.v_th)
 
 
-def _root_atol(t0, t1, v0, i0, consts, config):
+def _root_atol(t0, t1, v0, i0, free, consts, config):
     r"""Voltage tolerance of the event's root finder: `atol`, or the finest the condition
     can resolve where that is coarser.
 
@@ -79,29 +98,31 @@ def _root_atol(t0, t1, v0, i0, consts, config):
     $|\dot V|\,\varepsilon\,|t|$, so on a steep slope (strong recurrent excitation:
     $\dot V \sim 10^6\,$V/s) no time may meet `atol` and Newton would run out of steps.
     At a crossing $V = v_\mathrm{th}$, so the slope there is
-    $(I - \theta) / \tau_\mathrm{mem} \le (\max_n I_{0,n} + \theta) / \tau_\mathrm{mem}$
+    $(I - \theta) / \tau_\mathrm{mem} \le
+    \max_n (\max(I_{0,n}, 0) + \theta_n) / \tau_{\mathrm{mem},n}$ over the free neurons,
     with $\theta = v_\mathrm{th} - v_\mathrm{leak}$ (currents only decay); with this
     tolerance the crossing time is still found to within about `_ROOT_ULPS` ulps of $t$
     wherever the crossing neuron's slope is of the order of this bound.
     """
     theta = consts.v_th - consts.v_leak
-    slope = (jnp.maximum(jnp.max(i0), 0.0) + theta) / consts.tau_mem
+    slope = jnp.max(free * ((jnp.maximum(i0, 0.0) + theta) / consts.tau_mem))
     ulp = jnp.finfo(v0.dtype).eps * jnp.maximum(jnp.abs(t0), jnp.abs(t1))
     return jnp.maximum(config.atol, _ROOT_ULPS * slope * ulp)
 
 
-def integrate(t0, t1, v0, i0, consts, config, *, saveat, event=None, throw=True):
+def integrate(t0, t1, v0, i0, free, consts, config, *, saveat, event=None, throw=True):
     """`diffrax.diffeqsolve` of the LIF vector field from `(t0, v0, i0)` to `t1` with the
-    reference's adaptive controller (tolerances of `config`)."""
+    reference's adaptive controller (tolerances of `config`); the voltage is held where
+    `free` is 0."""
     controller = diffrax.PIDController(rtol=config.rtol, atol=config.atol, norm=optx.max_norm)
     return diffrax.diffeqsolve(
-        diffrax.ODETerm(lif_vector_field),
+        diffrax.ODETerm(_vector_field),
         config.solver,
         t0,
         t1,
         config.dt0,
         (v0, i0),
-        args=consts,
+        args=_Args(consts, free),
         stepsize_controller=controller,
         saveat=saveat,
         event=event,
@@ -111,20 +132,20 @@ def integrate(t0, t1, v0, i0, consts, config, *, saveat, event=None, throw=True)
 
 
 @eqx.filter_jit
-def _solve_jit(t0, t1, v0, i0, consts, config):
-    root_finder = optx.Newton(
-        rtol=config.rtol, atol=_root_atol(t0, t1, v0, i0, consts, config), norm=optx.max_norm
-    )
+def _solve_jit(t0, t1, v0, i0, free, consts, config):
+    atol = _root_atol(t0, t1, v0, i0, free, consts, config)
+    root_finder = optx.Newton(rtol=config.rtol, atol=atol, norm=optx.max_norm)
     event = diffrax.Event(_threshold_condition, root_finder)
     saveat = diffrax.SaveAt(t0=True, steps=True)
-    sol = integrate(t0, t1, v0, i0, consts, config, saveat=saveat, event=event, throw=False)
+    sol = integrate(t0, t1, v0, i0, free, consts, config, saveat=saveat, event=event, throw=False)
     n_saved = sol.stats["num_accepted_steps"] + 1
     return sol.ts, sol.ys, n_saved, sol.result
 
 
-def coincidence_tol(consts: Constants, config: SolverConfig) -> float:
-    """Voltage tolerance within which neurons count as crossing at the same time."""
-    return _COINCIDENCE_FACTOR * (config.atol + config.rtol * abs(float(consts.v_th)))
+def coincidence_tol(consts: Constants, config: SolverConfig) -> np.ndarray:
+    """Voltage tolerance of each neuron within which neurons count as crossing at the same
+    time."""
+    return _COINCIDENCE_FACTOR * (config.atol + config.rtol * np.abs(np.asarray(consts.v_th)))
 
 
 def _solve(state: State, t1: float, consts: Constants, config: SolverConfig) -> _Segment:
@@ -136,6 +157,7 @@ def _solve(state: State, t1: float, consts: Constants, config: SolverConfig) -> 
         jnp.asarray(t1, dtype),
         jnp.asarray(state.v),
         jnp.asarray(state.i),
+        jnp.asarray(state.free),
         consts,
         config,
     )
@@ -148,7 +170,7 @@ def _solve(state: State, t1: float, consts: Constants, config: SolverConfig) -> 
             "simulate_diffrax)."
         )
     n = int(n_saved)
-    return _Segment(np.asarray(ts[:n]), np.asarray(vs[:n]), np.asarray(is_[:n]), event)
+    return _Segment(np.asarray(ts[:n]), np.asarray(vs[:n]), np.asarray(is_[:n]), event, state.free)
 
 
 def _peak_offsets(u: np.ndarray, i: np.ndarray, consts: Constants) -> np.ndarray:
@@ -158,30 +180,30 @@ def _peak_offsets(u: np.ndarray, i: np.ndarray, consts: Constants) -> np.ndarray
     exactly where $V - v_\mathrm{leak} = I$, and it is a maximum iff $I > 0$ there. With
     $k = \tau_s / (\tau_s - \tau_m)$, $u(t) = (u_0 - k I_0) e^{-t/\tau_m} + k I_0 e^{-t/\tau_s}$
     is stationary at $t^* = \ln(B / A) / (1/\tau_s - 1/\tau_m)$ with $A = u_0 - k I_0$,
-    $B = (1 - k) I_0$; for $\tau_s = \tau_m = \tau$, $t^* = \tau (1 - u_0 / I_0)$.
-    Returns `nan` where there is no maximum.
+    $B = (1 - k) I_0$; for $\tau_s = \tau_m = \tau$, $t^* = \tau (1 - u_0 / I_0)$. The
+    constants are per neuron (the last axis). Returns `nan` where there is no maximum.
     """
-    tau_s, tau_m = float(consts.tau_syn), float(consts.tau_mem)
+    tau_s, tau_m = np.asarray(consts.tau_syn), np.asarray(consts.tau_mem)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        if tau_s == tau_m:
-            offset = tau_m * (1.0 - u / i)
-        else:
-            k = tau_s / (tau_s - tau_m)
-            offset = np.log(((1.0 - k) * i) / (u - k * i)) / (1.0 / tau_s - 1.0 / tau_m)
+        equal = tau_m * (1.0 - u / i)
+        k = tau_s / (tau_s - tau_m)
+        unequal = np.log(((1.0 - k) * i) / (u - k * i)) / (1.0 / tau_s - 1.0 / tau_m)
+    offset = np.where(tau_s == tau_m, equal, unequal)
     return np.where(i > 0, offset, np.nan)
 
 
 def _first_hidden_peak(seg: _Segment, consts: Constants) -> tuple[int, float] | None:
     """Earliest step whose interior holds a voltage maximum above threshold that both step
-    ends miss; returns the step index and the earliest such peak time."""
-    v_th, v_leak = float(consts.v_th), float(consts.v_leak)
+    ends miss (free neurons only); returns the step index and the earliest such peak time."""
+    v_th, v_leak = np.asarray(consts.v_th), np.asarray(consts.v_leak)
     t_start, t_end = seg.ts[:-1, None], seg.ts[1:, None]
     offset = _peak_offsets(seg.vs[:-1] - v_leak, seg.is_[:-1], consts)
     with np.errstate(invalid="ignore", over="ignore"):
         t_peak = t_start + offset
-        v_peak = v_leak + seg.is_[:-1] * np.exp(-offset / float(consts.tau_syn))
+        v_peak = v_leak + seg.is_[:-1] * np.exp(-offset / np.asarray(consts.tau_syn))
         hidden = (
-            (offset > 0)
+            (seg.free > 0)
+            & (offset > 0)
             & (t_peak < t_end)
             & (v_peak >= v_th)
             & (seg.vs[:-1] < v_th)
@@ -213,10 +235,10 @@ def advance(
         peak = _first_hidden_peak(seg, consts)
         if peak is not None:
             k, t1 = peak
-            state = State(float(seg.ts[k]), seg.vs[k], seg.is_[k])
+            state = State(float(seg.ts[k]), seg.vs[k], seg.is_[k], state.free)
             continue
-        stop = State(float(seg.ts[-1]), seg.vs[-1], seg.is_[-1])
-        crossed = seg.event or bool(np.any(stop.v >= float(consts.v_th) - tol))
+        stop = State(float(seg.ts[-1]), seg.vs[-1], seg.is_[-1], state.free)
+        crossed = seg.event or bool(np.any(stop.v >= np.asarray(consts.v_th) - tol))
         if crossed or t1 >= t_end:
             return stop, crossed
         # The ODE did not confirm the closed-form peak (below tolerance): carry on.

@@ -4,63 +4,20 @@ The simulator integrates the LIF ODE numerically between events with
 `diffrax.diffeqsolve` and locates threshold crossings with a `diffrax.Event` and
 a Newton root finder on the dense solution (`_crossing.py`). It shares no code with the
 closed-form simulators, so that tests can compare the two. This module holds the event
-loop: input spikes, resets, recurrent jumps and the output buffer.
+loop: a queue of pending events (`_events.py`: input and recurrent arrivals, possibly
+delayed, and the ends of refractory periods), the resets and the output buffer; the
+checked, padded network is built in `_network.py`.
 """
 
-from typing import NamedTuple
-
 import diffrax
-import jax.numpy as jnp
 import numpy as np
 from jaxtyping import ArrayLike, Float
 
 from .._params import LIFParameters
 from .._spikes import EMPTY_INDEX, Spikes
-from ._crossing import Constants, SolverConfig, State, advance, coincidence_tol
-
-_MIN_BUCKET = 8
-"""Neurons are padded to a power of two (at least this), so that one compilation serves
-networks of similar size."""
-
-
-def _input_groups(
-    input_spikes: Spikes, n_in: int, t_max: float, who: str
-) -> list[tuple[float, np.ndarray]]:
-    """Valid input events before `t_max`, grouped by time: `[(time, indices), ...]`."""
-    time = np.asarray(input_spikes.time, dtype=np.float64)
-    idx = np.asarray(input_spikes.idx)
-    keep = idx != EMPTY_INDEX
-    time, idx = time[keep], idx[keep]
-    if np.any((idx < 0) | (idx >= n_in)):
-        raise ValueError(f"{who}: input `idx` must be -1 or in [0, {n_in}), got {idx.tolist()}.")
-    if np.any(np.isnan(time)) or np.any(time < 0):
-        raise ValueError(f"{who}: valid input spike times must be >= 0, got {time.tolist()}.")
-    keep = time < t_max
-    time, idx = time[keep], idx[keep]
-    order = np.argsort(time, kind="stable")
-    time, idx = time[order], idx[order]
-    return [(float(t), idx[time == t]) for t in np.unique(time)]
-
-
-def _check_arguments(input_spikes, input_weights, recurrent_weights, t_max, who: str):
-    if input_spikes.time.ndim != 1:
-        raise ValueError(
-            f"{who}: `input_spikes` must be a single unbatched buffer, got time "
-            f"of shape {input_spikes.time.shape}; use a Python loop over the batch."
-        )
-    if input_weights.ndim != 2:
-        raise ValueError(
-            f"{who}: `input_weights` must have shape (n_in, n_neurons), got "
-            f"shape {input_weights.shape}."
-        )
-    n = input_weights.shape[1]
-    if recurrent_weights is not None and recurrent_weights.shape != (n, n):
-        raise ValueError(
-            f"{who}: `recurrent_weights` must have shape ({n}, {n}), got "
-            f"shape {recurrent_weights.shape}."
-        )
-    if not (np.isfinite(t_max) and t_max > 0):
-        raise ValueError(f"{who}: `t_max` must be positive and finite, got {t_max!r}.")
+from ._crossing import State, advance, coincidence_tol
+from ._events import EventQueue, arrivals, input_spike_list
+from ._network import Network, prepare
 
 
 def simulate_diffrax(
@@ -71,6 +28,10 @@ def simulate_diffrax(
     t_max: float,
     *,
     recurrent_weights: Float[ArrayLike, "n_neurons n_neurons"] | None = None,
+    input_delays: Float[ArrayLike, " n_in"] | Float[ArrayLike, "n_in n_neurons"] | None = None,
+    recurrent_delays: (
+        Float[ArrayLike, " n_neurons"] | Float[ArrayLike, "n_neurons n_neurons"] | None
+    ) = None,
     rtol: float = 1e-12,
     atol: float = 1e-12,
     dt0: float | None = None,
@@ -80,21 +41,37 @@ def simulate_diffrax(
 ) -> Spikes:
     r"""Simulate a layer of LIF neurons by numerical integration: the slow reference.
 
-    Each neuron follows the ODE of [`eqsnn.reference.lif_vector_field`][], starting at rest
-    ($V = v_\mathrm{leak}$, $I = 0$) at $t = 0$. An input spike of input $j$ adds
-    `input_weights[j, :]` to $I$. When $V_n$ reaches $v_\mathrm{th}$ from below, neuron
-    $n$ spikes, $V_n \leftarrow v_\mathrm{reset}$ and, for a recurrent layer,
-    `recurrent_weights[n, :]` is added to $I$. Events at or after `t_max` are ignored.
+    Each neuron $k$ follows the ODE of [`eqsnn.reference.lif_vector_field`][] with its
+    own constants, starting at rest ($V_k = v_{\mathrm{leak},k}$, $I_k = 0$) at $t = 0$.
+    A spike of input $j$ at time $t$ arrives at neuron $k$ at $t + d_{jk}$ and then adds
+    `input_weights[j, k]` to $I_k$. When $V_k$ reaches $v_{\mathrm{th},k}$ from below at
+    time $s$, neuron $k$ spikes and $V_k \leftarrow v_{\mathrm{reset},k}$; with a refractory
+    period $t_{\mathrm{ref},k} > 0$ the voltage is held at $v_{\mathrm{reset},k}$ on
+    $[s, s + t_{\mathrm{ref},k}]$ (no crossing there) while $I_k$ keeps integrating,
+    inputs included, and evolves freely from $v_{\mathrm{reset},k}$ afterwards. In a
+    recurrent layer the spike arrives at neuron $m$ at $s + D_{km}$ and adds
+    `recurrent_weights[k, m]` to $I_m$. Arrivals at or after `t_max` are ignored; the
+    output holds the emission times $s$ (not delayed).
+
+    **Simultaneous events.** At one instant $t$, in this order: crossings at $t$ are found
+    from the state just before $t$ (the reported `current` holds no jump at $t$); the
+    spiking neurons are reset, start their refractory periods and add their zero-delay
+    recurrent weights (in neuron order); then the arrivals due at $t$ (inputs and delayed
+    recurrent spikes) are added, summed; then refractory periods ending at $t$ release
+    their neurons. As jumps only change $I$ and $V$ is continuous, the order matters only
+    for rounding. With no delays and `t_ref = 0` this is exactly the simulation without
+    delays and refractoriness.
 
     This is a correctness reference, not a fast simulator: a Python loop over events
-    calls a jitted `diffrax.diffeqsolve` (Tsit5, PID step control with `rtol`/`atol`)
-    from one event to the next input spike, stopping at the first threshold crossing via
-    a `diffrax.Event` on $\max_n (V_n - v_\mathrm{th})$ with an `optimistix.Newton`
-    root finder. It is not jittable, vmappable or differentiable as a whole. On steep
-    slopes (strong recurrent excitation, large currents) the root finder's voltage
-    tolerance is relaxed to what the floating-point time can resolve (the voltage change
-    over a few ulps of $t$), so crossings are located to a few ulps; any failure of the
-    ODE solve raises a `RuntimeError` that says where it happened.
+    (a heap of pending arrivals and refractory ends) calls a jitted
+    `diffrax.diffeqsolve` (Tsit5, PID step control with `rtol`/`atol`) from one event to
+    the next, stopping at the first threshold crossing via a `diffrax.Event` on
+    $\max_k (V_k - v_{\mathrm{th},k})$ with an `optimistix.Newton` root finder; held
+    voltages have $dV/dt = 0$. It is not jittable, vmappable or differentiable as a
+    whole. On steep slopes (strong recurrent excitation, large currents) the root
+    finder's voltage tolerance is relaxed to what the floating-point time can resolve
+    (the voltage change over a few ulps of $t$), so crossings are located to a few ulps;
+    any failure of the ODE solve raises a `RuntimeError` that says where it happened.
 
     Diffrax looks at the sign of the condition only at step ends, so a voltage that
     grazes threshold within one step would be missed. After every solve, each step is
@@ -113,14 +90,24 @@ def simulate_diffrax(
 
     **Arguments:**
 
-    - `params`: the [`eqsnn.LIFParameters`][] (time constants in seconds).
+    - `params`: the [`eqsnn.LIFParameters`][] (time constants and `t_ref` in seconds);
+      each of `tau_syn`, `tau_mem`, `v_th`, `v_leak`, `v_reset` and `t_ref` is a scalar
+      or an array of shape `(n_neurons,)` (one value per neuron). Any object with these
+      attributes works; a missing `t_ref` means 0.
     - `input_spikes`: input events, in any order; slots with `idx == -1` and times
       `>= t_max` are ignored; valid times must be `>= 0`.
     - `input_weights`: input weights, shape `(n_in, n_neurons)`.
     - `n_spikes`: number of output slots.
     - `t_max`: end of the simulation in seconds.
-    - `recurrent_weights`: optional `(n_neurons, n_neurons)` weights; row $n$ is added
-      to $I$ when neuron $n$ spikes. `None` for a feed-forward layer.
+    - `recurrent_weights`: optional `(n_neurons, n_neurons)` weights; row $k$ is added
+      to $I$ when neuron $k$'s spike arrives. `None` for a feed-forward layer.
+    - `input_delays`: transmission delays of the input spikes in seconds, finite and
+      `>= 0`: shape `(n_in,)` (one per input, to every neuron) or `(n_in, n_neurons)`
+      (one per synapse). `None` for no delay.
+    - `recurrent_delays`: transmission delays of the recurrent spikes in seconds, finite
+      and `>= 0`: shape `(n_neurons,)` (one per source neuron) or
+      `(n_neurons, n_neurons)` (entry `[k, m]` from neuron `k` to `m`). Needs
+      `recurrent_weights`; `None` for no delay.
     - `rtol`, `atol`: tolerances of the step size controller and the root finder.
     - `dt0`: initial step size in seconds; `None` lets Diffrax choose.
     - `max_steps`: maximum number of solver steps between two events.
@@ -137,6 +124,9 @@ def simulate_diffrax(
     jump at that instant, and `dropped` the exact number of spikes before `t_max` that
     did not fit.
 
+    **Raises:** `ValueError` naming the argument for a parameter of the wrong shape or
+    out of range, or delays of the wrong shape, negative or not finite.
+
     **Example:**
 
     ```python
@@ -150,6 +140,11 @@ def simulate_diffrax(
     weights = jnp.array([[3.0, 0.5]])
     out = eqsnn.reference.simulate_diffrax(params, inputs, weights, n_spikes=4, t_max=2e-2)
     out.idx  # Array([ 0, -1, -1, -1], dtype=int32)
+    # the input reaches neuron 0 two milliseconds later, so it spikes 2 ms later
+    late = eqsnn.reference.simulate_diffrax(
+        params, inputs, weights, n_spikes=4, t_max=2e-2, input_delays=jnp.array([[2e-3, 0.0]])
+    )
+    late.time[0] - out.time[0]  # 0.002
     ```
     """
     if isinstance(n_spikes, bool) or not isinstance(n_spikes, int) or n_spikes < 1:
@@ -161,6 +156,8 @@ def simulate_diffrax(
         t_max,
         "simulate_diffrax",
         recurrent_weights=recurrent_weights,
+        input_delays=input_delays,
+        recurrent_delays=recurrent_delays,
         rtol=rtol,
         atol=atol,
         dt0=dt0,
@@ -168,121 +165,94 @@ def simulate_diffrax(
         solver=solver,
         max_simulated_spikes=max_simulated_spikes,
     )
-    spikes, _ = run(network, input_spikes, t_max)
+    spikes, _, _ = run(network, input_spikes, t_max)
     return _to_spikes(spikes, n_spikes, network.dtype)
 
 
-class Network(NamedTuple):
-    """A checked network, ready for `run`: weights padded to `n_pad` neurons."""
+def run(network: Network, input_spikes: Spikes, t_max: float) -> tuple[list, list, list]:
+    """Simulate to `t_max`.
 
-    consts: Constants
-    config: SolverConfig
-    w_in: np.ndarray
-    w_rec: np.ndarray | None
-    n: int
-    dtype: np.dtype
-    max_simulated_spikes: int
-    who: str  # the public function, for error messages
-
-
-def prepare(
-    params,
-    input_spikes,
-    input_weights,
-    t_max,
-    who: str,
-    *,
-    recurrent_weights,
-    rtol,
-    atol,
-    dt0,
-    max_steps,
-    solver,
-    max_simulated_spikes,
-) -> Network:
-    """Check the arguments (errors name `who`) and pad the weights to a power of two."""
-    input_weights = jnp.asarray(input_weights)
-    if not jnp.issubdtype(input_weights.dtype, jnp.floating):
-        input_weights = input_weights.astype(jnp.result_type(float))
-    dtype = input_weights.dtype
-    if recurrent_weights is not None:
-        recurrent_weights = jnp.asarray(recurrent_weights, dtype)
-    _check_arguments(input_spikes, input_weights, recurrent_weights, t_max, who)
-    if (
-        isinstance(max_simulated_spikes, bool)
-        or not isinstance(max_simulated_spikes, (int, np.integer))
-        or max_simulated_spikes < 1
-    ):
-        raise ValueError(
-            f"{who}: `max_simulated_spikes` must be a positive int, got {max_simulated_spikes!r}."
-        )
-    resolution = float(jnp.finfo(dtype).eps)
-    if rtol < resolution or atol < resolution * abs(params.v_th):
-        raise ValueError(
-            f"{who}: `rtol`={rtol!r} / `atol`={atol!r} are below the resolution "
-            f"of {dtype} ({resolution:.1e}); enable float64 with "
-            '`jax.config.update("jax_enable_x64", True)` or loosen the tolerances.'
-        )
-    n_in, n = input_weights.shape
-    n_pad = max(_MIN_BUCKET, 1 << (n - 1).bit_length())
-    w_in = np.zeros((n_in, n_pad), dtype)
-    w_in[:, :n] = np.asarray(input_weights)
-    w_rec = None
-    if recurrent_weights is not None:
-        w_rec = np.zeros((n_pad, n_pad), dtype)
-        w_rec[:n, :n] = np.asarray(recurrent_weights)
-    consts = Constants(*(jnp.asarray(getattr(params, f), dtype) for f in Constants._fields))
-    config = SolverConfig(solver or diffrax.Tsit5(), float(rtol), float(atol), dt0, int(max_steps))
-    return Network(consts, config, w_in, w_rec, n, dtype, int(max_simulated_spikes), who)
-
-
-def run(network: Network, input_spikes: Spikes, t_max: float) -> tuple[list, list]:
-    """Simulate to `t_max`: the spikes as `(time, neuron, current)` tuples in time order,
-    and the checkpoints, the state at `t = 0` and after every event (all jumps at its time
-    applied), in time order. No threshold is crossed between two checkpoints."""
-    n_pad = network.w_in.shape[1]
-    v_leak = float(network.consts.v_leak)
-    state = State(0.0, np.full(n_pad, v_leak, network.dtype), np.zeros(n_pad, network.dtype))
+    Returns the spikes as `(time, neuron, current)` tuples in time order; the checkpoints,
+    the state at `t = 0` and after every event (all jumps at its time applied), in time
+    order, with no threshold crossed and the refractory neurons unchanged between two
+    checkpoints; and the `(time, neuron)` ends of the refractory periods that reach past
+    `t_max`, in time order."""
+    consts = network.consts
+    free = np.ones(network.w_in.shape[1], network.dtype)
+    state = State(0.0, np.array(consts.v_leak), np.zeros_like(free), free)
+    queue = EventQueue()
+    for t, j in input_spike_list(input_spikes, network.w_in.shape[0], t_max, network.who):
+        delays = None if network.d_in is None else network.d_in[j]
+        for arrival, jump in arrivals(t, network.w_in[j], delays, t_max):
+            queue.push_arrival(arrival, jump)
     spikes: list[tuple[float, int, float]] = []
     checkpoints = [state]
-    n_in = network.w_in.shape[0]
-    for t_next, group in [*_input_groups(input_spikes, n_in, t_max, network.who), (t_max, None)]:
-        state = _run_until(state, t_next, t_max, network, spikes, checkpoints)
-        if group is not None:
-            state = state._replace(i=state.i + network.w_in[group].sum(axis=0))
-            checkpoints.append(state)
-    return spikes, checkpoints
-
-
-def _run_until(state, t_end, t_max, network: Network, spikes, checkpoints):
-    """Integrate to `t_end`, appending `(time, neuron, current)` for every spike and the
-    state after it to `checkpoints`; raise once there are more than
-    `network.max_simulated_spikes` spikes."""
-    consts, config, w_rec = network.consts, network.config, network.w_rec
-    max_spikes = network.max_simulated_spikes
-    v_th, v_reset = float(consts.v_th), float(consts.v_reset)
-    tol = coincidence_tol(consts, config)
-    while state.t < t_end:
-        state, crossed = advance(state, t_end, consts, config)
-        if not crossed or state.t >= t_max:
-            break
-        # The root finder may stop a hair below threshold: the highest neuron(s) spike.
-        fired = np.flatnonzero(state.v >= min(v_th, float(np.max(state.v))) - tol)
-        spikes.extend((state.t, int(n), float(state.i[n])) for n in fired)
-        if len(spikes) > max_spikes:
-            raise RuntimeError(
-                f"{network.who}: more than `max_simulated_spikes`={max_spikes} spikes "
-                f"before t={state.t!r} (t_max={t_max!r}; largest synaptic current "
-                f"{float(np.max(state.i)):.3g}): the activity runs away, as with strong "
-                "recurrent excitation. Every spike before `t_max` is simulated so that "
-                "`dropped` is exact; shorten `t_max` or raise `max_simulated_spikes`."
-            )
-        v = state.v.copy()
-        v[fired] = v_reset
-        i = state.i if w_rec is None else state.i + w_rec[fired].sum(axis=0)
-        state = state._replace(v=v, i=i)
+    while True:
+        t_next = min(queue.next_time(), t_max)
+        if state.t < t_next:
+            state, crossed = advance(state, t_next, consts, network.config)
+            if crossed and state.t < t_max:
+                state = _fire(state, network, queue, spikes, t_max)
+                checkpoints.append(state)
+                continue
+            state = state._replace(t=t_next)
+        if t_next >= t_max:
+            return spikes, checkpoints, queue.releases()
+        state = _apply_due(state, queue, network)
         checkpoints.append(state)
-    return state._replace(t=t_end)
+
+
+def _fire(state: State, network: Network, queue: EventQueue, spikes: list, t_max: float):
+    """Spike the neurons at threshold at `state.t`: record them (raise once there are more
+    than `network.max_simulated_spikes`), reset them, start their refractory periods,
+    apply their zero-delay recurrent jumps and queue the delayed ones."""
+    consts, max_spikes = network.consts, network.max_simulated_spikes
+    v_th, v_reset = np.asarray(consts.v_th), np.asarray(consts.v_reset)
+    tol = coincidence_tol(consts, network.config)
+    # The root finder may stop a hair below threshold: the highest neuron(s) spike.
+    free = state.free > 0
+    gap = np.max(np.where(free, state.v - v_th, -np.inf))
+    fired = np.flatnonzero(free & (state.v >= np.minimum(v_th, v_th + gap) - tol))
+    s = state.t
+    spikes.extend((s, int(k), float(state.i[k])) for k in fired)
+    if len(spikes) > max_spikes:
+        raise RuntimeError(
+            f"{network.who}: more than `max_simulated_spikes`={max_spikes} spikes "
+            f"before t={s!r} (t_max={t_max!r}; largest synaptic current "
+            f"{float(np.max(state.i)):.3g}): the activity runs away, as with strong "
+            "recurrent excitation. Every spike before `t_max` is simulated so that "
+            "`dropped` is exact; shorten `t_max` or raise `max_simulated_spikes`."
+        )
+    v, held = state.v.copy(), state.free.copy()
+    v[fired] = v_reset[fired]
+    now = []
+    for k in fired:
+        if network.w_rec is not None:
+            delays = None if network.d_rec is None else network.d_rec[k]
+            for arrival, jump in arrivals(s, network.w_rec[k], delays, t_max):
+                if arrival <= s:
+                    now.append(jump)
+                else:
+                    queue.push_arrival(arrival, jump)
+        release = s + float(network.t_ref[k])
+        if release > s:
+            held[k] = 0.0
+            queue.push_release(release, int(k))
+    i = state.i + np.stack(now).sum(axis=0) if now else state.i
+    return state._replace(v=v, i=i, free=held)
+
+
+def _apply_due(state: State, queue: EventQueue, network: Network) -> State:
+    """Apply the events due at `state.t`: add the arrivals' jumps to the currents, then
+    release the neurons whose refractory period ends."""
+    jumps, released = queue.pop_due(state.t)
+    i = state.i + np.stack(jumps).sum(axis=0) if jumps else state.i
+    v, free = state.v, state.free
+    if released:
+        v, free = v.copy(), free.copy()
+        v[released] = np.asarray(network.consts.v_reset)[released]
+        free[released] = 1.0
+    return state._replace(i=i, v=v, free=free)
 
 
 def _to_spikes(spikes, n_spikes, dtype) -> Spikes:

@@ -8,6 +8,7 @@ between). It shares no code with [`eqsnn.traces`][], which it checks.
 """
 
 import bisect
+import itertools
 
 import diffrax
 import equinox as eqx
@@ -18,8 +19,9 @@ from jaxtyping import ArrayLike, Float
 from .._flow import LIFState
 from .._params import LIFParameters
 from .._spikes import Spikes
-from ._crossing import Constants, SolverConfig, integrate
-from ._simulate import prepare, run
+from ._crossing import Constants, SolverConfig, State, integrate
+from ._network import Network, prepare
+from ._simulate import run
 
 
 def traces_diffrax(
@@ -30,6 +32,10 @@ def traces_diffrax(
     t_max: float,
     *,
     recurrent_weights: Float[ArrayLike, "n_neurons n_neurons"] | None = None,
+    input_delays: Float[ArrayLike, " n_in"] | Float[ArrayLike, "n_in n_neurons"] | None = None,
+    recurrent_delays: (
+        Float[ArrayLike, " n_neurons"] | Float[ArrayLike, "n_neurons n_neurons"] | None
+    ) = None,
     rtol: float = 1e-12,
     atol: float = 1e-12,
     dt0: float | None = None,
@@ -40,13 +46,16 @@ def traces_diffrax(
     r"""The state $(V, I)$ of every neuron at given times, by numerical integration.
 
     The network of [`eqsnn.reference.simulate_diffrax`][] (same arguments, same event
-    loop) is simulated to `t_max`, keeping the state after every event (input spike or
-    spike, with all jumps at its time applied). The state at a time $t$ is the LIF ODE
-    ([`eqsnn.reference.lif_vector_field`][]) integrated with `diffrax.diffeqsolve` (the
-    `solver`, `rtol`, `atol`) from the last event *before* $t$: left-continuous, as
-    [`eqsnn.traces`][], so at a spike time $V = v_\mathrm{th}$ and an input at $t$ is not
-    yet in $I(t)$. After `t_max` the neurons relax without threshold. The independent
-    check of [`eqsnn.traces`][]; as slow as the simulator (one ODE solve per time).
+    loop, same per-neuron parameters, refractory periods and delays) is simulated to
+    `t_max`, keeping the state after every event (arrival, spike or end of a refractory
+    period, with all jumps at its time applied). The state at a time $t$ is the LIF ODE
+    ([`eqsnn.reference.lif_vector_field`][], with the voltage of refractory neurons held)
+    integrated with `diffrax.diffeqsolve` (the `solver`, `rtol`, `atol`) from the last
+    event *before* $t$: left-continuous, as [`eqsnn.traces`][], so at a spike time
+    $V = v_\mathrm{th}$ and an input arriving at $t$ is not yet in $I(t)$. After `t_max`
+    the neurons relax without threshold and without arrivals; a refractory period that
+    reaches past `t_max` still ends at its time. The independent check of
+    [`eqsnn.traces`][]; as slow as the simulator (one ODE solve per time).
 
     !!! warning
 
@@ -87,6 +96,8 @@ def traces_diffrax(
         t_max,
         who,
         recurrent_weights=recurrent_weights,
+        input_delays=input_delays,
+        recurrent_delays=recurrent_delays,
         rtol=rtol,
         atol=atol,
         dt0=dt0,
@@ -94,7 +105,8 @@ def traces_diffrax(
         solver=solver,
         max_simulated_spikes=max_simulated_spikes,
     )
-    _, checkpoints = run(network, input_spikes, t_max)
+    _, checkpoints, late = run(network, input_spikes, t_max)
+    checkpoints = checkpoints + _releases(checkpoints[-1], late, network)
     starts = [c.t for c in checkpoints]
     v = np.empty((len(times), network.n), network.dtype)
     i = np.empty((len(times), network.n), network.dtype)
@@ -104,26 +116,42 @@ def traces_diffrax(
         if t == start.t:
             v_t, i_t = start.v, start.i
         else:
-            v_t, i_t = _integrate(start.t, t, start.v, start.i, network.consts, network.config)
+            v_t, i_t = _integrate(start, t, network.consts, network.config)
         v[k], i[k] = np.asarray(v_t)[: network.n], np.asarray(i_t)[: network.n]
     return LIFState(v=jnp.asarray(v), i=jnp.asarray(i))
 
 
-def _integrate(t0: float, t1: float, v0, i0, consts: Constants, config: SolverConfig):
+def _releases(last: State, late: list, network: Network) -> list[State]:
+    """Checkpoints at the ends of the refractory periods that reach past `t_max` (the
+    flow without threshold from `last`, the last checkpoint before `t_max`)."""
+    v_reset = np.asarray(network.consts.v_reset)
+    checkpoints = []
+    for t, group in itertools.groupby(late, key=lambda release: release[0]):
+        neurons = [k for _, k in group]
+        v, i = (np.array(x) for x in _integrate(last, t, network.consts, network.config))
+        free = last.free.copy()
+        v[neurons], free[neurons] = v_reset[neurons], 1.0
+        last = State(t, v, i, free)
+        checkpoints.append(last)
+    return checkpoints
+
+
+def _integrate(start: State, t1: float, consts: Constants, config: SolverConfig):
     dtype = consts.v_th.dtype
     return _integrate_jit(
-        jnp.asarray(t0, dtype),
+        jnp.asarray(start.t, dtype),
         jnp.asarray(t1, dtype),
-        jnp.asarray(v0),
-        jnp.asarray(i0),
+        jnp.asarray(start.v),
+        jnp.asarray(start.i),
+        jnp.asarray(start.free),
         consts,
         config,
     )
 
 
 @eqx.filter_jit
-def _integrate_jit(t0, t1, v0, i0, consts: Constants, config: SolverConfig):
+def _integrate_jit(t0, t1, v0, i0, free, consts: Constants, config: SolverConfig):
     """The ODE from `(t0, v0, i0)` to `t1`, no threshold (no crossing lies in between)."""
-    sol = integrate(t0, t1, v0, i0, consts, config, saveat=diffrax.SaveAt(t1=True))
+    sol = integrate(t0, t1, v0, i0, free, consts, config, saveat=diffrax.SaveAt(t1=True))
     v, i = sol.ys
     return v[0], i[0]

@@ -27,7 +27,8 @@ def lif_vector_field(
     - `t`: time in seconds (unused: the field is autonomous).
     - `y`: the state `(V, I)`, two arrays of shape `(n,)` (voltage, current).
     - `args`: the [`eqsnn.LIFParameters`][] (anything with attributes `tau_syn`,
-      `tau_mem` and `v_leak` in seconds / voltage units works).
+      `tau_mem` and `v_leak` in seconds / voltage units works; each a scalar or an array
+      of shape `(n,)`, one value per neuron).
 
     **Returns:** the time derivative `(dV/dt, dI/dt)`, with the shapes of `y`.
 
