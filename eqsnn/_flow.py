@@ -67,9 +67,18 @@ def membrane(
     alpha = 1.0 / jnp.asarray(tau_mem)
     beta = 1.0 / jnp.asarray(tau_syn)
     # exp(-alpha t) phi(c t) == exp(-min(alpha, beta) t) phi(-|c| t): the right form never
-    # overflows (0 * inf) for long intervals when tau_mem < tau_syn.
-    slow = jnp.minimum(alpha, beta)
-    kernel = jnp.exp(-slow * t) * phi(-jnp.abs(alpha - beta) * t)
+    # overflows (0 * inf) for long intervals when tau_mem < tau_syn. It is written as two
+    # branches, each the exact formula with its own safe argument, rather than with
+    # `minimum` and `abs`: at alpha == beta those split the derivative between the time
+    # constants wrongly (the kernel is smooth there, its kinked pieces are not).
+    syn_slower = alpha >= beta
+    c_syn = jnp.where(syn_slower, alpha - beta, 0.0)
+    c_mem = jnp.where(syn_slower, 0.0, beta - alpha)
+    kernel = jnp.where(
+        syn_slower,
+        jnp.exp(-beta * t) * phi(-c_syn * t),
+        jnp.exp(-alpha * t) * phi(-c_mem * t),
+    )
     return jnp.exp(-alpha * t) * u0 + i0 * (alpha * t) * kernel
 
 

@@ -11,9 +11,15 @@ class InputWeights(eqx.Module):
 
     - `input`: `input[i, n]` is added to the synaptic current of neuron `n` when input `i`
       spikes; shape `(in_size, out_size)`.
+    - `delays`: synaptic delays in seconds, or `None` (no delay, the default): shape
+      `(in_size, out_size)` (per synapse: input `i`'s spike at `t` reaches neuron `n` at
+      `t + delays[i, n]`) or `(in_size,)` (per source, axonal: it reaches every neuron at
+      `t + delays[i]`). Non-negative; trained like the weights. See
+      [Trainable parameters and delays](../concepts/trainable.md).
     """
 
     input: Float[Array, "in_size out_size"]
+    delays: Float[Array, "..."] | None = None
 
 
 class RecurrentWeights(eqx.Module):

@@ -31,9 +31,11 @@ import jax.numpy as jnp
 
 from .._engine.base import SimulationConfig
 from .._engine.buffers import collect_spikes, pad_candidates, select_spikes, sort_inputs
+from .._engine.per_neuron import uses_per_neuron_path
 from .._engine.window_scan import WindowScan, candidates, neuron_spikes
 from .._flow import membrane
 from .._spikes import Spikes
+from .per_neuron import per_neuron_eventprop
 
 
 class _Static(eqx.Module):
@@ -52,7 +54,10 @@ def window_scan_eventprop(
     [`eqsnn.EventProp.check`][]: this adjoint covers the whole trajectory.)
     """
     del per_step
-    static = _Static(config=config, budget=engine.population_budgets(config)[0])
+    budget = engine.population_budgets(config)[0]
+    if uses_per_neuron_path(config, weights):
+        return per_neuron_eventprop(config, weights, spikes, budget)
+    static = _Static(config=config, budget=budget)
     return _eventprop((weights, spikes.time), spikes.idx, static)
 
 

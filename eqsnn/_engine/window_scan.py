@@ -52,6 +52,25 @@ def input_states(
     return states.v, states.i
 
 
+def interval_at(sorted_in: SortedInputs, t: Float[Array, "*n"]) -> Int[Array, "*n"]:
+    """The input interval that holds time `t`: the last sorted input at or before `t` (an
+    input at exactly `t` has arrived), or 0 before the first input (where the state is
+    zero)."""
+    return jnp.maximum(jnp.searchsorted(sorted_in.time, t, side="right") - 1, 0)
+
+
+def linear_state(u_in, i_in, sorted_in: SortedInputs, k, t, params: LIFParameters):
+    """The no-spike trajectory of every neuron at time `t` in interval `k` (both `(n,)`):
+    the state after input `k` evolved to `t` (zero before the first input)."""
+    neurons = jnp.arange(u_in.shape[1])
+    lag = t - sorted_in.time[k]
+    started = lag >= 0
+    lag = jnp.where(started, lag, 0.0)
+    u = membrane(u_in[k, neurons], i_in[k, neurons], lag, params.tau_mem, params.tau_syn)
+    i = i_in[k, neurons] * jnp.exp(-lag / params.tau_syn)
+    return jnp.where(started, u, 0.0), jnp.where(started, i, 0.0)
+
+
 class NeuronSpikes(eqx.Module):
     """Every neuron's spikes, one row per step of the window scan: entry `[r, n]` is what
     neuron `n` found at step `r` (each neuron's valid entries are in time order; most rows
@@ -132,6 +151,7 @@ def neuron_spikes(
     theta = params.v_th - params.v_leak
     u_reset = params.v_reset - params.v_leak
     neurons = jnp.arange(n_out)
+    refractory = params.refractory
 
     def windows(carry, view):
         """Start, state, length and index of each neuron's search windows, `(L, N)`.
@@ -176,14 +196,29 @@ def neuron_spikes(
         interval = k[first, neurons]
         hit = jnp.any(found, axis=0) & (s_new < t_max)
         spike = hit & (carry.count < budget)
-        since = jnp.where(spike, s_new - carry.last_time, 0.0)
-        decayed = carry.resets * jnp.exp(-since / params.tau_mem) + (u_reset - theta)
+        if refractory:
+            # The window after the spike starts when the refractory period ends, at
+            # `s + t_ref`, from the reset; the resets so far are replaced by the one that
+            # takes the free trajectory there to `u_reset` (the voltage was clamped).
+            restart = s_new + params.t_ref
+            k_restart = jnp.maximum(
+                interval_at(sorted_in, restart).astype(interval.dtype), interval
+            )
+            u_lin_restart, i_restart = linear_state(
+                u_in, i_in, sorted_in, k_restart, restart, params
+            )
+            new_pointer, new_time, new_current = k_restart, restart, i_restart
+            new_resets = u_reset - u_lin_restart
+        else:
+            since = jnp.where(spike, s_new - carry.last_time, 0.0)
+            new_resets = carry.resets * jnp.exp(-since / params.tau_mem) + (u_reset - theta)
+            new_pointer, new_time, new_current = interval, s_new, i_new
         carry = _WindowState(
-            pointer=jnp.where(spike, interval, jnp.where(hit, n_in, carry.pointer + length)),
+            pointer=jnp.where(spike, new_pointer, jnp.where(hit, n_in, carry.pointer + length)),
             at_spike=spike,
-            last_time=jnp.where(spike, s_new, carry.last_time),
-            last_current=jnp.where(spike, i_new, carry.last_current),
-            resets=jnp.where(spike, decayed, carry.resets),
+            last_time=jnp.where(spike, new_time, carry.last_time),
+            last_current=jnp.where(spike, new_current, carry.last_current),
+            resets=jnp.where(spike, new_resets, carry.resets),
             count=carry.count + spike.astype(carry.count.dtype),
             more=carry.more | (hit & ~spike),
         )
@@ -284,6 +319,11 @@ class WindowScan(AbstractEngine):
     def simulate(self, config: SimulationConfig, weights, spikes: Spikes) -> Spikes:
         """Simulate one sample of a feed-forward layer; see [`eqsnn.AbstractEngine`][]."""
         budget = self.population_budgets(config)[0]
+        # (imported here: the per-neuron simulation is built on this module's scan)
+        from .per_neuron import simulate_per_neuron, uses_per_neuron_path
+
+        if uses_per_neuron_path(config, weights):
+            return simulate_per_neuron(config, weights, spikes, budget)
         sorted_in = sort_inputs(spikes, config.t_max)
         found = neuron_spikes(
             weights, sorted_in, config.params, config.solver, config.t_max, budget
@@ -304,6 +344,12 @@ class WindowScan(AbstractEngine):
         """Per-population budgets must match the populations; a recurrent layer must be
         feed-forward between its populations."""
         value = self.max_spikes_per_neuron
+        if config.recurrent and (config.params.arrays or config.params.refractory):
+            raise ValueError(
+                f"{who}: per-neuron or trainable parameters and refractory periods are not "
+                f"yet supported by engine={self!r} on a recurrent layer; got params="
+                f"{config.params!r}."
+            )
         if isinstance(value, tuple) and len(value) != len(config.layers):
             raise ValueError(
                 f"{who}: `max_spikes_per_neuron` must be a positive int or one per population "

@@ -19,10 +19,12 @@ from .._adjoint.base import AbstractAdjoint, AutoDiff
 from .._checks import check_layer_weights, check_size, check_t_max, is_concrete, layer_name
 from .._engine.auto import resolve_engine
 from .._engine.base import AbstractEngine, SimulationConfig
+from .._engine.window_scan import WindowScan
 from .._overflow import Overflow, report_dropped
 from .._params import LIFParameters
 from .._spikes import EMPTY_INDEX, Spikes, with_sources
 from ..solvers import AbstractCrossingSolver, default_solver
+from ..solvers._select import check_solver_ratio
 
 
 class AbstractLayer(eqx.Module):
@@ -87,9 +89,11 @@ class AbstractSimulatedLayer(AbstractLayer):
         """Check and set the simulation settings (after `_init_sizes`); the engine is set by
         `_resolve_engine` once the layer's configuration is known."""
         who = type(self).__name__
+        self.params.check_size(self.size, who)
         self.solver = default_solver(self.params) if solver is None else solver
         if not isinstance(self.solver, AbstractCrossingSolver):
             raise TypeError(f"{who}: `solver` must be a crossing solver, got {solver!r}.")
+        check_solver_ratio(self.solver, self.params, who)
         if not isinstance(overflow, Overflow):
             raise TypeError(f"{who}: `overflow` must be an eqsnn.Overflow, got {overflow!r}.")
         self.overflow = overflow
@@ -113,6 +117,27 @@ class AbstractSimulatedLayer(AbstractLayer):
         self.engine = resolve_engine(engine, config, self.adjoint)
         self.engine.check(config, who)
         self.adjoint.check(self.engine, who)
+        features = self.features()
+        if features and (config.recurrent or not isinstance(self.engine, WindowScan)):
+            where = "a recurrent layer" if config.recurrent else f"engine={self.engine!r}"
+            raise ValueError(
+                f"{who}: {' and '.join(features)} are simulated by the window scan of a "
+                f"feed-forward layer (eqsnn.WindowScan(...), the default of eqsnn.LIF) and "
+                f"are not yet supported on {where}."
+            )
+
+    def features(self) -> tuple[str, ...]:
+        """What this layer uses beyond the seed's neuron: per-neuron or trainable
+        parameters, a refractory period, delays (for messages and summaries)."""
+        found = []
+        if self.params.arrays:
+            names = ", ".join(f"params.{name}" for name in self.params.arrays)
+            found.append(f"array parameters ({names})")
+        if self.params.refractory:
+            found.append("a refractory period (params.t_ref)")
+        if getattr(self.weights, "delays", None) is not None:
+            found.append("synaptic delays")
+        return tuple(found)
 
     @abc.abstractmethod
     def config(self) -> SimulationConfig:

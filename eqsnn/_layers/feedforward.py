@@ -2,6 +2,7 @@
 
 import equinox as eqx
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import PRNGKeyArray
 
 from .._adjoint.base import AbstractAdjoint
@@ -26,13 +27,16 @@ class AbstractFeedForwardLayer(AbstractLayer):
     weights: InputWeights
     out_size: int = eqx.field(static=True)
 
-    def _init_layer(self, in_size, out_size, n_spikes, t_max, params, key, mean, std, duplication):
+    def _init_layer(
+        self, in_size, out_size, n_spikes, t_max, params, key, mean, std, duplication, delays=None
+    ):
         """Check and set the sizes and parameters, and draw the initial weights (`__init__`)."""
         who = type(self).__name__
         self.out_size = check_size("out_size", out_size, who)
         self._init_sizes(in_size, n_spikes, t_max, params)
         w = normal_weights(key, self.in_size, self.out_size, mean, std, duplication, who)
-        self.weights = InputWeights(input=w)
+        delays = initial_delays(delays, self.in_size, self.out_size, w.dtype, who)
+        self.weights = InputWeights(input=w, delays=delays)
 
     @property
     def size(self) -> int:
@@ -46,6 +50,46 @@ class AbstractFeedForwardLayer(AbstractLayer):
                 f"{who}: `weights.input` must have shape (in_size, out_size)="
                 f"({self.in_size}, {self.out_size}), got {shape}."
             )
+        delays = getattr(self.weights, "delays", None)
+        if delays is not None:
+            check_delay_shape(delays, self.in_size, self.out_size, who, "weights.delays")
+
+
+def check_delay_shape(delays, in_size: int, out_size: int, who: str, name: str) -> None:
+    """Raise a `ValueError` naming `name` unless `delays` has shape `(in_size,)` (per source)
+    or `(in_size, out_size)` (per synapse)."""
+    shape = jnp.shape(delays)
+    if shape not in ((in_size,), (in_size, out_size)):
+        raise ValueError(
+            f"{who}: `{name}` must have shape (in_size,)=({in_size},) (per source) or "
+            f"(in_size, out_size)=({in_size}, {out_size}) (per synapse), got {shape}."
+        )
+
+
+def initial_delays(delays, in_size: int, out_size: int, dtype, who: str, name: str = "delays"):
+    """The delays a layer starts with: `None`; zeros of the per-synapse (`"synapse"`) or
+    per-source (`"source"`) shape; or the given array, checked (shape, finite, >= 0)."""
+    if delays is None:
+        return None
+    if isinstance(delays, str):
+        shapes = {"synapse": (in_size, out_size), "source": (in_size,)}
+        if delays not in shapes:
+            raise ValueError(
+                f"{who}: `{name}` must be None, 'synapse', 'source' or an array of delays in "
+                f"seconds, got {delays!r}."
+            )
+        return jnp.zeros(shapes[delays], dtype)
+    delays = jnp.asarray(delays, dtype)
+    check_delay_shape(delays, in_size, out_size, who, name)
+    host = np.asarray(delays)
+    bad = ~np.isfinite(host) | (host < 0)
+    if bad.any():
+        where = tuple(int(k) for k in np.unravel_index(int(np.argmax(bad)), host.shape))
+        raise ValueError(
+            f"{who}: `{name}` must be finite and >= 0 (seconds), got {name}{list(where)}="
+            f"{host[where].item()!r}."
+        )
+    return delays
 
 
 class LIF(AbstractFeedForwardLayer, AbstractSimulatedLayer):
@@ -86,6 +130,12 @@ class LIF(AbstractFeedForwardLayer, AbstractSimulatedLayer):
       [`eqsnn.EventProp`][].
     - `overflow`: an [`eqsnn.Overflow`][]: warn about lost spikes (default), count them
       silently, or raise.
+    - `delays`: synaptic delays, trained with the weights (stored in `weights.delays`):
+      `None` (default, no delay), `"synapse"` or `"source"` (zeros of shape
+      `(in_size, out_size)` or `(in_size,)`), or an array of either shape in seconds
+      (finite, >= 0). Input `i`'s spike at $t$ reaches neuron $n$ at $t + d_{in}$ (per
+      synapse) or $t + d_i$ (per source, axonal). See
+      [Trainable parameters and delays](../concepts/trainable.md).
     - `max_spikes_per_neuron`, `max_spikes_per_interval`: deprecated spellings of
       `engine=eqsnn.WindowScan(max_spikes_per_neuron=...)` and
       `engine=eqsnn.IntervalScan(max_spikes_per_interval=...)` (a `DeprecationWarning`).
@@ -123,12 +173,15 @@ class LIF(AbstractFeedForwardLayer, AbstractSimulatedLayer):
         engine: AbstractEngine | None = None,
         adjoint: AbstractAdjoint | None = None,
         overflow: Overflow = Overflow.WARN,
+        delays=None,
         max_spikes_per_neuron: int | None = None,
         max_spikes_per_interval: int | None = None,
     ):
         who = type(self).__name__
         engine = engine_from_keywords(who, engine, max_spikes_per_neuron, max_spikes_per_interval)
-        self._init_layer(in_size, out_size, n_spikes, t_max, params, key, mean, std, duplication)
+        self._init_layer(
+            in_size, out_size, n_spikes, t_max, params, key, mean, std, duplication, delays
+        )
         self._init_settings(solver, engine, adjoint, overflow)
         self._resolve_engine(engine)
 
@@ -143,8 +196,11 @@ class LIF(AbstractFeedForwardLayer, AbstractSimulatedLayer):
         )
 
     def simulation_weights(self):
-        """The `(in_size, out_size)` input weights."""
-        return self.weights.input
+        """The `(in_size, out_size)` input weights, or the [`eqsnn.InputWeights`][] with
+        their delays."""
+        if self.weights.delays is None:
+            return self.weights.input
+        return self.weights
 
     @property
     def max_spikes_per_neuron(self) -> int | None:

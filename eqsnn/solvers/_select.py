@@ -15,13 +15,28 @@ def default_solver(params: LIFParameters) -> AbstractCrossingSolver:
 
     [`eqsnn.solvers.TTFSSolver`][] when `tau_mem == 2 * tau_syn` exactly,
     [`eqsnn.solvers.LambertWSolver`][] when `tau_mem == tau_syn` exactly, otherwise
-    [`eqsnn.solvers.BracketedSolver`][].
+    [`eqsnn.solvers.BracketedSolver`][] (also whenever a time constant is an array: per
+    neuron or trainable, the ratio is not a constant).
     """
+    if params.tau_ratio is None:
+        return BracketedSolver()
     if params.tau_mem == 2.0 * params.tau_syn:
         return TTFSSolver()
     if params.tau_mem == params.tau_syn:
         return LambertWSolver()
     return BracketedSolver()
+
+
+def check_solver_ratio(solver: AbstractCrossingSolver, params: LIFParameters, who: str) -> None:
+    """Raise a `ValueError` naming `who` if `solver` needs a fixed ratio
+    `tau_mem / tau_syn` (the analytic solvers) but a time constant is an array."""
+    if params.tau_ratio is None and isinstance(solver, (TTFSSolver, LambertWSolver)):
+        raise ValueError(
+            f"{who}: solver={solver!r} assumes a fixed ratio tau_mem / tau_syn, but "
+            f"{' and '.join(n for n in params.arrays if n.startswith('tau'))} is an array "
+            "(per neuron or trainable); use "
+            "eqsnn.solvers.BracketedSolver() (the default for array time constants)."
+        )
 
 
 def ttfs_solver(

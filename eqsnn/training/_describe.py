@@ -14,6 +14,7 @@ from typing import Any
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from .. import (
@@ -62,7 +63,10 @@ class FormatError(ValueError):
 
 
 def _json_value(value, where: str):
-    """A static field as JSON: numbers, bools, strings, `None` and tuples of them."""
+    """A static field as JSON: numbers, bools, strings, `None` and tuples of them; an array
+    (a trainable neuron parameter) as its shape and dtype (its values are leaves)."""
+    if isinstance(value, jax.Array | np.ndarray):
+        return {"array": list(value.shape), "dtype": jnp.dtype(value.dtype).name}
     if isinstance(value, np.generic):
         value = value.item()
     if value is None or isinstance(value, bool | int | float | str):
@@ -157,11 +161,21 @@ def _class(spec, where: str, classes: dict[str, type]) -> type:
 
 def _build_value(spec, where: str, classes: tuple[type, ...]):
     cls = _class(spec, where, {c.__name__: c for c in classes})
-    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.items() if k != "class"}
+    fields = {k: _from_json(v) for k, v in spec.items() if k != "class"}
     try:
         return cls(**fields)
     except (TypeError, ValueError) as error:
         raise FormatError(f"`{where}` cannot be rebuilt: {error}") from None
+
+
+def _from_json(value):
+    """A field back from JSON: lists become tuples, an array description zeros of its shape
+    and dtype (the loaded leaves fill them)."""
+    if isinstance(value, list):
+        return tuple(value)
+    if isinstance(value, dict) and set(value) == {"array", "dtype"}:
+        return jnp.zeros(tuple(value["array"]), value["dtype"])
+    return value
 
 
 def _build_mask(spec, where: str) -> np.ndarray:
