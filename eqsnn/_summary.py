@@ -114,10 +114,20 @@ def _table(rows: list[tuple[str, ...]]) -> list[str]:
 
 
 def _neuron_text(params: LIFParameters) -> str:
-    return (
-        f"tau_syn={1e3 * params.tau_syn:g} ms, tau_mem={1e3 * params.tau_mem:g} ms, "
-        f"v_th={params.v_th:g}, v_leak={params.v_leak:g}, v_reset={params.v_reset:g}"
+    def show(name, scale=1.0, unit=""):
+        value = getattr(params, name)
+        if isinstance(value, float):
+            return f"{name}={scale * value:g}{unit}"
+        shape = "x".join(str(d) for d in value.shape) or "scalar"
+        return f"{name}=array[{shape}] (trainable)"
+
+    text = (
+        f"{show('tau_syn', 1e3, ' ms')}, {show('tau_mem', 1e3, ' ms')}, "
+        f"{show('v_th')}, {show('v_leak')}, {show('v_reset')}"
     )
+    if params.refractory:
+        text += f", {show('t_ref', 1e3, ' ms')}"
+    return text
 
 
 def _neuron_lines(layers) -> list[str]:

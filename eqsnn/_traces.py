@@ -90,6 +90,11 @@ def traces(layer: AbstractLayer, spikes: Spikes, times: Float[ArrayLike, " n_tim
             f"hardware layer), got {type(layer).__name__}."
         )
     who = f"traces({layer_name(layer)})"
+    if layer.params.refractory or getattr(layer.weights, "delays", None) is not None:
+        raise ValueError(
+            f"{who}: traces of layers with a refractory period or delays are not supported "
+            "yet; eqsnn.reference.traces_diffrax(..., input_delays=...) computes them."
+        )
     times = _check_times(times, who)
     out = layer(spikes)
     if isinstance(layer, AbstractRecurrentLayer):

@@ -31,7 +31,13 @@ class RecurrentWeights(eqx.Module):
       spikes; shape `(in_size, n)`.
     - `recurrent`: `recurrent[j, n]` is added to the synaptic current of neuron `n` when
       neuron `j` of the same layer spikes; shape `(n, n)`.
+    - `delays`: delays of the input synapses in seconds, `(in_size, n)` or `(in_size,)`
+      (per source), or `None` (no delay); as [`eqsnn.InputWeights`][].
+    - `recurrent_delays`: delays of the recurrent synapses, `(n, n)` (`[j, n]`: from neuron
+      `j` to `n`) or `(n,)` (per source, axonal), or `None`.
     """
 
     input: Float[Array, "in_size n"]
     recurrent: Float[Array, "n n"]
+    delays: Float[Array, "..."] | None = None
+    recurrent_delays: Float[Array, "..."] | None = None

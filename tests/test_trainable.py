@@ -266,3 +266,73 @@ def test_parameters_are_leaves_only_when_arrays():
     grad = jax.grad(lambda p: jnp.sum(p.tau_mem * p.v_th))(trained)
     np.testing.assert_allclose(grad.tau_mem, 0.5)
     assert grad.v_th == 0.5
+
+
+def _recurrent(adjoint=None):
+    rng = np.random.default_rng(0)
+    n = 8
+    params = eqsnn.LIFParameters(
+        tau_syn=jnp.asarray(rng.uniform(4e-3, 6e-3, n)),
+        tau_mem=jnp.asarray(rng.uniform(6e-3, 1.2e-2, n)),
+        v_th=jnp.full(n, 0.5),
+        v_reset=jnp.full(n, 0.1),
+        t_ref=jnp.full(n, 1e-3),
+    )
+    return eqsnn.RecurrentLIF(
+        4,
+        (5, 3),
+        40,
+        0.05,
+        params,
+        key=jax.random.key(3),
+        mean=[0.5, 0.3],
+        std=0.4,
+        delays=rng.uniform(0, 3e-3, (4, n)),
+        recurrent_delays=rng.uniform(0, 3e-3, n),
+        adjoint=adjoint,
+        engine=eqsnn.WindowScan(max_spikes_per_neuron=8),
+        overflow=eqsnn.Overflow.ERROR,
+    )
+
+
+def test_layered_recurrent_layer_with_every_feature():
+    # Populations 4 -> 5 -> 3 with per-neuron parameters, refractory periods, per-synapse
+    # input delays and per-source recurrent delays: the reference's spikes, and equal
+    # gradients by both methods that match finite differences.
+    spikes = _inputs(1)
+    spikes = eqx.tree_at(lambda s: s.idx, spikes, spikes.idx % 4)
+    layer = _recurrent()
+    out = layer(spikes)
+    weights = layer.effective_weights()
+    ref = simulate_diffrax(
+        layer.params,
+        spikes,
+        weights.input,
+        40,
+        0.05,
+        recurrent_weights=weights.recurrent,
+        input_delays=weights.delays,
+        recurrent_delays=weights.recurrent_delays,
+    )
+    n = int(ref.count())
+    assert n >= 10 and int(out.count()) == n and int(jnp.sum(out.idx >= 5)) >= 2
+    np.testing.assert_array_equal(out.idx[:n], ref.idx[:n])
+    np.testing.assert_allclose(out.time[:n], ref.time[:n], rtol=1e-10)
+    auto = eqx.filter_grad(_loss)(layer, spikes)
+    eventprop_layer = eqx.tree_at(
+        lambda m: (m.weights, m.params),
+        _recurrent(eqsnn.EventProp()),
+        (layer.weights, layer.params),
+    )
+    event = eqx.filter_grad(_loss)(eventprop_layer, spikes)
+    for a, e in zip(_flat(auto), _flat(event), strict=True):
+        np.testing.assert_allclose(e, a, rtol=0, atol=1e-8 * np.max(np.abs(a)))
+    loss = jax.jit(_loss)
+    for where, index, h in [
+        (lambda m: m.weights.recurrent_delays, 2, 1e-8),
+        (lambda m: m.params.tau_mem, 6, 1e-8),
+    ]:
+        value = where(layer)
+        up = loss(eqx.tree_at(where, layer, value.at[index].add(h)), spikes)
+        down = loss(eqx.tree_at(where, layer, value.at[index].add(-h)), spikes)
+        np.testing.assert_allclose(where(event)[index], (up - down) / (2 * h), rtol=1e-5)

@@ -13,11 +13,12 @@ The spikes of all populations are then merged into one buffer of `n_spikes` slot
 by time (ties: the lower neuron index first, as the event loop emits them).
 """
 
+import jax
 import jax.numpy as jnp
 
 from .._connectivity import feedforward_sources, population_bounds
 from .._spikes import EMPTY_INDEX, Spikes
-from .._weights import RecurrentWeights
+from .._weights import InputWeights, RecurrentWeights
 from .base import SimulationConfig
 from .buffers import collect_spikes
 
@@ -57,10 +58,14 @@ def simulate_populations(
     bounds = population_bounds(config.layers)
     sources = feedforward_sources(config.mask.input, config.mask.recurrent, config.layers)
     budgets = engine.population_budgets(config)
+    delayed = weights.delays is not None or weights.recurrent_delays is not None
+    wide = config.params.per_neuron(sum(config.layers))
     outputs: list[Spikes | None] = []
     for (start, stop), (external, earlier), budget in zip(bounds, sources, budgets, strict=True):
         buffers = [(spikes, 0)] if external else []
         rows = [weights.input[:, start:stop]] if external else []
+        n_in, dtype = weights.input.shape[0], weights.input.dtype
+        delays = [_block(weights.delays, n_in, start, stop, dtype)] if external else []
         offset = weights.input.shape[0] if external else 0
         for a in earlier:
             source = outputs[a]
@@ -68,22 +73,35 @@ def simulate_populations(
                 continue
             buffers.append((source, offset))
             rows.append(weights.recurrent[bounds[a][0] : bounds[a][1], start:stop])
+            delays.append(_block(weights.recurrent_delays, bounds[a], start, stop, dtype))
             offset += bounds[a][1] - bounds[a][0]
         if not buffers:  # nothing reaches this population: it stays at rest
             outputs.append(None)
             continue
+        rows = jnp.concatenate(rows)
+        if delayed:
+            rows = InputWeights(input=rows, delays=jnp.concatenate(delays))
         population = SimulationConfig(
-            params=config.params,
+            params=jax.tree.map(lambda value: value[start:stop], wide),
             solver=config.solver,
             n_spikes=min(config.n_spikes, (stop - start) * budget),
             t_max=config.t_max,
             layers=(stop - start,),
         )
         scan = type(engine)(max_spikes_per_neuron=budget)
-        outputs.append(
-            adjoint.simulate(scan, population, jnp.concatenate(rows), _concatenate(buffers))
-        )
+        outputs.append(adjoint.simulate(scan, population, rows, _concatenate(buffers)))
     return _merge(outputs, bounds, config.n_spikes)
+
+
+def _block(delays, sources, start: int, stop: int, dtype):
+    """The per-synapse delays from `sources` (a count of inputs, or the `(begin, end)`
+    bounds of a population) to the neurons `start:stop`; zeros where there are none."""
+    begin, end = (0, sources) if isinstance(sources, int) else sources
+    if delays is None:
+        return jnp.zeros((end - begin, stop - start), dtype)
+    if delays.ndim == 1:  # per source
+        return jnp.broadcast_to(delays[begin:end, None], (end - begin, stop - start))
+    return delays[begin:end, start:stop]
 
 
 def _merge(outputs, bounds, n_spikes: int) -> Spikes:

@@ -344,12 +344,6 @@ class WindowScan(AbstractEngine):
         """Per-population budgets must match the populations; a recurrent layer must be
         feed-forward between its populations."""
         value = self.max_spikes_per_neuron
-        if config.recurrent and (config.params.arrays or config.params.refractory):
-            raise ValueError(
-                f"{who}: per-neuron or trainable parameters and refractory periods are not "
-                f"yet supported by engine={self!r} on a recurrent layer; got params="
-                f"{config.params!r}."
-            )
         if isinstance(value, tuple) and len(value) != len(config.layers):
             raise ValueError(
                 f"{who}: `max_spikes_per_neuron` must be a positive int or one per population "

@@ -118,12 +118,12 @@ class AbstractSimulatedLayer(AbstractLayer):
         self.engine.check(config, who)
         self.adjoint.check(self.engine, who)
         features = self.features()
-        if features and (config.recurrent or not isinstance(self.engine, WindowScan)):
-            where = "a recurrent layer" if config.recurrent else f"engine={self.engine!r}"
+        if features and not isinstance(self.engine, WindowScan):
             raise ValueError(
-                f"{who}: {' and '.join(features)} are simulated by the window scan of a "
-                f"feed-forward layer (eqsnn.WindowScan(...), the default of eqsnn.LIF) and "
-                f"are not yet supported on {where}."
+                f"{who}: {' and '.join(features)} are simulated by the window scan "
+                "(eqsnn.WindowScan(...): the default of eqsnn.LIF, and for a recurrent layer "
+                "populations connected feed-forward, as Connectivity.LAYERED) and are not "
+                f"yet supported on engine={self.engine!r}."
             )
 
     def features(self) -> tuple[str, ...]:
@@ -137,6 +137,8 @@ class AbstractSimulatedLayer(AbstractLayer):
             found.append("a refractory period (params.t_ref)")
         if getattr(self.weights, "delays", None) is not None:
             found.append("synaptic delays")
+        if getattr(self.weights, "recurrent_delays", None) is not None:
+            found.append("recurrent delays")
         return tuple(found)
 
     @abc.abstractmethod

@@ -18,6 +18,7 @@ from .._spikes import EMPTY_INDEX, Spikes
 from .._weights import RecurrentWeights
 from ..solvers import AbstractCrossingSolver
 from .base import AbstractLayer, AbstractSimulatedLayer
+from .feedforward import check_delay_shape, initial_delays
 from .keywords import engine_from_keywords, seed_adjoint
 
 
@@ -43,7 +44,19 @@ class AbstractRecurrentLayer(AbstractLayer):
     mask: ConnectivityMask = eqx.field(static=True)
 
     def _init_layer(
-        self, in_size, layers, n_spikes, t_max, params, key, mean, std, duplication, connectivity
+        self,
+        in_size,
+        layers,
+        n_spikes,
+        t_max,
+        params,
+        key,
+        mean,
+        std,
+        duplication,
+        connectivity,
+        delays=None,
+        recurrent_delays=None,
     ):
         """Check and set the sizes, parameters and connectivity, and draw the initial
         weights: the blocks of `Connectivity.LAYERED` from N(mean, std), the rest zero."""
@@ -53,8 +66,17 @@ class AbstractRecurrentLayer(AbstractLayer):
         self.mask = make_mask(connectivity, self.in_size, self.layers, who)
         means = per_block("mean", mean, len(self.layers), who)
         stds = per_block("std", std, len(self.layers), who)
-        self.weights = layered_weights(
+        weights = layered_weights(
             key, self.in_size, self.layers, means, stds, duplication, self.mask, who
+        )
+        n, dtype = self.size, weights.input.dtype
+        self.weights = RecurrentWeights(
+            input=weights.input,
+            recurrent=weights.recurrent,
+            delays=initial_delays(delays, self.in_size, n, dtype, who),
+            recurrent_delays=initial_delays(
+                recurrent_delays, n, n, dtype, who, "recurrent_delays"
+            ),
         )
 
     def _check_weight_shapes(self, who: str) -> None:
@@ -64,6 +86,12 @@ class AbstractRecurrentLayer(AbstractLayer):
             raise ValueError(
                 f"{who}: `weights.input` and `weights.recurrent` must have "
                 f"shapes ({self.in_size}, {n}) and ({n}, {n}), got {shapes[0]} and {shapes[1]}."
+            )
+        if getattr(self.weights, "delays", None) is not None:
+            check_delay_shape(self.weights.delays, self.in_size, n, who, "weights.delays")
+        if getattr(self.weights, "recurrent_delays", None) is not None:
+            check_delay_shape(
+                self.weights.recurrent_delays, n, n, who, "weights.recurrent_delays"
             )
 
     @property
@@ -115,6 +143,8 @@ class AbstractRecurrentLayer(AbstractLayer):
         return RecurrentWeights(
             input=jnp.where(self.mask.input, self.weights.input, 0.0),
             recurrent=jnp.where(self.mask.recurrent, self.weights.recurrent, 0.0),
+            delays=self.weights.delays,
+            recurrent_delays=self.weights.recurrent_delays,
         )
 
 
@@ -163,6 +193,13 @@ class RecurrentLIF(AbstractRecurrentLayer, AbstractSimulatedLayer):
       [`eqsnn.EventProp`][].
     - `overflow`: an [`eqsnn.Overflow`][]: warn about lost spikes (default), count them
       silently, or raise.
+    - `delays`, `recurrent_delays`: trainable delays of the input and of the recurrent
+      synapses (`weights.delays`, `weights.recurrent_delays`): `None` (default), `"synapse"`
+      or `"source"` (zeros of shape `(in_size, n)` / `(n, n)`, or `(in_size,)` / `(n,)`), or
+      an array of either shape in seconds (finite, >= 0). With delays, per-neuron
+      parameters or a refractory period the layer runs on the window scan, populations
+      connected feed-forward (as `Connectivity.LAYERED`); see
+      [Trainable parameters and delays](../concepts/trainable.md).
     - `max_spikes_per_neuron`: deprecated spelling of
       `engine=eqsnn.WindowScan(max_spikes_per_neuron=...)` (a `DeprecationWarning`).
 
@@ -203,12 +240,25 @@ class RecurrentLIF(AbstractRecurrentLayer, AbstractSimulatedLayer):
         engine: AbstractEngine | None = None,
         adjoint: AbstractAdjoint | None = None,
         overflow: Overflow = Overflow.WARN,
+        delays=None,
+        recurrent_delays=None,
         max_spikes_per_neuron: int | Sequence[int] | None = None,
     ):
         who = type(self).__name__
         engine = engine_from_keywords(who, engine, max_spikes_per_neuron)
         self._init_layer(
-            in_size, layers, n_spikes, t_max, params, key, mean, std, duplication, connectivity
+            in_size,
+            layers,
+            n_spikes,
+            t_max,
+            params,
+            key,
+            mean,
+            std,
+            duplication,
+            connectivity,
+            delays,
+            recurrent_delays,
         )
         self._init_settings(solver, engine, adjoint, overflow)
         self._resolve_engine(engine)

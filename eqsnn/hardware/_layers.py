@@ -72,6 +72,11 @@ class AbstractHardwareLayer(AbstractLayer):
     def _init_backend(self, backend, min_rise) -> None:
         """Check and set `backend` and `min_rise` (called by `__init__`)."""
         who = type(self).__name__
+        if self.params.arrays or self.params.refractory:
+            raise ValueError(
+                f"{who}: a backend runs neurons with constant parameters and no refractory "
+                f"period (params must hold floats and t_ref=0.0), got params={self.params!r}."
+            )
         self.backend = _check_backend(backend, who)
         self.min_rise = _check_min_rise(min_rise, who)
 
