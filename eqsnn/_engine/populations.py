@@ -82,7 +82,7 @@ def simulate_populations(
         if delayed:
             rows = InputWeights(input=rows, delays=jnp.concatenate(delays))
         population = SimulationConfig(
-            params=jax.tree.map(lambda value: value[start:stop], wide),
+            params=jax.tree.map(lambda value, a=start, b=stop: value[a:b], wide),
             solver=config.solver,
             n_spikes=min(config.n_spikes, (stop - start) * budget),
             t_max=config.t_max,
