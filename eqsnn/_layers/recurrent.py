@@ -74,9 +74,7 @@ class AbstractRecurrentLayer(AbstractLayer):
             input=weights.input,
             recurrent=weights.recurrent,
             delays=initial_delays(delays, self.in_size, n, dtype, who),
-            recurrent_delays=initial_delays(
-                recurrent_delays, n, n, dtype, who, "recurrent_delays"
-            ),
+            recurrent_delays=initial_delays(recurrent_delays, n, n, dtype, who, "recurrent_delays"),
         )
 
     def _check_weight_shapes(self, who: str) -> None:
@@ -90,9 +88,7 @@ class AbstractRecurrentLayer(AbstractLayer):
         if getattr(self.weights, "delays", None) is not None:
             check_delay_shape(self.weights.delays, self.in_size, n, who, "weights.delays")
         if getattr(self.weights, "recurrent_delays", None) is not None:
-            check_delay_shape(
-                self.weights.recurrent_delays, n, n, who, "weights.recurrent_delays"
-            )
+            check_delay_shape(self.weights.recurrent_delays, n, n, who, "weights.recurrent_delays")
 
     @property
     def size(self) -> int:
