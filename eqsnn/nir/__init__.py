@@ -15,13 +15,13 @@ $$
 with reset to $v_\mathrm{reset}$ when $V$ crosses $v_\mathrm{threshold}$. Its input
 $x = W_\mathrm{NIR}\, S$ comes from a `Linear` node, and a spike train is a sum of unit
 Dirac deltas, $S_i(t) = \sum_k \delta(t - t_i^k)$. Integrating over one spike of input
-$i$ shows that $I'_n$ jumps by $w_{\mathrm{in},n} W_{\mathrm{NIR}}[n, i] / \tau_\mathrm{syn}$.
+$i$ shows that $I'_n$ jumps by $w_{\mathrm{in},n} W_{\mathrm{NIR}}[n, i] / \tau_{\mathrm{syn},n}$.
 With $I = r \odot I'$ this is eqsnn's neuron (see [`eqsnn.LIFParameters`][]),
 $\tau_\mathrm{mem}\dot V = v_\mathrm{leak} - V + I$, $\tau_\mathrm{syn}\dot I = -I$,
 whose current jumps by $W[i, n]$, if and only if
 
 $$
-W[i, n] = \frac{r_n\, w_{\mathrm{in},n}}{\tau_\mathrm{syn}}\, W_\mathrm{NIR}[n, i].
+W[i, n] = \frac{r_n\, w_{\mathrm{in},n}}{\tau_{\mathrm{syn},n}}\, W_\mathrm{NIR}[n, i].
 $$
 
 [`eqsnn.nir.to_nir`][] writes $W_\mathrm{NIR} = W^\top$, $r = 1$ and
@@ -29,6 +29,14 @@ $w_\mathrm{in} = \tau_\mathrm{syn}$, so the weights are stored unchanged and the
 exactly one. [`eqsnn.nir.from_nir`][] applies the formula to any `CubaLIF`, so per-neuron
 $r$ and $w_\mathrm{in}$ are folded into the weights. Times are in seconds, as everywhere
 in eqsnn; voltages and currents keep their values.
+
+**Per-neuron parameters and delays.** Every `CubaLIF` field holds one value per neuron,
+so the per-neuron arrays of [`eqsnn.LIFParameters`][] map onto it exactly; the refractory
+period `t_ref` has no NIR field and lives in eqsnn's node metadata (other NIR tools
+ignore it). Synaptic delays map onto NIR's `Delay` node, $y_j(t) = x_j(t - d_j)$: per
+source as a `Delay` before the weights, per synapse as one `Delay` channel per synapse
+between a fan-out and the weights. [`eqsnn.nir.to_nir`][] and [`eqsnn.nir.from_nir`][]
+say what maps and what does not; a round trip gives back the same layer, bit for bit.
 """
 
 from ._export import to_nir as to_nir

@@ -1,7 +1,9 @@
-"""NIR export: eqsnn layers to a chain of `Linear` and `CubaLIF` nodes (`to_nir`).
+"""NIR export: eqsnn layers to a chain of `Linear`, `Delay` and `CubaLIF` nodes (`to_nir`).
 
-The mapping of the neuron is derived in the docstring of `eqsnn.nir`; what NIR has no
-field for is written by `layer_metadata` (`_metadata.py`).
+The mapping of the neuron is derived in the docstring of `eqsnn.nir`; the parameters go to
+the `CubaLIF` node in `_neuron.py`, the weights and delays to `Linear` and `Delay` nodes in
+`_synapses.py`, and what NIR has no field for is written by `layer_metadata`
+(`_metadata.py`).
 """
 
 from collections.abc import Sequence
@@ -13,6 +15,8 @@ import numpy as np
 from .. import LIF, RecurrentLIF
 from ._graph import import_nir
 from ._metadata import META, Layer, layer_metadata
+from ._neuron import cuba_lif
+from ._synapses import synapse_nodes
 
 if TYPE_CHECKING:
     import nir
@@ -42,30 +46,22 @@ def _layers_of(model) -> list[Layer]:
                 f"to_nir: layer {k} is a {type(layer).__name__}; eqsnn exports eqsnn.LIF and "
                 "eqsnn.RecurrentLIF layers (and their subclasses)."
             )
+        delayed = [
+            f"weights.{name}"
+            for name in ("delays", "recurrent_delays")
+            if getattr(layer.weights, name, None) is not None
+        ]
+        if isinstance(layer, RecurrentLIF) and delayed:
+            raise ValueError(
+                f"to_nir: layer {k} ({type(layer).__name__}) has {' and '.join(delayed)}; "
+                "eqsnn.nir exports the delays of feed-forward layers (eqsnn.LIF) only."
+            )
         if k and layer.in_size != _out_size(layers[k - 1]):
             raise ValueError(
                 f"to_nir: layer {k} has in_size={layer.in_size} but layer {k - 1} has "
                 f"{_out_size(layers[k - 1])} neurons."
             )
     return layers
-
-
-def _cuba_lif(nir, layer: Layer):
-    p = layer.params
-
-    def full(value: float) -> np.ndarray:
-        return np.full(_out_size(layer), value, dtype=np.float64)
-
-    return nir.CubaLIF(
-        tau_syn=full(p.tau_syn),
-        tau_mem=full(p.tau_mem),
-        r=full(1.0),
-        v_leak=full(p.v_leak),
-        v_threshold=full(p.v_th),
-        v_reset=full(p.v_reset),
-        w_in=full(p.tau_syn),
-        metadata={META: layer_metadata(layer)},
-    )
 
 
 def _linear(nir, weight) -> Any:
@@ -83,7 +79,29 @@ def to_nir(model: LIF | eqx.nn.Sequential | Sequence[LIF]) -> "nir.NIRGraph":
     A recurrent layer ([`eqsnn.RecurrentLIF`][]) also gets a `Linear` node `recurrent_k`
     (its recurrent weights transposed, `(n, n)`, with the connectivity mask applied) on a
     loop `lif_k → recurrent_k → lif_k`. The chain starts at an `Input` node `input` and
-    ends at an `Output` node `output`. Weights keep their dtype, parameters are float64.
+    ends at an `Output` node `output`. Weights and delays keep their dtype, parameters are
+    float64.
+
+    **Per-neuron parameters** ([`eqsnn.LIFParameters`][] fields that are arrays) fill the
+    `CubaLIF` fields neuron by neuron; a float is written as `n` equal values. The
+    refractory period `t_ref` has no `CubaLIF` field: it is stored, per neuron, in
+    `metadata["eqsnn"]["t_ref"]` (when it is an array or positive), which other NIR tools
+    ignore: they simulate the neuron without refractory period. Which fields are arrays,
+    with their dtype, shape (`()` or `(n,)`) and weak type, is stored in
+    `metadata["eqsnn"]["array_params"]`.
+
+    **Delays** ([`eqsnn.InputWeights`][]`.delays`; see
+    [Trainable parameters and delays](../concepts/trainable.md)) become NIR `Delay` nodes,
+    $y_j(t) = x_j(t - d_j)$, exactly:
+
+    - per source, shape `(in_size,)`: a node `delay_k` before `linear_k`, one delay per
+      input channel;
+    - per synapse, shape `(in_size, n)`: a `Linear` node `fanout_k` of zeros and ones,
+      shape `(in_size·n, in_size)`, that copies input $i$ to channel $i n + m$ for each
+      neuron $m$; a `Delay` node `delay_k` of the `in_size·n` delays (`delays.reshape(-1)`);
+      and `linear_k`, shape `(n, in_size·n)`, which sends channel $i n + m$ to neuron $m$
+      only, with weight $W[i, m]$. These two matrices hold
+      $\mathrm{in}^2 n + \mathrm{in}\, n^2$ numbers, most of them zero.
 
     NIR has no field for what eqsnn needs beyond the dynamics: the horizon `t_max`, the
     spike budget `n_spikes`, the per-neuron or per-interval budget, the overflow policy, the layer
@@ -100,7 +118,8 @@ def to_nir(model: LIF | eqx.nn.Sequential | Sequence[LIF]) -> "nir.NIRGraph":
     **Returns:** a `nir.NIRGraph`; save it with `nir.write(path, graph)`.
 
     **Raises:** `ImportError` without the `nir` package; `TypeError` for a layer that is
-    neither; `ValueError` if consecutive layer sizes do not match.
+    neither; `ValueError` if consecutive layer sizes do not match, or for a recurrent
+    layer with delays (not exported yet).
 
     **Example:**
 
@@ -121,16 +140,21 @@ def to_nir(model: LIF | eqx.nn.Sequential | Sequence[LIF]) -> "nir.NIRGraph":
     edges: list[tuple[str, str]] = []
     previous = "input"
     for k, layer in enumerate(layers):
-        linear, lif = f"linear_{k}", f"lif_{k}"
+        lif = f"lif_{k}"
         if isinstance(layer, RecurrentLIF):
             weights = layer.effective_weights()
-            nodes[linear] = _linear(nir, weights.input)
+            synapses = [(f"linear_{k}", _linear(nir, weights.input))]
             nodes[f"recurrent_{k}"] = _linear(nir, weights.recurrent)
             edges += [(lif, f"recurrent_{k}"), (f"recurrent_{k}", lif)]
         else:
-            nodes[linear] = _linear(nir, layer.weights.input)
-        nodes[lif] = _cuba_lif(nir, layer)
-        edges += [(previous, linear), (linear, lif)]
+            synapses = synapse_nodes(nir, layer.weights, k)
+        for name, node in synapses:
+            nodes[name] = node
+            edges.append((previous, name))
+            previous = name
+        metadata = {META: layer_metadata(layer)}
+        nodes[lif] = cuba_lif(nir, layer.params, _out_size(layer), metadata)
+        edges.append((previous, lif))
         previous = lif
     nodes["output"] = nir.Output(output_type=np.array([_out_size(layers[-1])]))
     edges.append((previous, "output"))

@@ -15,8 +15,8 @@ def import_nir():
 
 
 def check_supported(nir, graph) -> None:
-    """Refuse, by name, every node that eqsnn cannot express."""
-    supported = (nir.Input, nir.Output, nir.Linear, nir.Affine, nir.CubaLIF)
+    """Refuse, by name, every node that eqsnn cannot express, and delays on a loop."""
+    supported = (nir.Input, nir.Output, nir.Linear, nir.Affine, nir.Delay, nir.CubaLIF)
     bad = [
         f"{name!r} ({type(node).__name__})"
         for name, node in graph.nodes.items()
@@ -25,8 +25,28 @@ def check_supported(nir, graph) -> None:
     if bad:
         raise ValueError(
             f"from_nir: unsupported node(s) {', '.join(bad)}; eqsnn imports chains of Input, "
-            "Linear or Affine (zero bias), CubaLIF and Output nodes."
+            "Linear or Affine (zero bias), Delay, CubaLIF and Output nodes."
         )
+    for name, node in graph.nodes.items():
+        if isinstance(node, nir.Delay) and _on_a_loop(graph, name):
+            raise ValueError(
+                f"from_nir: node {name!r} (Delay) is on a loop; eqsnn's recurrent layers have "
+                "no delays yet."
+            )
+
+
+def _on_a_loop(graph, start: str) -> bool:
+    """Whether the edges lead from node `start` back to it."""
+    seen, todo = set(), [start]
+    while todo:
+        pre = todo.pop()
+        for post in (b for a, b in graph.edges if a == pre):
+            if post == start:
+                return True
+            if post not in seen:
+                seen.add(post)
+                todo.append(post)
+    return False
 
 
 def recurrent_loops(nir, graph) -> dict[str, str]:

@@ -1,8 +1,10 @@
-"""NIR import: a chain of `Linear`/`Affine` and `CubaLIF` nodes to eqsnn layers (`from_nir`).
+"""NIR import: a chain of `Linear`/`Affine`, `Delay` and `CubaLIF` nodes to eqsnn layers
+(`from_nir`).
 
 The maths of the conversion is in the docstring of `eqsnn.nir`; the structure of the graph
-is checked in `_graph.py`, and what NIR has no field for is read by `layer_keywords`
-(`_metadata.py`).
+is checked in `_graph.py`, the nodes between two neuron nodes are read as weights and
+delays in `_synapses.py`, the parameters in `_neuron.py`, and what NIR has no field for is
+read by `layer_keywords` (`_metadata.py`).
 """
 
 from collections.abc import Sequence
@@ -16,7 +18,6 @@ from .. import (
     LIF,
     AbstractAdjoint,
     AbstractEngine,
-    LIFParameters,
     Overflow,
     RecurrentLIF,
     RecurrentWeights,
@@ -25,82 +26,35 @@ from .._layers.keywords import engine_from_keywords
 from ..solvers import AbstractCrossingSolver
 from ._graph import chain, check_supported, import_nir, recurrent_loops
 from ._metadata import META, layer_keywords, population_sizes
+from ._neuron import neurons
+from ._synapses import synapses, weight_matrix
 
 if TYPE_CHECKING:
     import nir
 
-# eqsnn parameter name -> NIR CubaLIF field; these must be equal for all neurons of a node.
-_SHARED = {
-    "tau_syn": "tau_syn",
-    "tau_mem": "tau_mem",
-    "v_th": "v_threshold",
-    "v_leak": "v_leak",
-    "v_reset": "v_reset",
-}
 
-
-def _shared_value(name: str, node, field: str, n: int) -> float:
-    value = np.asarray(getattr(node, field), dtype=np.float64)
-    if value.shape != (n,):
-        raise ValueError(
-            f"from_nir: node {name!r}: `{field}` must have shape ({n},), got {value.shape}."
-        )
-    if np.any(value != value[0]):
-        raise ValueError(
-            f"from_nir: node {name!r}: `{field}` differs between neurons (from {value.min()} to "
-            f"{value.max()}); an eqsnn layer has one value for all its neurons."
-        )
-    return float(value[0])
-
-
-def _neurons(name: str, node) -> tuple[int, LIFParameters, np.ndarray]:
-    """Size, parameters and weight scale `r w_in / tau_syn` (per neuron) of a CubaLIF."""
-    if np.ndim(node.v_threshold) != 1:
-        raise ValueError(
-            f"from_nir: node {name!r}: eqsnn layers are 1-d, got parameters of shape "
-            f"{np.shape(node.v_threshold)}."
-        )
-    n = int(np.size(node.v_threshold))
+def _feedforward(name: str, node, w_in: np.ndarray, delays, k: int, options: dict) -> LIF:
+    metadata = (node.metadata or {}).get(META, {})
+    n, params, scale = neurons(name, node, metadata)
+    keywords = layer_keywords(name, metadata, k, options, recurrent=False)
+    if delays is not None:
+        keywords["delays"] = delays
     try:
-        shared = {ours: _shared_value(name, node, field, n) for ours, field in _SHARED.items()}
-        params = LIFParameters(**shared)
+        layer = options["layer"](w_in.shape[0], n, params=params, **keywords)
     except ValueError as error:
         raise ValueError(f"from_nir: node {name!r}: {error}") from None
-    scale = np.asarray(node.r, np.float64) * np.asarray(node.w_in, np.float64) / params.tau_syn
-    if scale.shape != (n,):
-        raise ValueError(f"from_nir: node {name!r}: `r` and `w_in` must have shape ({n},).")
-    return n, params, scale
-
-
-def _weight(nir, name: str, node, n_in: int) -> np.ndarray:
-    """The `(n_out, n_in)` matrix of a Linear or zero-bias Affine node."""
-    if isinstance(node, nir.Affine) and np.any(np.asarray(node.bias) != 0):
-        raise ValueError(
-            f"from_nir: node {name!r} is an Affine with a non-zero bias; eqsnn neurons "
-            "have no constant input current."
-        )
-    weight = np.asarray(node.weight)
-    if weight.ndim != 2 or weight.shape[1] != n_in:
-        raise ValueError(
-            f"from_nir: node {name!r}: weight must have shape (n_out, {n_in}), got {weight.shape}."
-        )
-    return weight
-
-
-def _feedforward(name: str, node, w_in: np.ndarray, k: int, options: dict) -> LIF:
-    n, params, scale = _neurons(name, node)
-    metadata = (node.metadata or {}).get(META, {})
-    keywords = layer_keywords(name, metadata, k, options, recurrent=False)
-    layer = options["layer"](w_in.shape[0], n, params=params, **keywords)
     return eqx.tree_at(lambda m: m.weights.input, layer, jnp.asarray(w_in * scale))
 
 
 def _recurrent(name: str, node, w_in: np.ndarray, w_rec: np.ndarray, k: int, options: dict):
-    n, params, scale = _neurons(name, node)
     metadata = (node.metadata or {}).get(META, {})
+    n, params, scale = neurons(name, node, metadata)
     layers = population_sizes(name, metadata, n)
     keywords = layer_keywords(name, metadata, k, options, recurrent=True)
-    layer = options["recurrent_layer"](w_in.shape[0], layers, params=params, **keywords)
+    try:
+        layer = options["recurrent_layer"](w_in.shape[0], layers, params=params, **keywords)
+    except ValueError as error:
+        raise ValueError(f"from_nir: node {name!r}: {error}") from None
     w_in, w_rec = w_in * scale, w_rec * scale
     if np.any(w_in[~layer.mask.input] != 0) or np.any(w_rec[~layer.mask.recurrent] != 0):
         raise ValueError(
@@ -120,36 +74,38 @@ def _input_size(name: str, node) -> int:
 
 
 def _build_layers(nir, graph, path: list[str], loops: dict[str, str], options: dict) -> list:
-    """One layer per CubaLIF of the chain, with the weights of the node before it."""
+    """One layer per CubaLIF of the chain, with the weights (and delays) of the nodes
+    before it."""
     size = _input_size(path[0], graph.nodes[path[0]])
-    weight, weight_name, layers = None, None, []
+    between: list[str] = []
+    layers = []
     for name in path[1:-1]:
         node = graph.nodes[name]
         if not isinstance(node, nir.CubaLIF):
-            if weight_name is not None:
-                raise ValueError(
-                    f"from_nir: weight nodes {weight_name!r} and {name!r} follow each other; "
-                    "eqsnn needs exactly one Linear or Affine node between neuron nodes."
-                )
-            weight, weight_name = _weight(nir, name, node, size), name
+            between.append(name)
             continue
         n = int(np.size(node.v_threshold))
-        if weight is None:  # fed directly by the input or a CubaLIF: one-to-one
-            if size != n:
-                raise ValueError(
-                    f"from_nir: node {name!r} has {n} neurons but no weight node before it, "
-                    f"and its input has {size} channels."
-                )
-            weight = np.eye(n)
-        w_in = weight.T.astype(np.float64)
+        weight, delays = synapses(nir, graph, between, size, n, name)
+        w_in = weight.T
         if name in loops:
-            w_rec = _weight(nir, loops[name], graph.nodes[loops[name]], n).T.astype(np.float64)
+            if delays is not None:
+                delayed = [k for k in between if isinstance(graph.nodes[k], nir.Delay)]
+                raise ValueError(
+                    f"from_nir: Delay node {delayed[0]!r} feeds the recurrent node {name!r}; "
+                    "eqsnn's recurrent layers have no delays yet."
+                )
+            w_rec = weight_matrix(nir, loops[name], graph.nodes[loops[name]], n).T.astype(
+                np.float64
+            )
             layers.append(_recurrent(name, node, w_in, w_rec, len(layers), options))
         else:
-            layers.append(_feedforward(name, node, w_in, len(layers), options))
-        size, weight, weight_name = n, None, None
-    if weight_name is not None:
-        raise ValueError(f"from_nir: weight node {weight_name!r} feeds no CubaLIF node.")
+            layers.append(_feedforward(name, node, w_in, delays, len(layers), options))
+        size, between = n, []
+    if between:
+        raise ValueError(
+            f"from_nir: node(s) {between} feed no CubaLIF node; eqsnn layers end at their "
+            "neurons (no weights or delays after the last CubaLIF)."
+        )
     if not layers:
         raise ValueError("from_nir: the graph has no CubaLIF node.")
     return layers
@@ -179,7 +135,28 @@ def from_nir(
     (`lif → w → lif`) becomes a recurrent layer with those recurrent weights, scaled the
     same way; its populations and connectivity mask come from the metadata, else it is one
     fully connected population. Graphs written by [`eqsnn.nir.to_nir`][] come back with
-    the same weights, parameters and spikes, bit for bit.
+    the same weights, parameters, delays and spikes, bit for bit: the same pytree, floats
+    as floats and arrays as arrays of the same shape, dtype and weak type.
+
+    **Per-neuron parameters.** A `CubaLIF` field whose values differ between neurons
+    becomes a per-neuron array of [`eqsnn.LIFParameters`][] (float64), one whose values
+    agree a float, unless the node's `metadata["eqsnn"]["array_params"]` (written by
+    `to_nir`) records it as an array. The refractory period comes from
+    `metadata["eqsnn"]["t_ref"]` (no `CubaLIF` field holds one), else it is zero.
+
+    **Delays.** `Delay` nodes ($y_j(t) = x_j(t - d_j)$) between two neuron nodes become the
+    layer's `delays` ([`eqsnn.InputWeights`][]) in these arrangements:
+
+    - `Delay → Linear`: per source, `(in_size,)`;
+    - `Delay` alone: per source, with one-to-one connections;
+    - `Linear → Delay`: one delay per neuron, a per-synapse `(in_size, n)` array whose
+      columns are constant;
+    - `Linear → Delay → Linear` where the first `Linear` is the fan-out that `to_nir`
+      writes for per-synapse delays (row $i n + m$ the unit vector of input $i$) and the
+      second sends channel $i n + m$ to neuron $m$ only: per synapse, `(in_size, n)`.
+
+    Delays only reach feed-forward layers, which then run on the window scan (see
+    [Trainable parameters and delays](../concepts/trainable.md)).
 
     What NIR does not store is taken from the arguments, or else from the node's
     `metadata["eqsnn"]` written by [`eqsnn.nir.to_nir`][].
@@ -207,11 +184,13 @@ def from_nir(
 
     **Raises:** `ImportError` without the `nir` package; `ValueError`, naming the node,
     for what eqsnn cannot express: node types other than `Input`, `Output`, `Linear`,
-    `Affine` and `CubaLIF` (convolutions, `LIF`, `Delay`, subgraphs, ...), an `Affine`
-    with a non-zero bias, neuron parameters that differ between the neurons of one node
-    (eqsnn layers share one [`eqsnn.LIFParameters`][]), multi-dimensional shapes,
-    branches, merges and skip connections, and recurrent weights outside the recorded
-    connectivity mask.
+    `Affine`, `Delay` and `CubaLIF` (convolutions, `LIF`, subgraphs, ...), an `Affine`
+    with a non-zero bias, parameters eqsnn rejects (per neuron: the neuron is named),
+    multi-dimensional shapes, branches, merges and skip connections, recurrent weights
+    outside the recorded connectivity mask, and `Delay` nodes elsewhere than above: two in
+    a row, on both sides of the weights, a `Linear → Delay → Linear` that is not the
+    fan-out, negative or non-finite delays, after the last `CubaLIF`, on a recurrent loop
+    or before a recurrent layer (eqsnn's recurrent layers have no delays yet).
 
     **Example:**
 

@@ -14,6 +14,10 @@ with its budget key (`max_spikes_per_neuron`, per population for a recurrent lay
 `EventProp`) and `per_step`. Files written before engines were values have no `engine`
 key: there the budget key that is present names the engine (neither: a recurrent layer on
 the event loop).
+
+What the `CubaLIF` fields lose about the neuron parameters (the refractory period `t_ref`,
+which fields are arrays and their dtype, shape and weak type) is written and read by
+`_neuron.py` (keys `t_ref` and `array_params`, only when a layer uses them).
 """
 
 import inspect
@@ -33,6 +37,7 @@ from .. import (
     RecurrentLIF,
     WindowScan,
 )
+from ._neuron import parameter_metadata
 
 Layer: TypeAlias = LIF | RecurrentLIF
 
@@ -60,6 +65,7 @@ def layer_metadata(layer: Layer) -> dict[str, Any]:
         metadata[name] = np.array(value) if isinstance(value, tuple) else value
     metadata["adjoint"] = type(layer.adjoint).__name__
     metadata["per_step"] = bool(getattr(layer.adjoint, "per_step", False))
+    metadata.update(parameter_metadata(layer.params, layer.size))
     return metadata
 
 
