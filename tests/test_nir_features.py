@@ -10,8 +10,6 @@
 - what eqsnn cannot express is refused with a message that names the node.
 """
 
-import dataclasses
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -294,12 +292,15 @@ def test_metadata_and_settings_errors_name_the_node():
         from_nir(graph, n_spikes=4, t_max=T_MAX)
 
 
-def test_recurrent_layers_with_delays_are_not_exported():
-    if "delays" not in {field.name for field in dataclasses.fields(eqsnn.RecurrentWeights)}:
-        pytest.skip("recurrent layers have no delays in this version")
-    layer = eqsnn.RecurrentLIF(3, [4], 8, T_MAX, key=jax.random.key(0))
-    layer = eqx.tree_at(
-        lambda m: m.weights.delays, layer, jnp.zeros(3), is_leaf=lambda x: x is None
+def test_recurrent_per_neuron_parameters_round_trip_and_delays_are_not_exported(tmp_path):
+    params = eqsnn.LIFParameters(v_th=jnp.full(6, 0.5), t_ref=jnp.linspace(0.0, 1e-3, 6))
+    budget = eqsnn.WindowScan(max_spikes_per_neuron=(2, 2))
+    layered = dict(connectivity=eqsnn.Connectivity.LAYERED, engine=budget)
+    layer = eqsnn.RecurrentLIF(3, [4, 2], 12, T_MAX, params, key=jax.random.key(0), **layered)
+    (imported,) = _round_trip(layer, tmp_path).layers
+    _assert_same(imported, layer)
+    layer = eqsnn.RecurrentLIF(
+        3, [4, 2], 12, T_MAX, params, key=jax.random.key(0), delays="source", **layered
     )
     with pytest.raises(ValueError, match=r"layer 0 \(RecurrentLIF\) has weights.delays;"):
         to_nir(layer)
