@@ -310,8 +310,8 @@ def test_what_eqsnn_cannot_express_is_refused_by_node_name():
             {"w": nir.Affine(weight=np.ones((2, 2)), bias=np.ones(2))},
             chain,
         ),
-        r"node 'cell': `tau_syn` differs between neurons": (
-            {"cell": _cuba(2, tau_syn=np.array([5e-3, 6e-3]))},
+        r"node 'cell': LIFParameters: `v_reset` must be below `v_th`, got v_reset\[1\]": (
+            {"cell": _cuba(2, v_reset=np.array([0.0, 0.7]))},
             chain,
         ),
         "node 'cell': LIFParameters: `v_th` must be greater than `v_leak`": (

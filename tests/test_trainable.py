@@ -336,3 +336,60 @@ def test_layered_recurrent_layer_with_every_feature():
         up = loss(eqx.tree_at(where, layer, value.at[index].add(h)), spikes)
         down = loss(eqx.tree_at(where, layer, value.at[index].add(-h)), spikes)
         np.testing.assert_allclose(where(event)[index], (up - down) / (2 * h), rtol=1e-5)
+
+
+def test_recurrent_event_loop_with_per_neuron_parameters():
+    # Genuine recurrence (Connectivity.FULL, the event loop) with every parameter per
+    # neuron: the reference's spikes; autodiff equals EventProp; finite differences.
+    rng = np.random.default_rng(0)
+    n = 6
+    params = eqsnn.LIFParameters(
+        tau_syn=jnp.asarray(rng.uniform(4e-3, 6e-3, n)),
+        tau_mem=jnp.asarray(rng.uniform(4e-3, 1.2e-2, n)),
+        v_th=jnp.asarray(rng.uniform(0.4, 0.6, n)),
+        v_leak=jnp.asarray(rng.uniform(-0.05, 0.05, n)),
+        v_reset=jnp.asarray(rng.uniform(-0.1, 0.2, n)),
+    )
+    recurrent = jnp.asarray(rng.normal(0.0, 0.18, (n, n)))
+
+    def make(adjoint):
+        layer = eqsnn.RecurrentLIF(
+            4,
+            (n,),
+            48,
+            0.05,
+            params,
+            key=jax.random.key(3),
+            mean=0.4,
+            std=0.4,
+            connectivity=eqsnn.Connectivity.FULL,
+            adjoint=adjoint,
+            overflow=eqsnn.Overflow.ERROR,
+        )  # input weights drawn with mean 0.4 below; recurrent ones given
+        return eqx.tree_at(lambda m: m.weights.recurrent, layer, recurrent)
+
+    spikes = _inputs(1)
+    spikes = eqx.tree_at(lambda s: s.idx, spikes, spikes.idx % 4)
+    layer = make(eqsnn.AutoDiff())
+    assert isinstance(layer.engine, eqsnn.EventLoop)
+    out = layer(spikes)
+    weights = layer.effective_weights()
+    ref = simulate_diffrax(
+        layer.params, spikes, weights.input, 48, 0.05, recurrent_weights=weights.recurrent
+    )
+    count = int(ref.count())
+    assert 12 <= count < 48 and int(out.count()) == count
+    np.testing.assert_array_equal(out.idx[:count], ref.idx[:count])
+    np.testing.assert_allclose(out.time[:count], ref.time[:count], rtol=1e-10)
+    auto = eqx.filter_grad(_loss)(layer, spikes)
+    event = eqx.filter_grad(_loss)(make(eqsnn.EventProp()), spikes)
+    for a, e in zip(_flat(auto), _flat(event), strict=True):
+        np.testing.assert_allclose(e, a, rtol=0, atol=1e-8 * np.max(np.abs(a)))
+    bursting = int(np.argmax(np.bincount(np.asarray(out.idx[:count]), minlength=n)))
+    loss = jax.jit(_loss)
+    for name in ("tau_syn", "tau_mem", "v_th", "v_leak", "v_reset"):
+        where = _where(name)
+        value, h = where(layer), 1e-9 if name.startswith("tau") else 1e-7
+        up = loss(eqx.tree_at(where, layer, value.at[bursting].add(h)), spikes)
+        down = loss(eqx.tree_at(where, layer, value.at[bursting].add(-h)), spikes)
+        np.testing.assert_allclose(where(event)[bursting], (up - down) / (2 * h), rtol=1e-5)

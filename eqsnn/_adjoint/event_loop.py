@@ -56,11 +56,11 @@ from .._engine.event_loop import (
     step,
     transition_with_recurrence,
 )
-from .._flow import LIFState
+from .._flow import LIFState, lif_exponential_flow
 from .._spikes import Spikes
 from .._weights import RecurrentWeights
 from .events import adjoint_event, adjoint_events
-from .transitions import AdjointState, adjoint_lif_exponential_flow
+from .transitions import AdjointState, adjoint_lif_exponential_flow, of_neuron
 
 
 def event_loop_eventprop(
@@ -80,7 +80,8 @@ def event_loop_eventprop(
         config = dataclasses.replace(config, mask=mask)
     if per_step:
         return _stepwise(config, weights, spikes)
-    return _trajectory((weights, spikes), config)
+    arrays, constants = eqx.partition(config.params, eqx.is_array)
+    return _trajectory((weights, spikes, arrays), dataclasses.replace(config, params=constants))
 
 
 def _collect(config: SimulationConfig, final: LoopState, events) -> Spikes:
@@ -94,28 +95,35 @@ def _forward(config: SimulationConfig, weights: RecurrentWeights, spikes: Spikes
     return _collect(config, final, events), events
 
 
+def _with_params(config: SimulationConfig, arrays) -> SimulationConfig:
+    """`config` with the array fields of its parameters put back."""
+    return dataclasses.replace(config, params=eqx.combine(arrays, config.params))
+
+
 @eqx.filter_custom_vjp
-def _trajectory(weights_and_spikes, config: SimulationConfig):
-    weights, spikes = weights_and_spikes
-    return _forward(config, weights, spikes)[0]
+def _trajectory(weights_spikes_params, config: SimulationConfig):
+    weights, spikes, arrays = weights_spikes_params
+    return _forward(_with_params(config, arrays), weights, spikes)[0]
 
 
-def _trajectory_fwd(perturbed, weights_and_spikes, config: SimulationConfig):
+def _trajectory_fwd(perturbed, weights_spikes_params, config: SimulationConfig):
     del perturbed
-    weights, spikes = weights_and_spikes
-    return _forward(config, weights, spikes)
+    weights, spikes, arrays = weights_spikes_params
+    return _forward(_with_params(config, arrays), weights, spikes)
 
 
-def _trajectory_bwd(events, grad_out, perturbed, weights_and_spikes, config: SimulationConfig):
+def _trajectory_bwd(events, grad_out, perturbed, weights_spikes_params, config: SimulationConfig):
     del perturbed
-    weights, spikes = weights_and_spikes
+    weights, spikes, arrays = weights_spikes_params
+    config = _with_params(config, arrays)
     zero = jnp.zeros((), jnp.int32)
     grad_time, grad_current = record_cotangents(
         lambda e: collect_events(e, config.n_spikes, zero), events, grad_out
     )
-    grad_w, grad_step_time = adjoint_events(
+    grad_w, grad_step_time, jumps = adjoint_events(
         config.params, weights, events, grad_time, grad_current, config.t_max
     )
+    grad_params = parameter_gradients(arrays, config, weights, events, jumps, grad_current)
     # The k-th input event is slot k of the time-sorted inputs.
     is_input = events.kind == EventKind.INPUT
     slot = jnp.cumsum(is_input, dtype=jnp.int32) - 1
@@ -130,11 +138,68 @@ def _trajectory_bwd(events, grad_out, perturbed, weights_and_spikes, config: Sim
         input=jnp.where(config.mask.input, grad_w.input, 0.0),
         recurrent=jnp.where(config.mask.recurrent, grad_w.recurrent, 0.0),
     )
-    return grad_weights, input_cotangent(spikes, sorted_in, config.t_max, grad_sorted)
+    grad_spikes = input_cotangent(spikes, sorted_in, config.t_max, grad_sorted)
+    return grad_weights, grad_spikes, grad_params
 
 
 _trajectory.def_fwd(_trajectory_fwd)
 _trajectory.def_bwd(_trajectory_bwd)
+
+
+def parameter_gradients(arrays, config: SimulationConfig, weights, events, jumps, grad_current):
+    r"""Gradients of the array fields of the neuron parameters, from the adjoint jumps.
+
+    Each spike $r$ of neuron $j$ at $s_r$ is a root of $F_r = V_j(s_r^-) - v_{\mathrm{th},j}$,
+    a closed-form function of the parameters once every event time is fixed (the flow
+    between events, input and recurrent jumps, resets to $v_\mathrm{reset}$). With the
+    adjoint jumps $\mu_r = -\tau_{\mathrm{mem},j}\lambda_{V,j}(s_r^-)$ of the backward walk,
+    $dL/dp = \sum_r \mu_r\,\partial F_r/\partial p + \sum_r (\partial L/\partial I_r)\,
+    \partial I_r/\partial p$ (the adjoint identity; written out, the integrals of the
+    adjoint over the trajectory plus the jump terms at the spikes, as on
+    [Trainable parameters and delays](../concepts/trainable.md)). It is evaluated by
+    differentiating one replay of the recorded events.
+    """
+    if not jax.tree.leaves(arrays):
+        return arrays
+    mu = jax.lax.stop_gradient(jumps)
+    g_cur = jax.lax.stop_gradient(grad_current)
+
+    def lagrangian(arrays):
+        crossing, current = replay_conditions(eqx.combine(arrays, config.params), weights, events)
+        return jnp.sum(mu * crossing + g_cur * current)
+
+    return jax.grad(lagrangian)(arrays)
+
+
+def replay_conditions(params, weights: RecurrentWeights, events):
+    """Per recorded step, `V_j - v_th_j` just before a spike of neuron `j` and its current
+    (zero at other steps), replaying the events at their recorded times."""
+    n = weights.input.shape[1]
+    flow = lif_exponential_flow(params)
+    wide = params.per_neuron(n)
+    neurons = jnp.arange(n, dtype=jnp.int32)
+    times = jax.lax.stop_gradient(events.time)
+
+    def body(carry, x):
+        state, now = carry
+        kind, idx, time = x
+        happens = kind != EventKind.NONE
+        t = jnp.where(happens, time, now)
+        state = flow(state, t - now)
+        j = jnp.maximum(idx, 0).astype(jnp.int32)
+        spike = kind == EventKind.SPIKE
+        crossing = jnp.where(spike, state.v[j] - of_neuron(wide, j).v_th, 0.0)
+        current = jnp.where(spike, state.i[j], 0.0)
+        v = jnp.where(spike & (neurons == j), wide.v_reset, state.v)
+        i = state.i + jnp.where(kind == EventKind.INPUT, weights.input[j], 0.0)
+        i = i + jnp.where(spike, weights.recurrent[j], 0.0)
+        return (LIFState(v=v, i=i), t), (crossing, current)
+
+    dtype = weights.input.dtype
+    rest = LIFState(v=jnp.broadcast_to(wide.v_leak, (n,)).astype(dtype), i=jnp.zeros(n, dtype))
+    init = (rest, jnp.zeros((), dtype))
+    _, (crossing, current) = jax.lax.scan(body, init, (events.kind, events.idx, times))
+    return crossing, current
 
 
 # --- Custom VJP on each event step ------------------------------------------------------

@@ -19,6 +19,7 @@ from .transitions import (
     adjoint_input_transition,
     adjoint_lif_exponential_flow,
     adjoint_transition_with_recurrence,
+    of_neuron,
 )
 
 
@@ -79,9 +80,12 @@ def adjoint_events(
       event (zero for events that are not output spikes), shape `(steps,)`.
     - `t_max`: the simulation horizon.
 
-    **Returns:** `(grad_weights, grad_input_time)`: the gradient w.r.t. `weights` (a
-    [`eqsnn.RecurrentWeights`][]) and, per step, the gradient w.r.t. the time of the input
-    spike processed there (zero at other steps).
+    **Returns:** `(grad_weights, grad_input_time, jumps)`: the gradient w.r.t. `weights`
+    (a [`eqsnn.RecurrentWeights`][]); per step, the gradient w.r.t. the time of the input
+    spike processed there (zero at other steps); and per step the adjoint jump
+    $\mu = -\tau_\mathrm{mem}\lambda_{V,j}(s^-)$ of a spike of neuron $j$ (zero at other
+    steps), from which the gradients of the neuron parameters follow (see
+    `parameter_gradients` in `_adjoint/event_loop.py`).
     """
     flow = adjoint_lif_exponential_flow(params)
     n = weights.input.shape[1]
@@ -99,7 +103,9 @@ def adjoint_events(
         j = jnp.maximum(event.idx, 0)
         grad_in = grad_in.at[j].add(in_row)
         grad_rec = grad_rec.at[j].add(rec_row)
-        return (adjoint, event_time, grad_in, grad_rec), in_time
+        tau_mem = of_neuron(params, j).tau_mem
+        mu = jnp.where(event.kind == EventKind.SPIKE, -tau_mem * adjoint.lambda_v[j], 0.0)
+        return (adjoint, event_time, grad_in, grad_rec), (in_time, mu)
 
     init = (
         AdjointState(zeros, zeros),
@@ -108,5 +114,5 @@ def adjoint_events(
         jnp.zeros_like(weights.recurrent),
     )
     xs = (events, grad_time, grad_current)
-    (_, _, grad_in, grad_rec), grad_input_time = jax.lax.scan(body, init, xs, reverse=True)
-    return RecurrentWeights(input=grad_in, recurrent=grad_rec), grad_input_time
+    (_, _, grad_in, grad_rec), (grad_input_time, jumps) = jax.lax.scan(body, init, xs, reverse=True)
+    return RecurrentWeights(input=grad_in, recurrent=grad_rec), grad_input_time, jumps

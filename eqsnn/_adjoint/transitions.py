@@ -20,6 +20,7 @@ $v_r = v_\mathrm{reset} - v_\mathrm{leak}$.
 from collections.abc import Callable
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
@@ -79,8 +80,12 @@ def adjoint_lif_exponential_flow(
     earlier = flow(later, 1e-3)
     ```
     """
-    tau_slow = max(params.tau_mem, params.tau_syn)
-    abs_c = abs(1.0 / params.tau_mem - 1.0 / params.tau_syn)
+    if params.tau_ratio is None:  # array time constants (per neuron or trainable)
+        tau_slow = jnp.maximum(params.tau_mem, params.tau_syn)
+        abs_c = jnp.abs(1.0 / params.tau_mem - 1.0 / params.tau_syn)
+    else:
+        tau_slow = max(params.tau_mem, params.tau_syn)
+        abs_c = abs(1.0 / params.tau_mem - 1.0 / params.tau_syn)
 
     def flow(adjoint: AdjointState, dt: Float[ArrayLike, "*n"]) -> AdjointState:
         dt = jnp.asarray(dt, dtype=jnp.result_type(adjoint.lambda_v))
@@ -204,17 +209,22 @@ def adjoint_transition_with_recurrence(
     """
     row = recurrent[neuron]
     term = jnp.dot(row, adjoint.lambda_v - adjoint.lambda_i)
-    numerator, rise = _jump(
-        params, adjoint.lambda_v[neuron], current, grad_time, grad_current, term
-    )
+    own = of_neuron(params, neuron)
+    numerator, rise = _jump(own, adjoint.lambda_v[neuron], current, grad_time, grad_current, term)
     moves = rise > 0
     lambda_v_j = jnp.where(moves, numerator / jnp.where(moves, rise, 1.0), 0.0)
     grad_row = -params.tau_syn * adjoint.lambda_i
     new = AdjointState(
         lambda_v=adjoint.lambda_v.at[neuron].set(lambda_v_j),
-        lambda_i=adjoint.lambda_i.at[neuron].add(-grad_current / params.tau_syn),
+        lambda_i=adjoint.lambda_i.at[neuron].add(-grad_current / own.tau_syn),
     )
     return new, grad_row
+
+
+def of_neuron(params: LIFParameters, neuron: Int[ArrayLike, ""]) -> LIFParameters:
+    """The parameters of one neuron: per-neuron array fields indexed, the others as they
+    are."""
+    return jax.tree.map(lambda value: value[neuron] if jnp.ndim(value) else value, params)
 
 
 def adjoint_input_transition(

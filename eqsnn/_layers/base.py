@@ -19,6 +19,7 @@ from .._adjoint.base import AbstractAdjoint, AutoDiff
 from .._checks import check_layer_weights, check_size, check_t_max, is_concrete, layer_name
 from .._engine.auto import resolve_engine
 from .._engine.base import AbstractEngine, SimulationConfig
+from .._engine.event_loop import EventLoop
 from .._engine.window_scan import WindowScan
 from .._overflow import Overflow, report_dropped
 from .._params import LIFParameters
@@ -118,12 +119,25 @@ class AbstractSimulatedLayer(AbstractLayer):
         self.engine.check(config, who)
         self.adjoint.check(self.engine, who)
         features = self.features()
-        if features and not isinstance(self.engine, WindowScan):
+        # Array parameters also run on the event loop (any connectivity); refractory
+        # periods and delays only on the window scan.
+        loop_ok = isinstance(self.engine, EventLoop) and not (
+            self.params.refractory or self.weights.delays is not None
+        )
+        if getattr(self.weights, "recurrent_delays", None) is not None:
+            loop_ok = False
+        if features and not (isinstance(self.engine, WindowScan) or loop_ok):
             raise ValueError(
                 f"{who}: {' and '.join(features)} are simulated by the window scan "
                 "(eqsnn.WindowScan(...): the default of eqsnn.LIF, and for a recurrent layer "
-                "populations connected feed-forward, as Connectivity.LAYERED) and are not "
-                f"yet supported on engine={self.engine!r}."
+                "populations connected feed-forward, as Connectivity.LAYERED; array "
+                "parameters also by eqsnn.EventLoop()) and are not yet supported on "
+                f"engine={self.engine!r}."
+            )
+        if features and getattr(self.adjoint, "per_step", False):
+            raise ValueError(
+                f"{who}: {' and '.join(features)} have no per-step EventProp; use "
+                "adjoint=eqsnn.EventProp() (per_step=False) or eqsnn.AutoDiff()."
             )
 
     def features(self) -> tuple[str, ...]:

@@ -232,7 +232,7 @@ def _replay_bwd(residuals, grad_out, perturbed, weights_and_times, input_idx, hw
             events,
             jnp.where(is_spike, jnp.maximum(events.current, floor), events.current),
         )
-    grad_w, grad_step_time = adjoint_events(
+    grad_w, grad_step_time, _ = adjoint_events(
         params,
         _as_recurrent(weights),
         events,
