@@ -338,9 +338,11 @@ def test_layered_recurrent_layer_with_every_feature():
         np.testing.assert_allclose(where(event)[index], (up - down) / (2 * h), rtol=1e-5)
 
 
-def test_recurrent_event_loop_with_per_neuron_parameters():
+@pytest.mark.parametrize("delays", ["none", "synapse"])
+def test_recurrent_event_loop_with_per_neuron_parameters(delays):
     # Genuine recurrence (Connectivity.FULL, the event loop) with every parameter per
-    # neuron: the reference's spikes; autodiff equals EventProp; finite differences.
+    # neuron, refractory periods included, and per-synapse input delays: the reference's
+    # spikes; autodiff equals EventProp; finite differences.
     rng = np.random.default_rng(0)
     n = 6
     params = eqsnn.LIFParameters(
@@ -349,8 +351,10 @@ def test_recurrent_event_loop_with_per_neuron_parameters():
         v_th=jnp.asarray(rng.uniform(0.4, 0.6, n)),
         v_leak=jnp.asarray(rng.uniform(-0.05, 0.05, n)),
         v_reset=jnp.asarray(rng.uniform(-0.1, 0.2, n)),
+        t_ref=jnp.asarray(rng.uniform(0.0, 2e-3, n)),
     )
     recurrent = jnp.asarray(rng.normal(0.0, 0.18, (n, n)))
+    input_delays = rng.uniform(0.0, 3e-3, (4, n)) if delays == "synapse" else None
 
     def make(adjoint):
         layer = eqsnn.RecurrentLIF(
@@ -365,7 +369,8 @@ def test_recurrent_event_loop_with_per_neuron_parameters():
             connectivity=eqsnn.Connectivity.FULL,
             adjoint=adjoint,
             overflow=eqsnn.Overflow.ERROR,
-        )  # input weights drawn with mean 0.4 below; recurrent ones given
+            delays=input_delays,
+        )
         return eqx.tree_at(lambda m: m.weights.recurrent, layer, recurrent)
 
     spikes = _inputs(1)
@@ -375,7 +380,13 @@ def test_recurrent_event_loop_with_per_neuron_parameters():
     out = layer(spikes)
     weights = layer.effective_weights()
     ref = simulate_diffrax(
-        layer.params, spikes, weights.input, 48, 0.05, recurrent_weights=weights.recurrent
+        layer.params,
+        spikes,
+        weights.input,
+        48,
+        0.05,
+        recurrent_weights=weights.recurrent,
+        input_delays=weights.delays,
     )
     count = int(ref.count())
     assert 12 <= count < 48 and int(out.count()) == count
@@ -387,9 +398,11 @@ def test_recurrent_event_loop_with_per_neuron_parameters():
         np.testing.assert_allclose(e, a, rtol=0, atol=1e-8 * np.max(np.abs(a)))
     bursting = int(np.argmax(np.bincount(np.asarray(out.idx[:count]), minlength=n)))
     loss = jax.jit(_loss)
-    for name in ("tau_syn", "tau_mem", "v_th", "v_leak", "v_reset"):
+    names = ["tau_syn", "tau_mem", "v_th", "v_leak", "v_reset", "t_ref"]
+    for name in names + (["delays"] if delays == "synapse" else []):
         where = _where(name)
-        value, h = where(layer), 1e-9 if name.startswith("tau") else 1e-7
-        up = loss(eqx.tree_at(where, layer, value.at[bursting].add(h)), spikes)
-        down = loss(eqx.tree_at(where, layer, value.at[bursting].add(-h)), spikes)
-        np.testing.assert_allclose(where(event)[bursting], (up - down) / (2 * h), rtol=1e-5)
+        value, h = where(layer), 1e-7 if name.startswith("v") else 1e-9
+        index = (1, bursting) if name == "delays" else bursting
+        up = loss(eqx.tree_at(where, layer, value.at[index].add(h)), spikes)
+        down = loss(eqx.tree_at(where, layer, value.at[index].add(-h)), spikes)
+        np.testing.assert_allclose(where(event)[index], (up - down) / (2 * h), rtol=1e-5)

@@ -49,6 +49,7 @@ from .._engine.event_loop import (
     EventKind,
     EventLoop,
     LoopState,
+    arrivals,
     collect_events,
     initial_state,
     pending_crossings,
@@ -72,6 +73,7 @@ def event_loop_eventprop(
     [`eqsnn.RecurrentWeights`][] of a recurrent one.
     """
     del engine
+    config, weights, spikes = arrivals(config, weights, spikes)
     if not isinstance(weights, RecurrentWeights):  # a feed-forward layer: no recurrence
         zeros = jnp.zeros((weights.shape[1],) * 2, weights.dtype)
         weights = RecurrentWeights(input=weights, recurrent=zeros)
@@ -181,23 +183,32 @@ def replay_conditions(params, weights: RecurrentWeights, events):
     times = jax.lax.stop_gradient(events.time)
 
     def body(carry, x):
-        state, now = carry
+        state, now, held, last = carry
         kind, idx, time = x
         happens = kind != EventKind.NONE
-        t = jnp.where(happens, time, now)
-        state = flow(state, t - now)
         j = jnp.maximum(idx, 0).astype(jnp.int32)
+        t = jnp.where(happens, time, now)
+        if params.refractory:
+            # A release happens t_ref after the neuron's spike: as a function of t_ref.
+            release = kind == EventKind.RELEASE
+            t = jnp.where(release, last[j] + of_neuron(wide, j).t_ref, t)
+        flowed = flow(state, t - now)
+        state = LIFState(v=jnp.where(held, state.v, flowed.v), i=flowed.i)
         spike = kind == EventKind.SPIKE
         crossing = jnp.where(spike, state.v[j] - of_neuron(wide, j).v_th, 0.0)
         current = jnp.where(spike, state.i[j], 0.0)
         v = jnp.where(spike & (neurons == j), wide.v_reset, state.v)
         i = state.i + jnp.where(kind == EventKind.INPUT, weights.input[j], 0.0)
         i = i + jnp.where(spike, weights.recurrent[j], 0.0)
-        return (LIFState(v=v, i=i), t), (crossing, current)
+        if params.refractory:
+            held = jnp.where(spike & (neurons == j), True, held)
+            held = jnp.where(release & (neurons == j), False, held)
+            last = jnp.where(spike & (neurons == j), t, last)
+        return (LIFState(v=v, i=i), t, held, last), (crossing, current)
 
     dtype = weights.input.dtype
     rest = LIFState(v=jnp.broadcast_to(wide.v_leak, (n,)).astype(dtype), i=jnp.zeros(n, dtype))
-    init = (rest, jnp.zeros((), dtype))
+    init = (rest, jnp.zeros((), dtype), jnp.zeros(n, bool), jnp.zeros(n, dtype))
     _, (crossing, current) = jax.lax.scan(body, init, (events.kind, events.idx, times))
     return crossing, current
 

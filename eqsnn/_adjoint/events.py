@@ -92,27 +92,47 @@ def adjoint_events(
     dtype = weights.input.dtype
     zeros = jnp.zeros(n, dtype)
 
+    wide = params.per_neuron(n)
+    neurons = jnp.arange(n, dtype=jnp.int32)
+
     def body(carry, x):
-        adjoint, now, grad_in, grad_rec = carry
+        adjoint, now, grad_in, grad_rec, release = carry
         event, g_time, g_current = x
         event_time = jnp.where(event.kind != EventKind.NONE, event.time, now)
         adjoint = flow(adjoint, now - event_time)
+        j = jnp.maximum(event.idx, 0)
+        if params.refractory:
+            # The end of neuron j's refractory period at e = s + t_ref: the voltage was held
+            # before it, so lambda_V,j = 0 there, and moving e moves the release:
+            # dL/de = lambda_V,j(e+) (I_j(e) - u_reset), passed on to the spike at s.
+            is_release = (event.kind == EventKind.RELEASE) & (neurons == j)
+            u_reset = wide.v_reset - wide.v_leak
+            term = adjoint.lambda_v * (event.current - u_reset)
+            release = jnp.where(is_release, term, release)
+            adjoint = AdjointState(
+                lambda_v=jnp.where(is_release, 0.0, adjoint.lambda_v), lambda_i=adjoint.lambda_i
+            )
+            is_spike = event.kind == EventKind.SPIKE
+            g_time = g_time + jnp.where(is_spike, release[j], 0.0)
+            release = jnp.where(is_spike & (neurons == j), 0.0, release)
         adjoint, in_row, rec_row, in_time = adjoint_event(
             params, weights, adjoint, event, g_time, g_current
         )
-        j = jnp.maximum(event.idx, 0)
         grad_in = grad_in.at[j].add(in_row)
         grad_rec = grad_rec.at[j].add(rec_row)
         tau_mem = of_neuron(params, j).tau_mem
         mu = jnp.where(event.kind == EventKind.SPIKE, -tau_mem * adjoint.lambda_v[j], 0.0)
-        return (adjoint, event_time, grad_in, grad_rec), (in_time, mu)
+        return (adjoint, event_time, grad_in, grad_rec, release), (in_time, mu)
 
     init = (
         AdjointState(zeros, zeros),
         jnp.asarray(t_max, dtype),
         jnp.zeros_like(weights.input),
         jnp.zeros_like(weights.recurrent),
+        zeros,
     )
     xs = (events, grad_time, grad_current)
-    (_, _, grad_in, grad_rec), (grad_input_time, jumps) = jax.lax.scan(body, init, xs, reverse=True)
+    (_, _, grad_in, grad_rec, _), (grad_input_time, jumps) = jax.lax.scan(
+        body, init, xs, reverse=True
+    )
     return RecurrentWeights(input=grad_in, recurrent=grad_rec), grad_input_time, jumps

@@ -34,13 +34,16 @@ crossing at the time of an input spike is processed before the input.
 index, current), so that an adjoint (EventProp) can walk the events in reverse.
 """
 
+import dataclasses
 from collections.abc import Callable
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
+from .._connectivity import ConnectivityMask
 from .._flow import LIFState, lif_exponential_flow, synaptic_current
 from .._params import LIFParameters
 from .._spikes import EMPTY_INDEX, Spikes
@@ -56,6 +59,7 @@ class EventKind(eqx.Enumeration):
     NONE = "nothing: no event is left before t_max, the step is padding"
     INPUT = "an input spike; Event.idx is the input index"
     SPIKE = "a spike of a neuron of the layer; Event.idx is the neuron index"
+    RELEASE = "the end of a neuron's refractory period; Event.idx is the neuron index"
 
 
 class Event(eqx.Module):
@@ -67,7 +71,8 @@ class Event(eqx.Module):
     - `kind`: an `EventKind` (an `eqx.Enumeration` item; stacked over steps).
     - `idx`: input index (input event), neuron index (spike), or `-1` (none).
     - `current`: for a spike, the synaptic current of the spiking neuron at its crossing,
-      before any jump at that instant; `0` otherwise.
+      before any jump at that instant; for a release, the neuron's current then; `0`
+      otherwise.
     """
 
     time: Float[Array, "*steps"]
@@ -87,6 +92,8 @@ class LoopState(eqx.Module):
       further event touches it; `+inf` if there is none before `t_max`.
     - `crossing_current`: per neuron, its synaptic current at that crossing.
     - `input_head`: number of (time-sorted) input slots processed so far.
+    - `release`: with a refractory period, per neuron, the time its current refractory
+      period ends (`+inf` if it is not held); `None` without one.
     """
 
     time: Float[Array, ""]
@@ -94,6 +101,7 @@ class LoopState(eqx.Module):
     crossing_time: Float[Array, " n"]
     crossing_current: Float[Array, " n"]
     input_head: Int[Array, ""]
+    release: Float[Array, " n"] | None = None
 
 
 Weights = InputWeights | RecurrentWeights
@@ -109,6 +117,7 @@ def initial_state(n: int, dtype, params: LIFParameters) -> LoopState:
         crossing_time=jnp.full(n, jnp.inf, dtype),
         crossing_current=jnp.zeros(n, dtype),
         input_head=jnp.zeros((), jnp.int32),
+        release=jnp.full(n, jnp.inf, dtype) if params.refractory else None,
     )
 
 
@@ -131,16 +140,25 @@ def next_event(state: LoopState, inputs: SortedInputs, t_max: float) -> Event:
     t_spike = state.crossing_time[neuron]
     is_spike = t_spike <= t_input
     time = jnp.where(is_spike, t_spike, t_input)
+    kind = EventKind.where(is_spike, EventKind.SPIKE, EventKind.INPUT)
+    idx = jnp.where(is_spike, neuron, input_idx)
+    current = jnp.where(is_spike, state.crossing_current[neuron], 0.0)
+    if state.release is not None:
+        # A refractory period that ends comes before a crossing or an input at that time.
+        held = jnp.argmin(state.release).astype(jnp.int32)
+        t_release = state.release[held]
+        is_release = t_release <= time
+        time = jnp.where(is_release, t_release, time)
+        kind = EventKind.where(is_release, EventKind.RELEASE, kind)
+        idx = jnp.where(is_release, held, idx)
+        current = jnp.where(is_release, 0.0, current)  # set after the flow, in `step`
     happens = time < t_max
-    kind = EventKind.where(
-        happens, EventKind.where(is_spike, EventKind.SPIKE, EventKind.INPUT), EventKind.NONE
-    )
-    spike = kind == EventKind.SPIKE
+    kind = EventKind.where(happens, kind, EventKind.NONE)
     return Event(
         time=jnp.where(happens, time, jnp.inf),
         kind=kind,
-        idx=jnp.where(happens, jnp.where(is_spike, neuron, input_idx), EMPTY_INDEX),
-        current=jnp.where(spike, state.crossing_current[neuron], 0.0),
+        idx=jnp.where(happens, idx, EMPTY_INDEX),
+        current=jnp.where(happens, current, 0.0),
     )
 
 
@@ -206,14 +224,28 @@ def step(
     happens = event.kind != EventKind.NONE
     now = jnp.where(happens, event.time, state.time)
     neurons = lif_exponential_flow(params)(state.neurons, now - state.time)
+    n = neurons.v.shape[0]
+    release = state.release
+    if release is not None:
+        # Held neurons keep their voltage (the reset) while the current flows on.
+        held = jnp.isfinite(release)
+        neurons = LIFState(v=jnp.where(held, state.neurons.v, neurons.v), i=neurons.i)
+        j = jnp.maximum(event.idx, 0)
+        released = (event.kind == EventKind.RELEASE) & (jnp.arange(n, dtype=jnp.int32) == j)
+        spiking = (event.kind == EventKind.SPIKE) & (jnp.arange(n, dtype=jnp.int32) == j)
+        release = jnp.where(released, jnp.inf, release)
+        release = jnp.where(spiking, now + params.t_ref, release)
+        current = jnp.where(event.kind == EventKind.RELEASE, neurons.i[j], event.current)
+        event = eqx.tree_at(lambda e: e.current, event, current)
     neurons, changed = transition(params, neurons, event, weights)
+    if release is not None:
+        changed = changed | released
     if reach is not None:
         row = jnp.maximum(event.idx, 0)
         changed = changed | ((event.kind == EventKind.INPUT) & jnp.asarray(reach.input)[row])
         if isinstance(weights, RecurrentWeights):
             spike = event.kind == EventKind.SPIKE
             changed = changed | (spike & jnp.asarray(reach.recurrent)[row])
-    n = changed.shape[0]
     committed = (
         (event.kind == EventKind.SPIKE)
         & (state.crossing_time == event.time)
@@ -228,6 +260,8 @@ def step(
         params.tau_mem,
         params.tau_syn,
     )
+    if release is not None:
+        found = found & ~jnp.isfinite(release)  # a held neuron cannot cross
     crossing_time = jnp.where(found, now + dt, jnp.inf)
     crossing_current = synaptic_current(neurons.i, dt, params.tau_syn)
     new_state = LoopState(
@@ -236,6 +270,7 @@ def step(
         crossing_time=jnp.where(resolve, crossing_time, state.crossing_time),
         crossing_current=jnp.where(resolve, crossing_current, state.crossing_current),
         input_head=state.input_head + (event.kind == EventKind.INPUT).astype(jnp.int32),
+        release=release,
     )
     return new_state, event
 
@@ -304,6 +339,7 @@ class EventLoop(AbstractEngine):
 
     def simulate(self, config: SimulationConfig, weights, spikes: Spikes) -> Spikes:
         """Simulate one sample; see [`eqsnn.AbstractEngine`][]."""
+        config, weights, spikes = arrivals(config, weights, spikes)
         final, events = run_loop(config, weights, spikes)
         return collect_events(events, config.n_spikes, pending_crossings(final, config.t_max))
 
@@ -320,10 +356,12 @@ def run_loop(config: SimulationConfig, weights, spikes: Spikes) -> tuple[LoopSta
     else:
         weights = InputWeights(input=weights)
         transition = transition_without_recurrence
+    # With a refractory period every spike may be followed by its release.
+    releases = config.n_spikes if config.params.refractory else 0
     return trajectory(
         weights,
         spikes,
-        spikes.n_slots + config.n_spikes,
+        spikes.n_slots + config.n_spikes + releases,
         params=config.params,
         solver=config.solver,
         transition=transition,
@@ -362,3 +400,47 @@ def collect_events(events: Event, n_spikes: int, pending: Int[Array, ""]) -> Spi
         current=jnp.where(kept, events.current[pick], 0.0),
         dropped=dropped,
     )
+
+
+def arrivals(config: SimulationConfig, weights, spikes: Spikes):
+    """Input delays as arrival events, before the loop: `(config, weights, spikes)` with
+    no delay left.
+
+    Per source (`delays` of shape `(in_size,)`), every input spike simply arrives later.
+    Per synapse (`(in_size, n)`), input slot `k` becomes `n` arrival slots, one per neuron
+    `m`, at `t_k + d[i_k, m]`, each adding `w[i_k, m]` to neuron `m` only (a weight matrix of
+    `n_slots * n` rows): the loop then takes one step per arrival, and memory grows as
+    `n_slots * n**2`. The transformation is plain JAX, so gradients reach the delays, the
+    weights and the input times through it by autodiff, under either gradient method.
+    """
+    delays = getattr(weights, "delays", None)
+    if delays is None:
+        return config, weights, spikes
+    from .per_neuron import delay_of  # (the feed-forward delays' convention)
+
+    recurrent = isinstance(weights, RecurrentWeights)
+    w_in = weights.input
+    d = delay_of(delays)
+    used = spikes.idx >= 0
+    src = jnp.where(used, spikes.idx, 0)
+    if d.ndim == 1:
+        time = spikes.time + jnp.where(used, d[src], 0.0)
+        spikes = eqx.tree_at(lambda s: s.time, spikes, time)
+        virtual, mask = w_in, None if not recurrent else config.mask.input
+    else:
+        n_slots, n = spikes.time.shape[0], w_in.shape[1]
+        time = (spikes.time[:, None] + jnp.where(used[:, None], d[src], 0.0)).reshape(-1)
+        slot = jnp.arange(n_slots * n, dtype=jnp.int32)
+        idx = jnp.where(jnp.repeat(used, n), slot, -1)
+        spikes = Spikes(time=time, idx=idx, dropped=spikes.dropped)
+        eye = jnp.eye(n, dtype=w_in.dtype)
+        virtual = (w_in[src][:, :, None] * eye[None]).reshape(n_slots * n, n)
+        mask = np.tile(np.eye(n, dtype=bool), (n_slots, 1))
+    if recurrent:
+        weights = RecurrentWeights(
+            input=virtual, recurrent=weights.recurrent, recurrent_delays=weights.recurrent_delays
+        )
+        config = dataclasses.replace(config, mask=ConnectivityMask(mask, config.mask.recurrent))
+    else:
+        weights = virtual
+    return config, weights, spikes

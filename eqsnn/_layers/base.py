@@ -121,11 +121,9 @@ class AbstractSimulatedLayer(AbstractLayer):
         features = self.features()
         # Array parameters also run on the event loop (any connectivity); refractory
         # periods and delays only on the window scan.
-        loop_ok = isinstance(self.engine, EventLoop) and not (
-            self.params.refractory or self.weights.delays is not None
+        loop_ok = isinstance(self.engine, EventLoop) and (
+            getattr(self.weights, "recurrent_delays", None) is None
         )
-        if getattr(self.weights, "recurrent_delays", None) is not None:
-            loop_ok = False
         if features and not (isinstance(self.engine, WindowScan) or loop_ok):
             raise ValueError(
                 f"{who}: {' and '.join(features)} are simulated by the window scan "
