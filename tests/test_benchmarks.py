@@ -187,3 +187,23 @@ def test_headline_holds_the_reference_against_jaxsnn_and_the_floor(run):
     assert "eqsnn EventPropLIF is 10.00x faster than jaxsnn EventProp forward+gradient" in table
     assert "eqsnn EventPropLIF takes 2.00x the floor's time forward+gradient" in table
     assert _report.headline(records[:1], _report.reference_record(records)) == []
+
+
+@pytest.mark.slow  # four compilations of a vmapped two-layer gradient: ~30-60 s on 2 cores
+@pytest.mark.standard_promotion
+def test_features_benchmark_prints_the_four_variants(run, capsys):
+    """`benchmarks.features` (issue 17) in a tiny configuration: one row per variant, each
+    timed, finding (a)'s spikes (float32: 1e-6 s on a 20 ms window, the bracketed solver
+    rounds otherwise than the closed form) and dropping none."""
+    from benchmarks import features
+
+    with jax.enable_x64(False):
+        records = features.main(
+            ["--hidden", "8", "--batch", "4", "--runs", "1", "--gradients", "eventprop"]
+        )
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| (")]
+    assert [row.split(" | ")[0] for row in rows] == [f"| {v.value}" for v in features.Variant]
+    assert len(records) == 4
+    for record in records:
+        assert record["step_s"] > 0 and record["compile_s"] > 0 and record["dropped"] == 0
+        assert record["max_abs_dt_s"] <= 1e-6 and record["spike_mismatch"] == 0
