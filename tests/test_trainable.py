@@ -124,6 +124,8 @@ def test_autodiff_equals_eventprop(delays):
 def _where(name):
     if name == "delays":
         return lambda layer: layer.weights.delays
+    if name == "recurrent_delays":
+        return lambda layer: layer.weights.recurrent_delays
     if name == "weights":
         return lambda layer: layer.weights.input
     return lambda layer: getattr(layer.params, name)
@@ -252,7 +254,7 @@ def test_bad_input_raises():
         eqsnn.LIF(
             2, N_OUT, 4, T_MAX, _params(), key=jax.random.key(0), solver=eqsnn.solvers.TTFSSolver()
         )
-    with pytest.raises(ValueError, match=r"not yet supported on engine=IntervalScan"):
+    with pytest.raises(ValueError, match=r"not\s+yet supported on engine=IntervalScan"):
         eqsnn.LIF(2, N_OUT, 4, T_MAX, _params(), key=jax.random.key(0), engine=eqsnn.IntervalScan())
 
 
@@ -338,11 +340,12 @@ def test_layered_recurrent_layer_with_every_feature():
         np.testing.assert_allclose(where(event)[index], (up - down) / (2 * h), rtol=1e-5)
 
 
-@pytest.mark.parametrize("delays", ["none", "synapse"])
-def test_recurrent_event_loop_with_per_neuron_parameters(delays):
+@pytest.mark.parametrize("delays", ["synapse", "recurrent"])
+def test_recurrent_event_loop_with_every_feature(delays):
     # Genuine recurrence (Connectivity.FULL, the event loop) with every parameter per
-    # neuron, refractory periods included, and per-synapse input delays: the reference's
-    # spikes; autodiff equals EventProp; finite differences.
+    # neuron, refractory periods included, and per-synapse input delays, or per-source
+    # input delays and per-synapse recurrent delays: the reference's spikes; autodiff
+    # equals EventProp; finite differences.
     rng = np.random.default_rng(0)
     n = 6
     params = eqsnn.LIFParameters(
@@ -354,7 +357,9 @@ def test_recurrent_event_loop_with_per_neuron_parameters(delays):
         t_ref=jnp.asarray(rng.uniform(0.0, 2e-3, n)),
     )
     recurrent = jnp.asarray(rng.normal(0.0, 0.18, (n, n)))
-    input_delays = rng.uniform(0.0, 3e-3, (4, n)) if delays == "synapse" else None
+    shape = (4, n) if delays == "synapse" else (4,)
+    input_delays = rng.uniform(0.0, 3e-3, shape)
+    recurrent_delays = rng.uniform(0.0, 3e-3, (n, n)) if delays == "recurrent" else None
 
     def make(adjoint):
         layer = eqsnn.RecurrentLIF(
@@ -370,6 +375,7 @@ def test_recurrent_event_loop_with_per_neuron_parameters(delays):
             adjoint=adjoint,
             overflow=eqsnn.Overflow.ERROR,
             delays=input_delays,
+            recurrent_delays=recurrent_delays,
         )
         return eqx.tree_at(lambda m: m.weights.recurrent, layer, recurrent)
 
@@ -387,6 +393,7 @@ def test_recurrent_event_loop_with_per_neuron_parameters(delays):
         0.05,
         recurrent_weights=weights.recurrent,
         input_delays=weights.delays,
+        recurrent_delays=weights.recurrent_delays,
     )
     count = int(ref.count())
     assert 12 <= count < 48 and int(out.count()) == count
@@ -399,10 +406,11 @@ def test_recurrent_event_loop_with_per_neuron_parameters(delays):
     bursting = int(np.argmax(np.bincount(np.asarray(out.idx[:count]), minlength=n)))
     loss = jax.jit(_loss)
     names = ["tau_syn", "tau_mem", "v_th", "v_leak", "v_reset", "t_ref"]
-    for name in names + (["delays"] if delays == "synapse" else []):
+    extra = ["delays"] if delays == "synapse" else ["recurrent_delays"]
+    for name in names + extra:
         where = _where(name)
         value, h = where(layer), 1e-7 if name.startswith("v") else 1e-9
-        index = (1, bursting) if name == "delays" else bursting
+        index = {"delays": (1, bursting), "recurrent_delays": (bursting, 2)}.get(name, bursting)
         up = loss(eqx.tree_at(where, layer, value.at[index].add(h)), spikes)
         down = loss(eqx.tree_at(where, layer, value.at[index].add(-h)), spikes)
         np.testing.assert_allclose(where(event)[index], (up - down) / (2 * h), rtol=1e-5)

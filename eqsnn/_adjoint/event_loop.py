@@ -49,6 +49,7 @@ from .._engine.event_loop import (
     EventKind,
     EventLoop,
     LoopState,
+    arrival_row,
     arrivals,
     collect_events,
     initial_state,
@@ -60,7 +61,7 @@ from .._engine.event_loop import (
 from .._flow import LIFState, lif_exponential_flow
 from .._spikes import Spikes
 from .._weights import RecurrentWeights
-from .events import adjoint_event, adjoint_events
+from .events import adjoint_event, adjoint_events, spike_sources
 from .transitions import AdjointState, adjoint_lif_exponential_flow, of_neuron
 
 
@@ -123,9 +124,11 @@ def _trajectory_bwd(events, grad_out, perturbed, weights_spikes_params, config: 
         lambda e: collect_events(e, config.n_spikes, zero), events, grad_out
     )
     grad_w, grad_step_time, jumps = adjoint_events(
-        config.params, weights, events, grad_time, grad_current, config.t_max
+        config.params, weights, events, grad_time, grad_current, config.t_max, config.n_spikes
     )
-    grad_params = parameter_gradients(arrays, config, weights, events, jumps, grad_current)
+    grad_params = parameter_gradients(
+        arrays, config, weights, events, jumps, grad_current, config.n_spikes
+    )
     # The k-th input event is slot k of the time-sorted inputs.
     is_input = events.kind == EventKind.INPUT
     slot = jnp.cumsum(is_input, dtype=jnp.int32) - 1
@@ -139,6 +142,7 @@ def _trajectory_bwd(events, grad_out, perturbed, weights_spikes_params, config: 
     grad_weights = RecurrentWeights(
         input=jnp.where(config.mask.input, grad_w.input, 0.0),
         recurrent=jnp.where(config.mask.recurrent, grad_w.recurrent, 0.0),
+        recurrent_delays=grad_w.recurrent_delays,
     )
     grad_spikes = input_cotangent(spikes, sorted_in, config.t_max, grad_sorted)
     return grad_weights, grad_spikes, grad_params
@@ -148,7 +152,9 @@ _trajectory.def_fwd(_trajectory_fwd)
 _trajectory.def_bwd(_trajectory_bwd)
 
 
-def parameter_gradients(arrays, config: SimulationConfig, weights, events, jumps, grad_current):
+def parameter_gradients(
+    arrays, config: SimulationConfig, weights, events, jumps, grad_current, n_spikes: int
+):
     r"""Gradients of the array fields of the neuron parameters, from the adjoint jumps.
 
     Each spike $r$ of neuron $j$ at $s_r$ is a root of $F_r = V_j(s_r^-) - v_{\mathrm{th},j}$,
@@ -167,15 +173,19 @@ def parameter_gradients(arrays, config: SimulationConfig, weights, events, jumps
     g_cur = jax.lax.stop_gradient(grad_current)
 
     def lagrangian(arrays):
-        crossing, current = replay_conditions(eqx.combine(arrays, config.params), weights, events)
+        params = eqx.combine(arrays, config.params)
+        crossing, current = replay_conditions(params, weights, events, n_spikes)
         return jnp.sum(mu * crossing + g_cur * current)
 
     return jax.grad(lagrangian)(arrays)
 
 
-def replay_conditions(params, weights: RecurrentWeights, events):
+def replay_conditions(params, weights: RecurrentWeights, events, n_spikes: int = 0):
     """Per recorded step, `V_j - v_th_j` just before a spike of neuron `j` and its current
-    (zero at other steps), replaying the events at their recorded times."""
+    (zero at other steps), replaying the events at their recorded times (`n_spikes`: the
+    size of the loop's queue of delayed spikes, with recurrent delays)."""
+    delayed = weights.recurrent_delays is not None
+    sources = spike_sources(events, n_spikes) if delayed else None
     n = weights.input.shape[1]
     flow = lif_exponential_flow(params)
     wide = params.per_neuron(n)
@@ -199,7 +209,11 @@ def replay_conditions(params, weights: RecurrentWeights, events):
         current = jnp.where(spike, state.i[j], 0.0)
         v = jnp.where(spike & (neurons == j), wide.v_reset, state.v)
         i = state.i + jnp.where(kind == EventKind.INPUT, weights.input[j], 0.0)
-        i = i + jnp.where(spike, weights.recurrent[j], 0.0)
+        if delayed:
+            arriving = kind == EventKind.ARRIVAL
+            i = i + jnp.where(arriving, arrival_row(weights, idx, sources), 0.0)
+        else:
+            i = i + jnp.where(spike, weights.recurrent[j], 0.0)
         if params.refractory:
             held = jnp.where(spike & (neurons == j), True, held)
             held = jnp.where(release & (neurons == j), False, held)

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from .._engine.event_loop import Event, EventKind
+from .._engine.event_loop import Event, EventKind, arrival_row
 from .._params import LIFParameters
 from .._weights import RecurrentWeights
 from .transitions import (
@@ -67,7 +67,13 @@ def adjoint_event(
 
 
 def adjoint_events(
-    params: LIFParameters, weights: RecurrentWeights, events, grad_time, grad_current, t_max: float
+    params: LIFParameters,
+    weights: RecurrentWeights,
+    events,
+    grad_time,
+    grad_current,
+    t_max: float,
+    n_spikes: int = 0,
 ):
     r"""Walk the recorded events in reverse, from $\lambda(t_\mathrm{max}) = 0$.
 
@@ -79,32 +85,50 @@ def adjoint_events(
     - `grad_time`, `grad_current`: $\partial L/\partial t$ and $\partial L/\partial I$ of each
       event (zero for events that are not output spikes), shape `(steps,)`.
     - `t_max`: the simulation horizon.
+    - `n_spikes`: with recurrent delays, the number of spikes the loop queued (its
+      `n_spikes`).
+
+    With a refractory period, a release event of neuron $j$ at $e = s + t_\mathrm{ref}$ sets
+    $\lambda_{V,j} = 0$ (the voltage was held before it) and passes
+    $\partial L/\partial e = \lambda_{V,j}(e^+)(I_j(e) - u_\mathrm{reset})$ on to the spike
+    at $s$. With recurrent delays a spike only resets its neuron; each of its arrivals at
+    $s + d$ acts as an input spike (weight gradients $-\tau_\mathrm{syn}\lambda_I$ there, and
+    the time gradient $\sum_m W_{jm}(\lambda_{V,m} - \lambda_{I,m})$, which moves with the
+    spike time and with the delay).
 
     **Returns:** `(grad_weights, grad_input_time, jumps)`: the gradient w.r.t. `weights`
-    (a [`eqsnn.RecurrentWeights`][]); per step, the gradient w.r.t. the time of the input
-    spike processed there (zero at other steps); and per step the adjoint jump
-    $\mu = -\tau_\mathrm{mem}\lambda_{V,j}(s^-)$ of a spike of neuron $j$ (zero at other
-    steps), from which the gradients of the neuron parameters follow (see
-    `parameter_gradients` in `_adjoint/event_loop.py`).
+    (a [`eqsnn.RecurrentWeights`][], with `recurrent_delays` when there are some); per
+    step, the gradient w.r.t. the time of the input spike processed there (zero at other
+    steps); and per step the adjoint jump $\mu = -\tau_\mathrm{mem}\lambda_{V,j}(s^-)$ of
+    a spike of neuron $j$ (zero at other steps), from which the gradients of the neuron
+    parameters follow (see `parameter_gradients` in `_adjoint/event_loop.py`).
     """
     flow = adjoint_lif_exponential_flow(params)
     n = weights.input.shape[1]
     dtype = weights.input.dtype
     zeros = jnp.zeros(n, dtype)
-
     wide = params.per_neuron(n)
     neurons = jnp.arange(n, dtype=jnp.int32)
+    delayed = weights.recurrent_delays is not None
+    per_spike = n if delayed and weights.recurrent_delays.ndim == 2 else 1
+    n_queue = n_spikes * per_spike if delayed else 0
+    ordinal = jnp.cumsum(events.kind == EventKind.SPIKE, dtype=jnp.int32) - 1
+    sources = spike_sources(events, n_spikes) if delayed else None
+    # With delays the recurrent jumps happen at the arrivals: a spike itself only resets.
+    at_spike = (
+        RecurrentWeights(input=weights.input, recurrent=jnp.zeros_like(weights.recurrent))
+        if delayed
+        else weights
+    )
 
     def body(carry, x):
-        adjoint, now, grad_in, grad_rec, release = carry
-        event, g_time, g_current = x
+        adjoint, now, grad_in, grad_rec, release, arrival = carry
+        event, g_time, g_current, k = x
         event_time = jnp.where(event.kind != EventKind.NONE, event.time, now)
         adjoint = flow(adjoint, now - event_time)
         j = jnp.maximum(event.idx, 0)
+        is_spike = event.kind == EventKind.SPIKE
         if params.refractory:
-            # The end of neuron j's refractory period at e = s + t_ref: the voltage was held
-            # before it, so lambda_V,j = 0 there, and moving e moves the release:
-            # dL/de = lambda_V,j(e+) (I_j(e) - u_reset), passed on to the spike at s.
             is_release = (event.kind == EventKind.RELEASE) & (neurons == j)
             u_reset = wide.v_reset - wide.v_leak
             term = adjoint.lambda_v * (event.current - u_reset)
@@ -112,17 +136,30 @@ def adjoint_events(
             adjoint = AdjointState(
                 lambda_v=jnp.where(is_release, 0.0, adjoint.lambda_v), lambda_i=adjoint.lambda_i
             )
-            is_spike = event.kind == EventKind.SPIKE
             g_time = g_time + jnp.where(is_spike, release[j], 0.0)
             release = jnp.where(is_spike & (neurons == j), 0.0, release)
+        if delayed:
+            first = jnp.clip(k * per_spike, 0, n_queue - per_spike)
+            mine = jax.lax.dynamic_slice(arrival, (first,), (per_spike,))
+            g_time = g_time + jnp.where(is_spike, jnp.sum(mine), 0.0)
+            is_arrival = event.kind == EventKind.ARRIVAL
+            row = arrival_row(weights, event.idx, sources)
+            source = jnp.maximum(sources[j // per_spike], 0)
+            reached = is_arrival & _targets(event.idx, n, per_spike)
+            grad_rec = grad_rec.at[source].add(
+                jnp.where(reached, -wide.tau_syn * adjoint.lambda_i, 0.0)
+            )
+            a = jnp.sum(row * (adjoint.lambda_v - adjoint.lambda_i))
+            arrival = jnp.where(is_arrival, arrival.at[j].set(a), arrival)
         adjoint, in_row, rec_row, in_time = adjoint_event(
-            params, weights, adjoint, event, g_time, g_current
+            params, at_spike, adjoint, event, g_time, g_current
         )
         grad_in = grad_in.at[j].add(in_row)
-        grad_rec = grad_rec.at[j].add(rec_row)
+        if not delayed:  # (with delays the recurrent gradients are read at the arrivals)
+            grad_rec = grad_rec.at[j].add(rec_row)
         tau_mem = of_neuron(params, j).tau_mem
-        mu = jnp.where(event.kind == EventKind.SPIKE, -tau_mem * adjoint.lambda_v[j], 0.0)
-        return (adjoint, event_time, grad_in, grad_rec, release), (in_time, mu)
+        mu = jnp.where(is_spike, -tau_mem * adjoint.lambda_v[j], 0.0)
+        return (adjoint, event_time, grad_in, grad_rec, release, arrival), (in_time, mu)
 
     init = (
         AdjointState(zeros, zeros),
@@ -130,9 +167,44 @@ def adjoint_events(
         jnp.zeros_like(weights.input),
         jnp.zeros_like(weights.recurrent),
         zeros,
+        jnp.zeros(n_queue, dtype),
     )
-    xs = (events, grad_time, grad_current)
-    (_, _, grad_in, grad_rec, _), (grad_input_time, jumps) = jax.lax.scan(
-        body, init, xs, reverse=True
-    )
-    return RecurrentWeights(input=grad_in, recurrent=grad_rec), grad_input_time, jumps
+    xs = (events, grad_time, grad_current, ordinal)
+    carry, (grad_input_time, jumps) = jax.lax.scan(body, init, xs, reverse=True)
+    grad_in, grad_rec, arrival = carry[2], carry[3], carry[5]
+    grad_delays = None
+    if delayed:
+        grad_delays = _delay_gradients(weights.recurrent_delays, arrival, sources, per_spike)
+    grads = RecurrentWeights(input=grad_in, recurrent=grad_rec, recurrent_delays=grad_delays)
+    return grads, grad_input_time, jumps
+
+
+def _targets(slot, n: int, per_spike: int):
+    """The neurons an arrival of queue slot `slot` reaches (all, or `slot % n`)."""
+    if per_spike == 1:
+        return jnp.ones(n, bool)
+    return jnp.arange(n, dtype=jnp.int32) == jnp.maximum(slot, 0) % n
+
+
+def spike_sources(events, n_spikes: int):
+    """The neuron of the k-th spike of the recorded events, `(n_spikes,)` (`-1` after the
+    last), as the loop's `sources`."""
+    is_spike = events.kind == EventKind.SPIKE
+    seen = jnp.cumsum(is_spike, dtype=jnp.int32)
+    slot = jnp.arange(1, n_spikes + 1, dtype=jnp.int32)
+    pick = jnp.minimum(jnp.searchsorted(seen, slot), seen.shape[0] - 1)
+    return jnp.where(slot <= seen[-1], events.idx[pick], -1).astype(jnp.int32)
+
+
+def _delay_gradients(delays, arrival, sources, per_spike: int):
+    """Scatter the arrival-time gradients of the queue slots onto the delays they used
+    (a delay below zero acts as zero and gets no gradient)."""
+    slot = jnp.arange(arrival.shape[0], dtype=jnp.int32)
+    source = sources[slot // per_spike]
+    grad = jnp.where(source >= 0, arrival, 0.0)
+    source = jnp.maximum(source, 0)
+    if delays.ndim == 1:
+        out = jnp.zeros_like(delays).at[source].add(grad)
+    else:
+        out = jnp.zeros_like(delays).at[source, slot % delays.shape[1]].add(grad)
+    return jnp.where(delays >= 0, out, 0.0)

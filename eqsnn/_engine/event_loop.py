@@ -60,6 +60,7 @@ class EventKind(eqx.Enumeration):
     INPUT = "an input spike; Event.idx is the input index"
     SPIKE = "a spike of a neuron of the layer; Event.idx is the neuron index"
     RELEASE = "the end of a neuron's refractory period; Event.idx is the neuron index"
+    ARRIVAL = "a delayed recurrent spike arrives; Event.idx is its slot in the queue"
 
 
 class Event(eqx.Module):
@@ -94,6 +95,12 @@ class LoopState(eqx.Module):
     - `input_head`: number of (time-sorted) input slots processed so far.
     - `release`: with a refractory period, per neuron, the time its current refractory
       period ends (`+inf` if it is not held); `None` without one.
+    - `queue`: with recurrent delays, the arrival time of every queued recurrent spike
+      (`+inf` once it arrived or if it never will): the `k`-th spike of the layer fills
+      slot `k` (per-source delays) or slots `k*n .. k*n + n - 1`, one per target
+      (per-synapse delays); `None` without delays.
+    - `spike_count`: with recurrent delays, the number of spikes so far.
+    - `sources`: with recurrent delays, the neuron of each spike so far (`-1` after).
     """
 
     time: Float[Array, ""]
@@ -102,6 +109,9 @@ class LoopState(eqx.Module):
     crossing_current: Float[Array, " n"]
     input_head: Int[Array, ""]
     release: Float[Array, " n"] | None = None
+    queue: Float[Array, " q"] | None = None
+    spike_count: Int[Array, ""] | None = None
+    sources: Int[Array, " s"] | None = None
 
 
 Weights = InputWeights | RecurrentWeights
@@ -109,8 +119,11 @@ Transition = Callable[[LIFParameters, LIFState, Event, Weights], tuple[LIFState,
 """`transition(params, neurons, event, weights) -> (neurons, changed)`."""
 
 
-def initial_state(n: int, dtype, params: LIFParameters) -> LoopState:
-    """All `n` neurons at rest at time 0, no crossing pending, no input processed."""
+def initial_state(
+    n: int, dtype, params: LIFParameters, queue: int = 0, n_spikes: int = 0
+) -> LoopState:
+    """All `n` neurons at rest at time 0, no crossing pending, no input processed (and,
+    with recurrent delays, an empty queue of `queue` slots for `n_spikes` spikes)."""
     return LoopState(
         time=jnp.zeros((), dtype),
         neurons=LIFState(v=jnp.full(n, params.v_leak, dtype), i=jnp.zeros(n, dtype)),
@@ -118,6 +131,9 @@ def initial_state(n: int, dtype, params: LIFParameters) -> LoopState:
         crossing_current=jnp.zeros(n, dtype),
         input_head=jnp.zeros((), jnp.int32),
         release=jnp.full(n, jnp.inf, dtype) if params.refractory else None,
+        queue=jnp.full(queue, jnp.inf, dtype) if queue else None,
+        spike_count=jnp.zeros((), jnp.int32) if queue else None,
+        sources=jnp.full(n_spikes, -1, jnp.int32) if queue else None,
     )
 
 
@@ -143,6 +159,15 @@ def next_event(state: LoopState, inputs: SortedInputs, t_max: float) -> Event:
     kind = EventKind.where(is_spike, EventKind.SPIKE, EventKind.INPUT)
     idx = jnp.where(is_spike, neuron, input_idx)
     current = jnp.where(is_spike, state.crossing_current[neuron], 0.0)
+    if state.queue is not None:
+        # A delayed recurrent spike arrives after everything else at the same time.
+        slot = jnp.argmin(state.queue).astype(jnp.int32)
+        t_arrival = state.queue[slot]
+        is_arrival = t_arrival < time
+        time = jnp.where(is_arrival, t_arrival, time)
+        kind = EventKind.where(is_arrival, EventKind.ARRIVAL, kind)
+        idx = jnp.where(is_arrival, slot, idx)
+        current = jnp.where(is_arrival, 0.0, current)
     if state.release is not None:
         # A refractory period that ends comes before a crossing or an input at that time.
         held = jnp.argmin(state.release).astype(jnp.int32)
@@ -199,6 +224,20 @@ def transition_with_recurrence(
     return LIFState(v=neurons.v, i=neurons.i + jump), changed | (jump != 0)
 
 
+def arrival_row(weights: RecurrentWeights, slot, sources) -> Float[Array, " n"]:
+    """What queue slot `slot` adds to the currents when it arrives: `sources[slot // k]`'s
+    recurrent row, restricted to target `slot % n` for per-synapse delays (`k` slots per
+    spike)."""
+    n = weights.recurrent.shape[0]
+    per_synapse = weights.recurrent_delays.ndim == 2
+    slot = jnp.maximum(slot, 0)
+    source = sources[slot // n] if per_synapse else sources[slot]
+    row = weights.recurrent[jnp.maximum(source, 0)]
+    if per_synapse:
+        row = jnp.where(jnp.arange(n, dtype=jnp.int32) == slot % n, row, 0.0)
+    return row
+
+
 def step(
     state: LoopState,
     *,
@@ -240,6 +279,22 @@ def step(
     neurons, changed = transition(params, neurons, event, weights)
     if release is not None:
         changed = changed | released
+    queue, spike_count, sources = state.queue, state.spike_count, state.sources
+    if queue is not None:
+        arriving = event.kind == EventKind.ARRIVAL
+        jump = jnp.where(arriving, arrival_row(weights, event.idx, sources), 0.0)
+        neurons = LIFState(v=neurons.v, i=neurons.i + jump)
+        changed = changed | (jump != 0)
+        if reach is not None:
+            source = sources[jnp.maximum(event.idx, 0) // (queue.shape[0] // sources.shape[0])]
+            targets = jnp.asarray(reach.recurrent)[jnp.maximum(source, 0)]
+            if weights.recurrent_delays.ndim == 2:
+                targets = targets & (jnp.arange(n, dtype=jnp.int32) == event.idx % n)
+            changed = changed | (arriving & targets)
+        queue = jnp.where(arriving, queue.at[jnp.maximum(event.idx, 0)].set(jnp.inf), queue)
+        queue, spike_count, sources = push_spike(
+            queue, spike_count, sources, event, now, weights.recurrent_delays, t_max
+        )
     if reach is not None:
         row = jnp.maximum(event.idx, 0)
         changed = changed | ((event.kind == EventKind.INPUT) & jnp.asarray(reach.input)[row])
@@ -271,8 +326,33 @@ def step(
         crossing_current=jnp.where(resolve, crossing_current, state.crossing_current),
         input_head=state.input_head + (event.kind == EventKind.INPUT).astype(jnp.int32),
         release=release,
+        queue=queue,
+        spike_count=spike_count,
+        sources=sources,
     )
     return new_state, event
+
+
+def push_spike(queue, count, sources, event: Event, now, delays, t_max: float):
+    """Queue the arrivals of a spike (`event`) of neuron `j` at `now + d`: one slot for
+    per-source delays (`d = delays[j]`), one per target for per-synapse delays
+    (`d = delays[j, :]`); arrivals at or after `t_max` never happen (`+inf`). Spikes beyond
+    the `sources` buffer are not queued (they are lost to the output buffer anyway)."""
+    spiking = (event.kind == EventKind.SPIKE) & (count < sources.shape[0])
+    j = jnp.maximum(event.idx, 0)
+    k = jnp.minimum(count, sources.shape[0] - 1)
+    from .per_neuron import delay_of  # (the feed-forward delays' convention)
+
+    arrival = now + delay_of(delays[j])
+    arrival = jnp.where(arrival < t_max, arrival, jnp.inf)
+    if delays.ndim == 2:
+        n = delays.shape[1]
+        block = jax.lax.dynamic_update_slice(queue, arrival, (k * n,))
+        queue = jnp.where(spiking, block, queue)
+    else:
+        queue = jnp.where(spiking, queue.at[k].set(arrival), queue)
+    sources = jnp.where(spiking, sources.at[k].set(j.astype(sources.dtype)), sources)
+    return queue, count + spiking.astype(count.dtype), sources
 
 
 def trajectory(
@@ -285,6 +365,8 @@ def trajectory(
     transition: Transition,
     t_max: float,
     reach=None,
+    queue: int = 0,
+    n_spikes: int = 0,
 ) -> tuple[LoopState, Event]:
     """Run the event loop for `n_steps` steps from rest.
 
@@ -297,13 +379,15 @@ def trajectory(
     - `n_steps`: number of events to process (static).
     - `params`, `solver`, `transition`, `t_max`, `reach`: as for
       `step`.
+    - `queue`, `n_spikes`: with recurrent delays, the size of the queue of arrivals and the
+      number of spikes it holds (0 without delays).
 
     **Returns:** `(state, events)`: the state after the last step, and the `n_steps` events
     in time order (an `Event` of arrays of shape `(n_steps,)`).
     """
     sorted_inputs = sort_inputs(inputs, t_max)
     n = weights.input.shape[1]
-    init = initial_state(n, weights.input.dtype, params)
+    init = initial_state(n, weights.input.dtype, params, queue, n_spikes)
 
     def body(state, _):
         return step(
@@ -351,8 +435,14 @@ def run_loop(config: SimulationConfig, weights, spikes: Spikes) -> tuple[LoopSta
     effective [`eqsnn.RecurrentWeights`][] of a recurrent layer, whose `config.mask`
     tells the loop which neurons an event can reach.
     """
+    queue = 0
     if isinstance(weights, RecurrentWeights):
         transition = transition_with_recurrence
+        if weights.recurrent_delays is not None:  # the recurrent jumps wait in a queue
+            transition = transition_without_recurrence
+            n = weights.recurrent.shape[0]
+            per_spike = n if weights.recurrent_delays.ndim == 2 else 1
+            queue = config.n_spikes * per_spike
     else:
         weights = InputWeights(input=weights)
         transition = transition_without_recurrence
@@ -361,12 +451,14 @@ def run_loop(config: SimulationConfig, weights, spikes: Spikes) -> tuple[LoopSta
     return trajectory(
         weights,
         spikes,
-        spikes.n_slots + config.n_spikes + releases,
+        spikes.n_slots + config.n_spikes + releases + queue,
         params=config.params,
         solver=config.solver,
         transition=transition,
         t_max=config.t_max,
         reach=config.mask,
+        queue=queue,
+        n_spikes=config.n_spikes,
     )
 
 

@@ -119,18 +119,11 @@ class AbstractSimulatedLayer(AbstractLayer):
         self.engine.check(config, who)
         self.adjoint.check(self.engine, who)
         features = self.features()
-        # Array parameters also run on the event loop (any connectivity); refractory
-        # periods and delays only on the window scan.
-        loop_ok = isinstance(self.engine, EventLoop) and (
-            getattr(self.weights, "recurrent_delays", None) is None
-        )
-        if features and not (isinstance(self.engine, WindowScan) or loop_ok):
+        if features and not isinstance(self.engine, WindowScan | EventLoop):
             raise ValueError(
                 f"{who}: {' and '.join(features)} are simulated by the window scan "
-                "(eqsnn.WindowScan(...): the default of eqsnn.LIF, and for a recurrent layer "
-                "populations connected feed-forward, as Connectivity.LAYERED; array "
-                "parameters also by eqsnn.EventLoop()) and are not yet supported on "
-                f"engine={self.engine!r}."
+                "(eqsnn.WindowScan(...)) and the event loop (eqsnn.EventLoop()), and are not "
+                f"yet supported on engine={self.engine!r}."
             )
         if features and getattr(self.adjoint, "per_step", False):
             raise ValueError(

@@ -192,9 +192,9 @@ class RecurrentLIF(AbstractRecurrentLayer, AbstractSimulatedLayer):
     - `delays`, `recurrent_delays`: trainable delays of the input and of the recurrent
       synapses (`weights.delays`, `weights.recurrent_delays`): `None` (default), `"synapse"`
       or `"source"` (zeros of shape `(in_size, n)` / `(n, n)`, or `(in_size,)` / `(n,)`), or
-      an array of either shape in seconds (finite, >= 0). With delays, per-neuron
-      parameters or a refractory period the layer runs on the window scan, populations
-      connected feed-forward (as `Connectivity.LAYERED`); see
+      an array of either shape in seconds (finite, >= 0). Delays, per-neuron parameters
+      and refractory periods run on the event loop (any connectivity) and on the window
+      scan (populations connected feed-forward); see
       [Trainable parameters and delays](../concepts/trainable.md).
     - `max_spikes_per_neuron`: deprecated spelling of
       `engine=eqsnn.WindowScan(max_spikes_per_neuron=...)` (a `DeprecationWarning`).
