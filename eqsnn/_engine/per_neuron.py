@@ -70,6 +70,12 @@ def arrivals(weights, spikes: Spikes) -> Arrivals:
     return Arrivals(time=time, weight=weight, idx=idx)
 
 
+def shared_arrivals(weights) -> bool:
+    """Whether every neuron sees the same arrival times (no delays, or per-source ones)."""
+    delays = weights.delays if isinstance(weights, InputWeights) else None
+    return delays is None or delays.ndim == 1
+
+
 def split_params(params: LIFParameters, n: int) -> tuple[LIFParameters, LIFParameters]:
     """`(arrays, constants)`: the array fields broadcast to `(n,)` (vmapped over neurons)
     and the float fields (closed over)."""
@@ -90,7 +96,14 @@ def per_neuron_spikes(core, config: SimulationConfig, weights, spikes: Spikes) -
     arr = arrivals(weights, spikes)
     n_out = arr.time.shape[0]
     arrays, _ = split_params(config.params, n_out)
-    found = jax.vmap(core)(arr.weight, arr.time, arr.idx, arrays)
+    if shared_arrivals(weights):
+        # Every neuron sees the same arrival times: pass them unbatched, so that the
+        # neurons' simulations share one sort of the inputs.
+        found = jax.vmap(core, in_axes=(0, None, None, 0))(
+            arr.weight, arr.time[0], arr.idx[0], arrays
+        )
+    else:
+        found = jax.vmap(core)(arr.weight, arr.time, arr.idx, arrays)
     return NeuronSpikes(
         time=found.time.T,
         current=found.current.T,
