@@ -229,7 +229,9 @@ def make_sample_loss(cfg: argparse.Namespace) -> training.SampleLoss:
             ttfs = ttfs_loss(
                 out, label, n, t_max=t_max, tau_mem=cfg.tau_syn, temperature=cfg.temperature
             )
-            early = jnp.expm1(t_correct / cfg.early_tau)  # Goeltz et al. 2021
+            # Goeltz et al. 2021; not computed at --early-weight 0, where expm1 of late
+            # spikes (t / early_tau > 88 in float32) would be inf, and 0 * inf NaN.
+            early = jnp.expm1(t_correct / cfg.early_tau) if cfg.early_weight else 0.0
             # A silent correct neuron gets no gradient; the others would only be pushed
             # later, silencing the network. Skip the sample; `revive` wakes the neuron.
             loss = jnp.where(missed, 0.0, cfg.ttfs_weight * (ttfs + cfg.early_weight * early))

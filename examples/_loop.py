@@ -4,7 +4,9 @@ neurons, progress bar, the per-epoch evaluation, the command-line run and --eval
 import argparse
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import _cli
 import _plots
@@ -87,6 +89,27 @@ def average(averaged, network, decay):
 # --- The training loop -------------------------------------------------------------------
 
 
+class Recipe(NamedTuple):
+    """The parts of a run that an example may replace; the defaults are `_common`'s.
+
+    - `build(cfg, n_features, n_classes, *, key) -> Network`: the initial network.
+    - `optimiser(cfg, steps_per_epoch) -> optax.GradientTransformation`.
+    - `constrain(network) -> network`, applied after every optimiser step (e.g. clamping
+      trained delays to >= 0), or `None`.
+    - `models`: whether to write `model-last.eqx` and `model-best.eqx` (`False` where
+      `eqsnn.training.save` cannot describe the network; the checkpoint is written anyway).
+    """
+
+    build: Callable = build_network
+    optimiser: Callable = make_optimiser
+    constrain: Callable | None = None
+    models: bool = True
+
+
+DEFAULT_RECIPE = Recipe()
+"""The recipe of the Yin-Yang and digits examples."""
+
+
 def revive(cfg, network, aux: Metrics, scale: float = 1.0):
     """Wake neurons that fell silent: a neuron that never spikes gets no gradient.
 
@@ -148,6 +171,7 @@ def fit(
     validation=None,
     augment=None,
     log=print,
+    recipe: Recipe = DEFAULT_RECIPE,
 ):
     """Train `network` for the remaining epochs of `cfg.epochs`; evaluate on `validation`
     (if any) and `test` after every epoch; checkpoint to `cfg.out` and save the last and
@@ -165,10 +189,11 @@ def fit(
     same transformations).
 
     The batches are split over the devices of `device_mesh(cfg)` (one device: the same
-    code path); `network` and `opt_state` are replicated on each."""
+    code path); `network` and `opt_state` are replicated on each. `recipe` gives the
+    optimiser, the constraint applied after every step and whether models are saved."""
     sample_loss = make_sample_loss(cfg)
     steps = len(train) // cfg.batch_size
-    optimiser = make_optimiser(cfg, steps)
+    optimiser = recipe.optimiser(cfg, steps)
     schedule = learning_rate(cfg, steps)
     opt_state, averaged = optimiser.init(trainable(network)), network
     if cfg.resume:
@@ -190,6 +215,8 @@ def fit(
             network, opt_state, loss, aux = training.train_step(
                 network, opt_state, batch, sample_loss=sample_loss, optimiser=optimiser, mesh=mesh
             )
+            if recipe.constrain is not None:
+                network = recipe.constrain(network)
             loss = float(loss)
             train_s += time.perf_counter() - tick
             # aux.dropped is a batch mean: times the batch size, the spikes lost in it.
@@ -245,7 +272,8 @@ def fit(
         )
         if cfg.out is not None:
             save_checkpoint(cfg.out, network, opt_state, averaged, cfg, history)
-            save_models(cfg.out, averaged, cfg, history)
+            if recipe.models:
+                save_models(cfg.out, averaged, cfg, history)
         if cfg.stop_at is not None and row["test_accuracy"] >= cfg.stop_at:
             break
     return averaged, opt_state, history
@@ -329,15 +357,23 @@ def describe_loss(cfg) -> str:
 
 
 def run(
-    cfg, history, data, title: str, plot=None, target: float = 0.97, augment=None
+    cfg,
+    history,
+    data,
+    title: str,
+    plot=None,
+    target: float = 0.97,
+    augment=None,
+    recipe: Recipe = DEFAULT_RECIPE,
 ) -> list[dict]:
     """Build (or resume) the network, train, save the history and plots, print a summary.
 
     `data` is `(train, validation, test)` (`validation` may be `None`); `plot(network, out)`
-    draws the example's own plots; `augment` transforms the training batches (see `fit`)."""
+    draws the example's own plots; `augment` transforms the training batches and `recipe`
+    replaces parts of the training (see `fit`)."""
     start = time.perf_counter()
     train, validation, test = data
-    network = build_network(cfg, train.n_features, train.n_classes, key=jax.random.key(cfg.seed))
+    network = recipe.build(cfg, train.n_features, train.n_classes, key=jax.random.key(cfg.seed))
     sizes = "-".join(map(str, [train.n_features * cfg.duplication, cfg.hidden, train.n_classes]))
     print(
         f"{title}: {describe_data(data)}; {sizes} {cfg.style} network, {cfg.method} gradients, "
@@ -346,7 +382,14 @@ def run(
         + (f"; resuming after epoch {len(history)}" if history else "")
     )
     network, _, history = fit(
-        cfg, network, train, test, history=history, validation=validation, augment=augment
+        cfg,
+        network,
+        train,
+        test,
+        history=history,
+        validation=validation,
+        augment=augment,
+        recipe=recipe,
     )
     cfg.out.mkdir(parents=True, exist_ok=True)
     (cfg.out / "history.json").write_text(json.dumps(history, indent=1))

@@ -4,6 +4,7 @@
     python examples/yinyang.py --method autodiff --epochs 5 --out runs/try
     python examples/yinyang.py --out runs/try --epochs 10 --resume   # continue a run
     python examples/yinyang.py --evaluate runs/try/model-best.eqx   # test a saved model
+    python examples/yinyang.py --hidden 30 --delays synapse --train-taus   # see _timing.py
 
 Every feature (x, y, 1-x, 1-y, bias) becomes one input spike at time
 `feature * t_late` (the bias spikes at t = 0); a hidden layer of LIF neurons that spike
@@ -30,6 +31,7 @@ import _cli  # noqa: E402
 import _common  # noqa: E402
 import _loop  # noqa: E402
 import _plots  # noqa: E402
+import _timing  # noqa: E402
 
 from eqsnn import datasets  # noqa: E402
 
@@ -40,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The command line's options (`parse_args` also prepares the run folder)."""
     parser = _cli.new_parser(__doc__)
     _common.add_common_arguments(parser)
+    _timing.add_arguments(parser, delay_init=1e-3, lr_delays=1e-4, lr_taus=2e-5)
     add = parser.add_argument
     add("--train-size", type=int, default=5000, help="training samples")
     add("--validation-size", type=int, default=500, help="validation samples (0: none)")
@@ -86,11 +89,13 @@ def main(argv=None) -> list[dict] | dict:
 
     def plot(network, out):
         sample, label = test.inputs[0], int(test.labels[0])
-        _plots.plot_raster(network, sample, label, out / "raster.png", names)
+        if not _timing.used(cfg):  # the voltage traces need constant parameters, no delays
+            _plots.plot_raster(network, sample, label, out / "raster.png", names)
         _plots.plot_decision_map(network, yinyang_features, test, out / "decision_map.png", names)
         _plots.plot_first_spikes(network, test, out / "first_spikes.png", names)
 
-    return _loop.run(cfg, history, (train, validation, test), "Yin-Yang", plot)
+    data, recipe = (train, validation, test), _timing.recipe(cfg)
+    return _loop.run(cfg, history, data, "Yin-Yang", plot, recipe=recipe)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,133 @@
+"""Train a spiking network to tell the interval between two spikes, with trainable delays.
+
+    python examples/intervals.py                     # EventProp, 2-10-3, trainable delays
+    python examples/intervals.py --delays none       # the same network without delays
+    python examples/intervals.py --train-taus --epochs 5 --out runs/try   # and time constants
+
+The data are `eqsnn.datasets.intervals`: channels 0 and 1 each spike once, at
+`x * t_late` (`t_late = --t-late-syn * --tau-syn` = 0.48 s), and the class is the
+interval between the two spikes (20, 40 or 60 ms with the defaults); either channel's
+spike time alone says nothing about the class. A hidden layer of LIF neurons feeds one
+output neuron per class, and the class is the output neuron that spikes first. With
+delays (`--delays synapse`, the default) a hidden neuron that delays the earlier spike
+by the interval fires on the coincidence (Jeffress's model); without them, with
+`tau_syn = 5 ms` and `tau_mem = 10 ms`, the first spike's trace has all but vanished
+40 ms later, so 40 and 60 ms look alike. `--train-taus` also trains per-neuron
+`tau_mem`, `tau_syn` and `v_th`. How the delays start (uniform in [0, 60 ms]), their
+learning rate (`--lr-delays`, in seconds) and the constraints after every step (delays
+>= 0, time constants >= `--tau-min`, thresholds >= `--v-th-min`): see `_timing.py`.
+
+Settings that differ from the other examples, for the long window (`t_max` = 0.57 s):
+every neuron spikes at most once (refractory period `--t-ref` = `t_max`: the reset to
+-1000 alone wears off within ~100 ms); the loss is the time-to-first-spike
+cross-entropy without the early-spike term (`--early-weight 0`: `exp(t / 6.4 ms)` would
+overflow); and silent neurons are revived by larger weight bumps (`--bump 0.1`: a sample
+whose correct output neuron stays silent gives no gradient). Writes the checkpoint (for
+--resume), `history.json` and plots to `--out` (default
+`runs/intervals-<delays>[-taus]-seed<seed>`); `model-last.eqx` only where
+`eqsnn.training.save` can save the network (not yet with delays or per-neuron
+parameters). A new run does not overwrite a run there without --overwrite.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import jax
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _cli  # noqa: E402
+import _common  # noqa: E402
+import _loop  # noqa: E402
+import _plots  # noqa: E402
+import _timing  # noqa: E402
+
+from eqsnn import datasets  # noqa: E402
+
+DEFAULTS = dict(
+    epochs=30,
+    delays="synapse",
+    hidden=10,
+    lr=5e-3,
+    w_hidden=[3.0, 1.0],
+    w_out=[3.0, 2.0],
+    t_late_syn=96.0,  # t_late = 0.48 s
+    t_max_syn=114.0,  # t_max = 0.57 s: after the last input, the longest delay and a margin
+    early_weight=0.0,
+    bump=0.1,
+    average=0.9,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's options (`parse_args` also prepares the run folder)."""
+    parser = _cli.new_parser(__doc__)
+    _common.add_common_arguments(parser)
+    _timing.add_arguments(parser, delay_init=0.06, lr_delays=1e-3, lr_taus=2e-5, t_ref=None)
+    add = parser.add_argument
+    add("--train-size", type=int, default=3000, help="training samples")
+    add("--validation-size", type=int, default=0, help="validation samples (0: none)")
+    add("--test-size", type=int, default=600, help="test samples")
+    add("--data-seed", type=int, default=0, help="seed of the training, validation and test sets")
+    add("--classes", type=int, default=3, help="number of intervals (classes)")
+    add("--channels", type=int, default=2, help="input channels: the pair, then distractors")
+    add("--spread", type=float, default=0.5, help="share of the window of the common onset")
+    add("--jitter", type=float, default=0.0, help="spike-time jitter, fraction of t_late")
+    parser.set_defaults(**DEFAULTS)
+    return parser
+
+
+def parse_args(argv=None) -> tuple[argparse.Namespace, list[dict]]:
+    """The options and the history so far (see `_cli.parse`: --resume, --evaluate, --out)."""
+    parser = build_parser()
+    return _cli.parse(parser, argv, default_out, "intervals")
+
+
+def default_out(cfg: argparse.Namespace) -> Path:
+    taus = "-taus" if cfg.train_taus else ""
+    return Path("runs") / f"intervals-{cfg.delays}{taus}-seed{cfg.seed}"
+
+
+def load(cfg: argparse.Namespace):
+    """`(train, validation, test)`: independent draws, each with its own key (`validation`
+    is `None` for --validation-size 0)."""
+    key = jax.random.key(cfg.data_seed)
+    options = dict(
+        n_classes=cfg.classes, n_channels=cfg.channels, jitter=cfg.jitter, spread=cfg.spread
+    )
+
+    def draw(i: int, n: int):
+        return datasets.intervals(jax.random.fold_in(key, i), n, **options) if n else None
+
+    return draw(0, cfg.train_size), draw(2, cfg.validation_size), draw(1, cfg.test_size)
+
+
+def intervals_ms(cfg: argparse.Namespace) -> str:
+    """The classes' intervals in milliseconds, e.g. `20/40/60 ms`."""
+    t_late = cfg.t_late_syn * cfg.tau_syn
+    lengths = datasets.interval_lengths(cfg.classes, spread=cfg.spread)
+    return "/".join(f"{1e3 * d * t_late:.0f}" for d in lengths) + " ms"
+
+
+def main(argv=None) -> list[dict] | dict:
+    """Train (the history), or with --evaluate test a saved model (its test metrics)."""
+    cfg, history = parse_args(argv)
+    _loop.setup_jax(cfg)
+    train, validation, test = load(cfg)
+    if cfg.evaluate is not None:
+        return _loop.evaluate_saved(cfg, test)
+    recipe = _timing.recipe(cfg)
+    if not recipe.models:
+        print("eqsnn.training.save cannot save these delays or parameters: no model-*.eqx")
+
+    def plot(network, out):
+        _plots.plot_first_spikes(network, test, out / "first_spikes.png")
+
+    taus = ", trained tau_mem/tau_syn/v_th" if cfg.train_taus else ""
+    title = f"Intervals {intervals_ms(cfg)}, delays {cfg.delays}{taus}"
+    data = (train, validation, test)
+    return _loop.run(cfg, history, data, title, plot, target=0.95, recipe=recipe)
+
+
+if __name__ == "__main__":
+    main()
