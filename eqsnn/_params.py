@@ -19,7 +19,9 @@ def _parameter(value):
         array = jnp.asarray(value)
         if not jnp.issubdtype(array.dtype, jnp.floating):
             array = array.astype(float)
-        return array
+        # A strong dtype: a weakly typed array (`jnp.full(n, 1e-2)`) would be promoted
+        # differently after the first optimiser step and recompile the training step.
+        return jax.lax.convert_element_type(array, array.dtype)
     return float(value)
 
 

@@ -30,8 +30,6 @@ satisfies the constraints too.
 
 import argparse
 import dataclasses
-import tempfile
-from pathlib import Path
 
 import _common
 import _loop
@@ -41,7 +39,6 @@ import jax.numpy as jnp
 import optax
 
 import eqsnn
-from eqsnn import training
 from eqsnn.encode import SpatioTemporalEncoder
 
 DELAYS = ("none", "synapse", "source")
@@ -236,32 +233,11 @@ def _clamp(network, *, tau_min: float, v_th_min: float):
     return eqx.combine(jax.tree_util.tree_map_with_path(clamp, arrays), rest)
 
 
-def savable(cfg: argparse.Namespace) -> bool:
-    """Whether `eqsnn.training.save` can save a layer with the delays and parameters of
-    `cfg` (this version of eqsnn cannot yet save delays or per-neuron parameters: then the
-    run writes only its checkpoint, no `model-*.eqx`)."""
-    layer = eqsnn.LIF(
-        1,
-        1,
-        1,
-        cfg.t_max_syn * cfg.tau_syn,
-        lif_parameters(cfg, 1),
-        key=jax.random.key(0),
-        delays=initial_delays(cfg, 1, 1, jax.random.key(0), 0.0),
-    )
-    with tempfile.TemporaryDirectory() as folder:
-        try:
-            training.save(Path(folder) / "probe.eqx", layer)
-        except (TypeError, ValueError):
-            return False
-    return True
-
-
 def recipe(cfg: argparse.Namespace):
     """The `_loop.Recipe` of `cfg`: this module's network, optimiser and constraints."""
     return _loop.Recipe(
         build=build_network,
         optimiser=make_optimiser,
         constrain=constrain(cfg),
-        models=not used(cfg) or savable(cfg),
+        models=True,
     )

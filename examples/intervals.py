@@ -117,8 +117,6 @@ def main(argv=None) -> list[dict] | dict:
     if cfg.evaluate is not None:
         return _loop.evaluate_saved(cfg, test)
     recipe = _timing.recipe(cfg)
-    if not recipe.models:
-        print("eqsnn.training.save cannot save these delays or parameters: no model-*.eqx")
 
     def plot(network, out):
         _plots.plot_first_spikes(network, test, out / "first_spikes.png")

@@ -31,8 +31,8 @@ INPUT = eqsnn.Spikes(
 def _params():
     return eqsnn.LIFParameters(
         tau_syn=jnp.array([5e-3, 4e-3, 6e-3, 5e-3]),
-        tau_mem=jnp.array(1e-2),  # one trainable value for all neurons: shape (), weakly typed
-        v_th=jnp.full(4, 0.5),  # weakly typed too
+        tau_mem=jnp.array(1e-2),  # one trainable value for all neurons: shape ()
+        v_th=jnp.full(4, 0.5),  # weakly typed here, made strong by LIFParameters
         v_leak=0.0,  # a float stays a float
         v_reset=jnp.array([0.1, 0.0, -0.1, 0.1]),
         t_ref=jnp.array([1e-3, 0.0, 2e-3, 5e-4]),
@@ -111,9 +111,9 @@ def test_per_neuron_time_constants_round_trip_and_export(tmp_path):
     np.testing.assert_array_equal(node.tau_mem, np.full(4, 1e-2))
     meta = node.metadata["eqsnn"]
     np.testing.assert_array_equal(meta["t_ref"], layer.params.t_ref)
-    weak = ("tau_mem", "v_th")
+    # (LIFParameters gives every array a strong dtype: none is weakly typed.)
     assert meta["array_params"] == {
-        name: {"dtype": "float64", "ndim": 0 if name == "tau_mem" else 1, "weak_type": name in weak}
+        name: {"dtype": "float64", "ndim": 0 if name == "tau_mem" else 1, "weak_type": False}
         for name in ("tau_syn", "tau_mem", "v_th", "v_reset", "t_ref")
     }
 

@@ -414,3 +414,30 @@ def test_recurrent_event_loop_with_every_feature(delays):
         up = loss(eqx.tree_at(where, layer, value.at[index].add(h)), spikes)
         down = loss(eqx.tree_at(where, layer, value.at[index].add(-h)), spikes)
         np.testing.assert_allclose(where(event)[index], (up - down) / (2 * h), rtol=1e-5)
+
+
+def test_save_and_load_keep_trained_parameters_and_delays(tmp_path):
+    from eqsnn import training
+
+    params = eqsnn.LIFParameters(tau_mem=jnp.full(3, 1e-2), v_th=jnp.full(3, 0.6), t_ref=1e-3)
+    layers = [
+        eqsnn.LIF(2, 3, 6, T_MAX, params, key=jax.random.key(0), delays="synapse"),
+        eqsnn.RecurrentLIF(
+            2,
+            (3,),
+            6,
+            T_MAX,
+            params,
+            key=jax.random.key(0),
+            delays="source",
+            recurrent_delays="synapse",
+            connectivity=eqsnn.Connectivity.FULL,
+        ),
+    ]
+    for k, layer in enumerate(layers):
+        layer = jax.tree.map(lambda x: x + 1e-3 if eqx.is_inexact_array(x) else x, layer)
+        training.save(tmp_path / f"{k}.eqx", layer)
+        loaded = training.load(tmp_path / f"{k}.eqx")
+        assert jax.tree.structure(loaded) == jax.tree.structure(layer)
+        for a, b in zip(jax.tree.leaves(layer), jax.tree.leaves(loaded), strict=True):
+            np.testing.assert_array_equal(a, b)

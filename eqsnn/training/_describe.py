@@ -102,6 +102,10 @@ def _describe_layer(layer, where: str) -> dict[str, Any]:
     spec["n_spikes"] = layer.n_spikes
     spec["t_max"] = layer.t_max
     spec["params"] = _describe_value(layer.params, f"{where}.params", SETTINGS["params"])
+    for name in ("delays", "recurrent_delays"):  # trainable delays: their shape and dtype
+        value = getattr(layer.weights, name, None)
+        if value is not None:
+            spec[name] = _json_value(value, f"{where}.weights.{name}")
     if isinstance(layer, AbstractRecurrentLayer):
         spec["mask"] = {
             "input": _describe_mask(layer.mask.input),
@@ -168,6 +172,33 @@ def _build_value(spec, where: str, classes: tuple[type, ...]):
         raise FormatError(f"`{where}` cannot be rebuilt: {error}") from None
 
 
+def _build_params(spec, where: str):
+    """The neuron parameters: checked when all are floats; with arrays (trainable, per
+    neuron) the floats are kept and the arrays are placeholders of their shape and dtype,
+    which the loaded leaves fill (their values were checked when they were built)."""
+    fields = (
+        {k: _from_json(v) for k, v in spec.items() if k != "class"}
+        if isinstance(spec, dict)
+        else {}
+    )
+    arrays = [name for name, value in fields.items() if isinstance(value, jax.Array)]
+    if not arrays:
+        return _build_value(spec, where, SETTINGS["params"])
+    _class(spec, where, {LIFParameters.__name__: LIFParameters})
+    template = LIFParameters()
+    constants = tuple(
+        (name, float(fields.get(name, getattr(template, name))))
+        for name in ("tau_syn", "tau_mem", "v_th", "v_leak", "v_reset", "t_ref")
+        if name not in arrays
+    )
+    order = [
+        name
+        for name in ("tau_syn", "tau_mem", "v_th", "v_leak", "v_reset", "t_ref")
+        if name in arrays
+    ]
+    return LIFParameters.tree_unflatten((tuple(order), constants), [fields[n] for n in order])
+
+
 def _from_json(value):
     """A field back from JSON: lists become tuples, an array description zeros of its shape
     and dtype (the loaded leaves fill them)."""
@@ -192,8 +223,11 @@ def _build_layer(spec, where: str, backend):
     cls = _class(spec, where, LAYERS)
     size = "out_size" if issubclass(cls, AbstractFeedForwardLayer) else "layers"
     args = [_field(spec, name, where) for name in ("in_size", size, "n_spikes", "t_max")]
-    params = _build_value(_field(spec, "params", where), f"{where}.params", SETTINGS["params"])
+    params = _build_params(_field(spec, "params", where), f"{where}.params")
     keywords: dict[str, Any] = {"key": jax.random.key(0)}  # placeholder weights
+    for name in ("delays", "recurrent_delays"):
+        if name in spec:
+            keywords[name] = _from_json(spec[name])  # zeros: the loaded leaves fill them
     if issubclass(cls, AbstractRecurrentLayer):
         mask = _field(spec, "mask", where)
         keywords["connectivity"] = ConnectivityMask(
