@@ -24,9 +24,9 @@ cross-entropy without the early-spike term (`--early-weight 0`: `exp(t / 6.4 ms)
 overflow); and silent neurons are revived by larger weight bumps (`--bump 0.1`: a sample
 whose correct output neuron stays silent gives no gradient). Writes the checkpoint (for
 --resume), `history.json` and plots to `--out` (default
-`runs/intervals-<delays>[-taus]-seed<seed>`); `model-last.eqx` only where
-`eqsnn.training.save` can save the network (not yet with delays or per-neuron
-parameters). A new run does not overwrite a run there without --overwrite.
+`runs/intervals-<delays>[-taus]-seed<seed>`) and the saved models (`model-*.eqx`, with
+their trained delays and parameters). A new run does not overwrite a run there without
+--overwrite.
 """
 
 import argparse
