@@ -307,32 +307,44 @@ def test_layered_recurrent_layer_with_every_feature():
     spikes = _inputs(1)
     spikes = eqx.tree_at(lambda s: s.idx, spikes, spikes.idx % 4)
     layer = _recurrent(eqsnn.EventProp())
+    out, n = _matches_reference(layer, spikes)
+    assert n >= 10 and int(jnp.sum(out.idx >= 5)) >= 2
+    event = eqx.filter_grad(_loss)(layer, spikes)
+    _matches_finite_differences(
+        layer, event, spikes, [("recurrent_delays", 2, 1e-8), ("tau_mem", 6, 1e-8)]
+    )
+
+
+def _matches_reference(layer, spikes):
+    """The recurrent layer's spikes equal the Diffrax reference's; `(out, count)`."""
     out = layer(spikes)
     weights = layer.effective_weights()
     ref = simulate_diffrax(
         layer.params,
         spikes,
         weights.input,
-        40,
-        0.05,
+        layer.n_spikes,
+        layer.t_max,
         recurrent_weights=weights.recurrent,
         input_delays=weights.delays,
         recurrent_delays=weights.recurrent_delays,
     )
-    n = int(ref.count())
-    assert n >= 10 and int(out.count()) == n and int(jnp.sum(out.idx >= 5)) >= 2
-    np.testing.assert_array_equal(out.idx[:n], ref.idx[:n])
-    np.testing.assert_allclose(out.time[:n], ref.time[:n], rtol=1e-10)
-    event = eqx.filter_grad(_loss)(layer, spikes)
+    count = int(ref.count())
+    assert count < layer.n_spikes and int(out.count()) == count
+    np.testing.assert_array_equal(out.idx[:count], ref.idx[:count])
+    np.testing.assert_allclose(out.time[:count], ref.time[:count], rtol=1e-10)
+    return out, count
+
+
+def _matches_finite_differences(layer, grads, spikes, cases):
+    """Central differences of `_loss` equal `grads` (1e-5) for `(name, index, step)`."""
     loss = jax.jit(_loss)
-    for where, index, h in [
-        (lambda m: m.weights.recurrent_delays, 2, 1e-8),
-        (lambda m: m.params.tau_mem, 6, 1e-8),
-    ]:
+    for name, index, h in cases:
+        where = _where(name)
         value = where(layer)
         up = loss(eqx.tree_at(where, layer, value.at[index].add(h)), spikes)
         down = loss(eqx.tree_at(where, layer, value.at[index].add(-h)), spikes)
-        np.testing.assert_allclose(where(event)[index], (up - down) / (2 * h), rtol=1e-5)
+        np.testing.assert_allclose(where(grads)[index], (up - down) / (2 * h), rtol=1e-5)
 
 
 def test_recurrent_event_loop_with_every_feature():
@@ -376,36 +388,17 @@ def test_recurrent_event_loop_with_every_feature():
     spikes = eqx.tree_at(lambda s: s.idx, spikes, spikes.idx % 4)
     layer = make(eqsnn.AutoDiff())
     assert isinstance(layer.engine, eqsnn.EventLoop)
-    out = layer(spikes)
-    weights = layer.effective_weights()
-    ref = simulate_diffrax(
-        layer.params,
-        spikes,
-        weights.input,
-        48,
-        0.05,
-        recurrent_weights=weights.recurrent,
-        input_delays=weights.delays,
-        recurrent_delays=weights.recurrent_delays,
-    )
-    count = int(ref.count())
-    assert 12 <= count < 48 and int(out.count()) == count
-    np.testing.assert_array_equal(out.idx[:count], ref.idx[:count])
-    np.testing.assert_allclose(out.time[:count], ref.time[:count], rtol=1e-10)
+    out, count = _matches_reference(layer, spikes)
+    assert count >= 12
     auto = eqx.filter_grad(_loss)(layer, spikes)
     event = eqx.filter_grad(_loss)(make(eqsnn.EventProp()), spikes)
     for a, e in zip(_flat(auto), _flat(event), strict=True):
         np.testing.assert_allclose(e, a, rtol=0, atol=1e-8 * np.max(np.abs(a)))
     bursting = int(np.argmax(np.bincount(np.asarray(out.idx[:count]), minlength=n)))
-    loss = jax.jit(_loss)
     names = ["tau_syn", "tau_mem", "v_th", "v_leak", "v_reset", "t_ref"]
-    for name in names + ["delays", "recurrent_delays"]:
-        where = _where(name)
-        value, h = where(layer), 1e-7 if name.startswith("v") else 1e-9
-        index = {"delays": (1, bursting), "recurrent_delays": (bursting, 2)}.get(name, bursting)
-        up = loss(eqx.tree_at(where, layer, value.at[index].add(h)), spikes)
-        down = loss(eqx.tree_at(where, layer, value.at[index].add(-h)), spikes)
-        np.testing.assert_allclose(where(event)[index], (up - down) / (2 * h), rtol=1e-5)
+    cases = [(name, bursting, 1e-7 if name.startswith("v") else 1e-9) for name in names]
+    cases += [("delays", (1, bursting), 1e-9), ("recurrent_delays", (bursting, 2), 1e-9)]
+    _matches_finite_differences(layer, event, spikes, cases)
 
 
 def test_save_and_load_keep_trained_parameters_and_delays(tmp_path):
