@@ -16,6 +16,7 @@ from . import eventprop as eventprop
 from . import functional as functional
 from . import hardware as hardware
 from . import loss as loss
+from . import neurons as neurons
 from . import solvers as solvers
 from ._adjoint.base import AbstractAdjoint as AbstractAdjoint
 from ._adjoint.base import AutoDiff as AutoDiff
@@ -40,6 +41,8 @@ from ._overflow import Overflow as Overflow
 from ._overflow import SpikesDroppedWarning as SpikesDroppedWarning
 from ._overflow import reset_dropped_warnings as reset_dropped_warnings
 from ._params import LIFParameters as LIFParameters
+from .neurons import ALIFParameters as ALIFParameters
+from .neurons import IFParameters as IFParameters
 from ._spikes import Spikes as Spikes
 from ._summary import summary as summary
 from ._traces import traces as traces

@@ -35,6 +35,8 @@ from .._engine.per_neuron import uses_per_neuron_path
 from .._engine.window_scan import WindowScan, candidates, neuron_spikes
 from .._flow import membrane
 from .._spikes import Spikes
+from ..neurons._model import is_model
+from .neuron_model import model_eventprop
 from .per_neuron import per_neuron_eventprop
 
 
@@ -55,6 +57,8 @@ def window_scan_eventprop(
     """
     del per_step
     budget = engine.population_budgets(config)[0]
+    if is_model(config.params):
+        return model_eventprop(config, weights, spikes, budget)
     if uses_per_neuron_path(config, weights):
         return per_neuron_eventprop(config, weights, spikes, budget)
     static = _Static(config=config, budget=budget)

@@ -1,5 +1,7 @@
 """The automatic choice of engine: the one place where the selection rule lives."""
 
+from .._connectivity import feedforward_sources
+from ..neurons._model import is_model
 from .base import AbstractEngine, SimulationConfig
 from .event_loop import EventLoop
 from .interval_scan import IntervalScan
@@ -16,7 +18,9 @@ class AutoEngine(AbstractEngine):
       evenly (`max_spikes_per_neuron = ceil(n_spikes / out_size)`), or, with the per-step
       EventProp adjoint (`EventProp(per_step=True)`, whose steps are those of the interval
       scan), the [`eqsnn.IntervalScan`][] with one spike per neuron and interval;
-    - a recurrent layer gets the [`eqsnn.EventLoop`][], which handles any connectivity.
+    - a recurrent layer gets the [`eqsnn.EventLoop`][], which handles any connectivity;
+      with a neuron model other than the LIF (such as [`eqsnn.ALIFParameters`][]) and
+      populations connected feed-forward, it gets the window scan, which runs them.
 
     Layers resolve it when they are built: their `engine` field holds the engine that
     runs, with its budget filled in.
@@ -36,6 +40,12 @@ class AutoEngine(AbstractEngine):
     def select_engine(self, config: SimulationConfig, adjoint=None) -> AbstractEngine:
         """The engine that runs a layer of `config` with the gradient method `adjoint`."""
         if config.recurrent:
+            if is_model(config.params) and (
+                feedforward_sources(config.mask.input, config.mask.recurrent, config.layers)
+                is not None
+            ):
+                budget = budget_per_neuron(None, config.n_spikes, sum(config.layers))
+                return WindowScan(max_spikes_per_neuron=(budget,) * len(config.layers))
             return EventLoop()
         if getattr(adjoint, "per_step", False):
             return IntervalScan(max_spikes_per_interval=1)

@@ -320,8 +320,12 @@ class WindowScan(AbstractEngine):
         """Simulate one sample of a feed-forward layer; see [`eqsnn.AbstractEngine`][]."""
         budget = self.population_budgets(config)[0]
         # (imported here: the per-neuron simulation is built on this module's scan)
+        from ..neurons._model import is_model
+        from .neuron_model import simulate_model
         from .per_neuron import simulate_per_neuron, uses_per_neuron_path
 
+        if is_model(config.params):
+            return simulate_model(config, weights, spikes, budget)
         if uses_per_neuron_path(config, weights):
             return simulate_per_neuron(config, weights, spikes, budget)
         sorted_in = sort_inputs(spikes, config.t_max)

@@ -23,6 +23,7 @@ from .._engine.event_loop import EventLoop
 from .._engine.window_scan import WindowScan
 from .._overflow import Overflow, report_dropped
 from .._params import LIFParameters
+from ..neurons._model import AbstractNeuronModel
 from .._spikes import EMPTY_INDEX, Spikes, with_sources
 from ..solvers import AbstractCrossingSolver, default_solver
 from ..solvers._select import check_solver_ratio
@@ -48,8 +49,11 @@ class AbstractLayer(eqx.Module):
         self.n_spikes = check_size("n_spikes", n_spikes, who)
         self.t_max = check_t_max(t_max, who)
         self.params = LIFParameters() if params is None else params
-        if not isinstance(self.params, LIFParameters):
-            raise TypeError(f"{who}: `params` must be an eqsnn.LIFParameters, got {params!r}.")
+        if not isinstance(self.params, LIFParameters | AbstractNeuronModel):
+            raise TypeError(
+                f"{who}: `params` must be an eqsnn.LIFParameters or another neuron model "
+                f"(eqsnn.ALIFParameters, eqsnn.IFParameters, ...), got {params!r}."
+            )
 
     @property
     @abc.abstractmethod
@@ -91,6 +95,12 @@ class AbstractSimulatedLayer(AbstractLayer):
         `_resolve_engine` once the layer's configuration is known."""
         who = type(self).__name__
         self.params.check_size(self.size, who)
+        if isinstance(self.params, AbstractNeuronModel) and solver is not None:
+            raise ValueError(
+                f"{who}: `solver` chooses how LIF crossings are found; the crossings of "
+                f"{type(self.params).__name__} are found by eqsnn.neurons.first_crossing. "
+                f"Leave `solver` out (got solver={solver!r})."
+            )
         self.solver = default_solver(self.params) if solver is None else solver
         if not isinstance(self.solver, AbstractCrossingSolver):
             raise TypeError(f"{who}: `solver` must be a crossing solver, got {solver!r}.")
@@ -118,6 +128,15 @@ class AbstractSimulatedLayer(AbstractLayer):
         self.engine = resolve_engine(engine, config, self.adjoint)
         self.engine.check(config, who)
         self.adjoint.check(self.engine, who)
+        if isinstance(self.params, AbstractNeuronModel) and not isinstance(
+            self.engine, WindowScan
+        ):
+            raise ValueError(
+                f"{who}: neurons of {type(self.params).__name__} are simulated by the window "
+                "scan (eqsnn.WindowScan(...)): feed-forward layers and recurrent layers whose "
+                "populations are connected feed-forward (Connectivity.LAYERED); "
+                f"engine={self.engine!r} runs LIF neurons only."
+            )
         features = self.features()
         if features and not isinstance(self.engine, WindowScan | EventLoop):
             raise ValueError(

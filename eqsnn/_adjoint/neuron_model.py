@@ -1,0 +1,149 @@
+r"""EventProp for feed-forward layers of a neuron model that is linear between events.
+
+Each neuron is simulated on its own (`eqsnn._engine.neuron_model`); its spikes
+$s_1 < \dots < s_R$ are the roots of the crossing conditions $F_r = g(x(s_r^-)) = 0$, where
+$x(s_r^-)$ follows from the state at $t = 0$ by the model's closed-form flow, its jumps at
+the arrivals $a_k$ (input time plus delay) and at the earlier spikes. $F_r$ depends on
+$s_1, \dots, s_r$ only, so $J = \partial F/\partial s$ is lower triangular, and the
+implicit-function theorem gives, for every parameter $p$ (weights, arrival times, so delays
+and input times, and every array field of the model),
+
+$$
+\frac{dL}{dp} = \sum_r \mu_r \frac{\partial F_r}{\partial p}
+    + \sum_r \frac{\partial L}{\partial I_r} \frac{\partial I_r}{\partial p}, \qquad
+J^\top \mu = -\Bigl(\frac{\partial L}{\partial s}
+    + \bigl(\frac{\partial I}{\partial s}\bigr)^{\!\top} \frac{\partial L}{\partial I}\Bigr),
+$$
+
+at the recorded spike times. $\mu_r$ are the adjoint jumps of EventProp (Wunderlich &
+Pehle 2021; for the LIF $\mu_r = -\tau_\mathrm{mem}\lambda_V(s_r^-)$), found by one
+back-substitution; the adjoint flow between events and at the jumps is the transpose of the
+model's closed-form flow, `receive` and `fire`, applied by reverse-mode over one replay of
+the recorded events (`replay`), never through the root finder. The backward pass stores the
+spike record only. A spike whose crossing has no slope ($J_{rr} \le 0$: the trajectory
+touches the threshold) gets no gradient, as with autodiff.
+"""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from .._engine.base import SimulationConfig
+from .._engine.buffers import sort_inputs
+from .._engine.neuron_model import ARRIVAL, SPIKE, ModelSpikes, model_neuron
+from .._engine.per_neuron import collect, per_neuron_spikes
+from .._engine.window_scan import NeuronSpikes
+from .._spikes import Spikes
+
+
+class _Static(eqx.Module):
+    """The settings of one neuron's simulation: the configuration with the parameters'
+    constants (their arrays are a differentiated argument) and the budget."""
+
+    config: SimulationConfig
+    budget: int = eqx.field(static=True)
+
+
+def model_eventprop(config: SimulationConfig, weights, spikes: Spikes, budget: int) -> Spikes:
+    """A feed-forward layer of a neuron model with EventProp gradients (to the weights,
+    delays, input times and the array fields of the parameters)."""
+    _, constants = eqx.partition(config.params, eqx.is_array)
+    static = _Static(config=eqx.tree_at(lambda c: c.params, config, constants), budget=budget)
+
+    def core(weight, time, idx, arrays):
+        found = _core((weight, time, arrays), idx, static)
+        return NeuronSpikes(
+            time=found.time,
+            current=found.current,
+            valid=found.valid,
+            interval=found.interval,
+            more=found.more,
+        )
+
+    return collect(per_neuron_spikes(core, config, weights, spikes), config.n_spikes)
+
+
+def _params(arrays, static: _Static):
+    return eqx.combine(arrays, static.config.params)
+
+
+@eqx.filter_custom_vjp
+def _core(diff, idx, static: _Static) -> ModelSpikes:
+    weight, time, arrays = diff
+    params = _params(arrays, static)
+    return model_neuron(weight, time, idx, params, static.config.t_max, static.budget)
+
+
+@_core.def_fwd
+def _core_fwd(perturbed, diff, idx, static: _Static):
+    del perturbed
+    found = _core(diff, idx, static)
+    return found, found
+
+
+@_core.def_bwd
+def _core_bwd(found: ModelSpikes, grad_out, perturbed, diff, idx, static: _Static):
+    del perturbed
+    weight, time, arrays = diff
+    dtype = weight.dtype
+    g_time = _zeros_if_none(grad_out.time, found.time).astype(dtype)
+    g_cur = _zeros_if_none(grad_out.current, found.current).astype(dtype)
+    g_time = jnp.where(found.valid, g_time, 0.0)
+    g_cur = jnp.where(found.valid, g_cur, 0.0)
+    s = jnp.where(found.valid, found.time, 0.0)
+
+    def run(s, weight, time, arrays, usable):
+        return replay(s, weight, time, idx, _params(arrays, static), found, usable, static)
+
+    def crossings(s, usable):
+        return run(s, weight, time, arrays, usable)[0]
+
+    jac = jax.jacfwd(crossings)(s, found.valid)
+    usable = found.valid & (jnp.diagonal(jac) > 0)
+    jac = jnp.where(usable[:, None], jac, jnp.eye(s.shape[0], dtype=dtype))
+    _, pull_s = jax.vjp(lambda s: run(s, weight, time, arrays, usable), s)
+    (dcur_ds,) = pull_s((jnp.zeros_like(s), g_cur))
+    g_total = jnp.where(usable, g_time + dcur_ds, 0.0)
+    mu = jax.scipy.linalg.solve_triangular(jac, -g_total, trans="T", lower=True)
+    mu = jnp.where(usable, mu, 0.0)
+    _, pull = jax.vjp(lambda w, t, a: run(s, w, t, a, usable), weight, time, arrays)
+    return pull((mu, g_cur))
+
+
+def replay(s, weight, time, idx, params, found: ModelSpikes, usable, static: _Static):
+    """The crossing conditions `F_r = gap(x(s_r^-))` (`s_r` where `usable` is false) and the
+    currents `I_r` at the spike times `s`, re-running the recorded events in their order,
+    as functions of the spike times, weights, arrival times and parameters."""
+    t_max = static.config.t_max
+    sorted_in = sort_inputs(Spikes(time=time, idx=idx), t_max)
+    w = jnp.where(sorted_in.valid, weight[sorted_in.order], 0.0)
+    n_in = sorted_in.time.shape[0]
+    dtype = w.dtype
+
+    def step(carry, event):
+        x, t = carry
+        kind, which = event
+        k = jnp.clip(which, 0, n_in - 1)
+        r = jnp.clip(which, 0, s.shape[0] - 1)
+        t_event = jnp.where(kind == SPIKE, s[r], jnp.where(kind == ARRIVAL, sorted_in.time[k], t))
+        x_pre = params.flow(x, t_event - t)
+        x_new = jnp.where(
+            kind == SPIKE,
+            params.fire(x_pre),
+            jnp.where(kind == ARRIVAL, params.receive(x_pre, w[k]), x),
+        )
+        return (x_new, t_event), (params.gap(x_pre), params.current(x_pre))
+
+    init = (params.initial_state(dtype), jnp.zeros((), dtype))
+    record = found.record
+    _, (gap, current) = jax.lax.scan(step, init, (record.kind, record.which))
+    budget = s.shape[0]
+    slot = jnp.where(record.kind == SPIKE, record.which, budget)
+    crossing = jnp.zeros((budget,), dtype).at[slot].set(gap, mode="drop")
+    current_s = jnp.zeros((budget,), dtype).at[slot].set(current, mode="drop")
+    crossing = jnp.where(usable, crossing, s)
+    return crossing, jnp.where(found.valid, current_s, 0.0)
+
+
+def _zeros_if_none(grad, like):
+    return jnp.zeros_like(like) if grad is None else grad

@@ -1,0 +1,161 @@
+r"""The first threshold crossing of a model that is linear between events.
+
+Between events the distance to threshold of such a model is an exponential sum,
+$g(t) = c_0 + \sum_{j=1}^m c_j e^{-r_j t}$ with distinct rates. Such a sum has at most $m$
+zeros, and its derivative, multiplied by $e^{r_\mathrm{min} t}$, is again a sum of the
+same kind with one exponential fewer. So the critical points of $g$ follow from the
+zeros of a sum with $m - 1$ exponentials, recursively, down to one exponential, whose
+zero is a logarithm. Between consecutive critical points $g$ is monotone: the first
+crossing lies in the first such piece where $g$ goes from below 0 to at least 0, and a
+safeguarded Newton iteration (bisection where Newton leaves the bracket) finds it there.
+No crossing is missed however close the peak comes to the threshold: whether one exists
+is decided by the sign of $g$ at the exact critical points, as for the LIF's bracket.
+"""
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float
+
+_MAX_ITERATIONS = 100
+
+
+def _exp_sum(c0, c, r, t):
+    return c0 + jnp.sum(c * jnp.exp(-r * t))
+
+
+def _exp_sum_slope(c0, c, r, t):
+    del c0
+    return -jnp.sum(r * c * jnp.exp(-r * t))
+
+
+def _solve(f, a, b):
+    """A root of the scalar `f` in `[a, b]`, given a sign change (or a zero at `b`):
+    Newton steps kept inside a shrinking bracket, bisection when they leave it."""
+    dtype = jnp.result_type(a, b)
+    eps = jnp.finfo(dtype).eps
+    tiny = jnp.finfo(dtype).tiny
+    f_a = f(a)[0]
+
+    def cond(state):
+        a, b, x, step, i, f_x = state
+        small = jnp.abs(step) <= 2 * eps * jnp.abs(x) + tiny
+        return (i < _MAX_ITERATIONS) & ~small & (f_x != 0) & (b - a > 2 * eps * jnp.abs(x) + tiny)
+
+    def body(state):
+        a, b, x, _, i, _ = state
+        f_x, slope = f(x)
+        low = jnp.sign(f_x) == jnp.sign(f_a)
+        a, b = jnp.where(low, x, a), jnp.where(low, b, x)
+        newton = x - f_x / jnp.where(slope != 0, slope, 1.0)
+        inside = (slope != 0) & (newton > a) & (newton < b) & jnp.isfinite(newton)
+        x_new = jnp.where(inside, newton, 0.5 * (a + b))
+        x_new = jnp.where(f_x == 0, x, x_new)
+        return a, b, x_new, x_new - x, i + 1, f_x
+
+    start = 0.5 * (a + b)
+    init = (a, b, start, b - a, jnp.zeros((), jnp.int32), jnp.ones((), dtype))
+    a, b, x, _, _, _ = jax.lax.while_loop(cond, body, init)
+    return jnp.clip(x, a, b)
+
+
+def exp_sum_roots(c0, c, r, t_hi) -> Float[Array, " m"]:
+    r"""Every zero of $c_0 + \sum_j c_j e^{-r_j t}$ in $(0, t_\mathrm{hi})$, in increasing
+    order, padded with `t_hi` to `m` entries (`c`, `r` of shape `(m,)`, distinct rates)."""
+    m = c.shape[-1]
+    if m == 0:
+        return jnp.zeros((0,), jnp.result_type(c0, t_hi))
+    if m == 1:
+        ratio = -c[0] / jnp.where(c0 != 0, c0, 1.0)
+        ok = (c0 != 0) & (ratio > 0)
+        t = jnp.log(jnp.where(ok, ratio, 1.0)) / r[0]
+        inside = ok & (t > 0) & (t < t_hi)
+        return jnp.where(inside, t, t_hi)[None]
+    edges = _monotone_edges(c0, c, r, t_hi)
+    values = jax.vmap(lambda t: _exp_sum(c0, c, r, t))(edges)
+
+    def f(t):
+        return _exp_sum(c0, c, r, t), _exp_sum_slope(c0, c, r, t)
+
+    change = (jnp.sign(values[:-1]) != jnp.sign(values[1:])) & (values[:-1] != 0)
+    roots = jax.vmap(lambda a, b, ch: jnp.where(ch, _solve(f, a, b), t_hi))(
+        edges[:-1], edges[1:], change
+    )
+    inside = change & (roots > 0) & (roots < t_hi)
+    return jnp.sort(jnp.where(inside, roots, t_hi))
+
+
+def _monotone_edges(c0, c, r, t_hi) -> Float[Array, " m_plus_1"]:
+    """`0`, the critical points of the sum in `(0, t_hi)` (padded with `t_hi`) and `t_hi`:
+    the sum is monotone between consecutive entries."""
+    del c0
+    order = jnp.argsort(r)
+    c, r = c[order], r[order]
+    # g'(t) e^{r_0 t} = -r_0 c_0 - sum_{j>0} r_j c_j e^{-(r_j - r_0) t}
+    critical = exp_sum_roots(-r[0] * c[0], -r[1:] * c[1:], r[1:] - r[0], t_hi)
+    zero = jnp.zeros((1,), critical.dtype)
+    end = jnp.full((1,), t_hi, critical.dtype)
+    return jnp.concatenate([zero, critical, end])
+
+
+def first_crossing(model, x, t_hi) -> tuple[Float[Array, ""], Bool[Array, ""]]:
+    r"""When the neuron in state `x` first reaches threshold within `[0, t_hi]`.
+
+    **Arguments:**
+
+    - `model`: the neuron's [`eqsnn.neurons.AbstractNeuronModel`][] (scalar parameters).
+    - `x`: its state, shape `(state_size,)`.
+    - `t_hi`: the end of the window, `>= 0`.
+
+    **Returns:** `(dt, found)`: the time of the crossing after the state `x` (0 if the
+    neuron is already at or above threshold; `t_hi` where there is none) and whether
+    there is one. The time is differentiable by the implicit-function theorem,
+    $\dot t = -\dot g / \partial_t g$ at the crossing, never through the iteration; its
+    tangent is zero where there is no crossing, at `t = 0` and where the trajectory only
+    touches the threshold.
+    """
+    c0, c, r = model.gap_terms(jax.lax.stop_gradient(x))
+    c0, c, r = jax.lax.stop_gradient((c0, c, r))
+    t_hi_ = jax.lax.stop_gradient(t_hi)
+    edges = _monotone_edges(c0, c, r, t_hi_)
+    x_ = jax.lax.stop_gradient(x)
+    model_ = jax.lax.stop_gradient(model)
+    values = jax.vmap(lambda t: model_.gap(model_.flow(x_, t)))(edges)
+    already = values[0] >= 0
+    up = (values[:-1] < 0) & (values[1:] >= 0)
+    found = already | jnp.any(up)
+    piece = jnp.argmax(up)
+    lo = jnp.where(already, 0.0, edges[piece])
+    hi = jnp.where(already, 0.0, edges[piece + 1])
+    hi = jnp.where(found, hi, t_hi_)
+    lo = jnp.where(found, lo, t_hi_)
+    dt = _crossing_time(model, x, lo, hi)
+    return dt, found
+
+
+@jax.custom_jvp
+def _crossing_time(model, x, lo, hi):
+    """The root of `gap(flow(x, t))` in `[lo, hi]` (`lo == hi`: that point)."""
+
+    def f(t):
+        value, slope = jax.jvp(lambda t: model.gap(model.flow(x, t)), (t,), (jnp.ones_like(t),))
+        return value, slope
+
+    same = lo == hi
+    root = _solve(f, lo, jnp.where(same, lo + 1.0, hi))
+    return jnp.where(same, lo, root)
+
+
+@_crossing_time.defjvp
+def _crossing_time_jvp(primals, tangents):
+    model, x, lo, hi = primals
+    model_dot, x_dot, _, _ = tangents
+    t = _crossing_time(model, x, lo, hi)
+
+    def g(model, x, t):
+        return model.gap(model.flow(x, t))
+
+    slope = jax.jvp(lambda t: g(model, x, t), (t,), (jnp.ones_like(t),))[1]
+    _, g_dot = jax.jvp(lambda m, x: g(m, x, t), (model, x), (model_dot, x_dot))
+    usable = (slope > 0) & (t > 0) & (lo < hi)
+    t_dot = jnp.where(usable, -g_dot / jnp.where(usable, slope, 1.0), 0.0)
+    return t, t_dot
