@@ -119,7 +119,8 @@ def _assert_identical(a, b):
     assert len(leaves_a) == len(leaves_b)
     for x, y in zip(leaves_a, leaves_b, strict=True):
         assert x.dtype == y.dtype and x.shape == y.shape
-        assert np.array_equal(np.asarray(x).view(np.uint8), np.asarray(y).view(np.uint8))
+        bits_x, bits_y = (np.atleast_1d(np.asarray(v)).view(np.uint8) for v in (x, y))
+        assert np.array_equal(bits_x, bits_y)
 
 
 BUILDERS = [
@@ -257,6 +258,52 @@ def test_save_refuses_what_it_cannot_rebuild(tmp_path):
     with pytest.raises(ValueError, match="save: the description of `model` does not rebuild"):
         training.save(path, resized)
     assert not path.exists()
+
+
+def _models():
+    """Tiny layers of the other neuron models: an ALIF layer with per-neuron, trainable
+    adaptation (array fields of two shapes and dtypes) and a layered recurrent IF layer."""
+    alif = eqsnn.ALIFParameters(
+        tau_mem=jnp.full(3, 1.2e-2), tau_adapt=3e-2, beta=jnp.asarray(0.2, jnp.float32)
+    )
+    k1, k2 = jax.random.split(KEY)
+    feedforward = eqsnn.EventPropLIF(4, 3, 6, T_MAX, alif, key=k1, mean=2.0, std=0.5)
+    integrate = eqsnn.IFParameters(tau_mem=2e-2, v_th=0.5, v_init=-0.1, v_reset=-0.2)
+    recurrent = eqsnn.RecurrentLIF(
+        3, [2, 2], 8, T_MAX, integrate, key=k2, mean=1.5, std=0.5,
+        connectivity=eqsnn.Connectivity.LAYERED,
+    )  # fmt: skip
+    return eqx.nn.Sequential([feedforward, recurrent])
+
+
+def test_neuron_models_round_trip(tmp_path):
+    model = _models()
+    path = tmp_path / "models.eqx"
+    training.save(path, model)
+    loaded = training.load(path)
+    _assert_identical(model, loaded)  # the float fields are static: in the structure
+    alif, integrate = (layer.params for layer in loaded.layers)
+    assert type(alif) is eqsnn.ALIFParameters and type(integrate) is eqsnn.IFParameters
+    assert alif.arrays == ("tau_mem", "beta") and alif.beta.dtype == jnp.float32
+    assert (alif.tau_adapt, integrate.v_init, integrate.v_reset) == (3e-2, -0.1, -0.2)
+    header = json.loads(path.read_bytes().split(b"\n", 1)[0])
+    assert header["model"]["layers"][0]["params"]["beta"] == {"array": [], "dtype": "float32"}
+
+
+def test_unknown_neuron_fields_and_models_are_refused(tmp_path):
+    path = tmp_path / "models.eqx"
+    training.save(path, _models())
+    bad = _rewrite(path, _set(["model", "layers", 0, "params", "t_ref"], 0.0))
+    with pytest.raises(ValueError, match=r"layers\[0\]\.params` cannot be rebuilt: ALIF.*t_ref"):
+        training.load(bad)
+
+    class Custom(eqsnn.IFParameters):
+        pass
+
+    custom = eqsnn.LIF(2, 2, 2, T_MAX, jax.tree_util.register_pytree_with_keys_class(Custom)(),
+                       key=KEY)  # fmt: skip
+    with pytest.raises(TypeError, match="`model.params` is Custom.*IFParameters there"):
+        training.save(path, custom)
 
 
 def test_spatio_temporal_encoder_is_the_function():

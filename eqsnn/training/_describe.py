@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import (
     LIF,
+    ALIFParameters,
     AutoDiff,
     ConnectivityMask,
     EventLoop,
@@ -26,6 +27,7 @@ from .. import (
     EventPropLIF,
     HardwareLIF,
     HardwareRecurrentLIF,
+    IFParameters,
     IntervalScan,
     LIFParameters,
     Overflow,
@@ -37,6 +39,7 @@ from .._layers.feedforward import AbstractFeedForwardLayer
 from .._layers.recurrent import AbstractRecurrentLayer
 from ..encode import SpatioTemporalEncoder
 from ..hardware._layers import AbstractHardwareLayer
+from ..neurons._model import is_model
 from ..solvers import BracketedSolver, LambertWSolver, TTFSSolver
 
 LAYERS = {
@@ -47,7 +50,7 @@ LAYERS = {
 """The layers a file may hold, by class name."""
 
 SETTINGS = {
-    "params": (LIFParameters,),
+    "params": (LIFParameters, ALIFParameters, IFParameters),
     "solver": (TTFSSolver, LambertWSolver, BracketedSolver),
     "engine": (WindowScan, IntervalScan, EventLoop),
     "adjoint": (AutoDiff, EventProp),
@@ -117,6 +120,8 @@ def _describe_layer(layer, where: str) -> dict[str, Any]:
         return spec
     for name in ("solver", "engine", "adjoint"):
         spec[name] = _describe_value(getattr(layer, name), f"{where}.{name}", SETTINGS[name])
+    if is_model(layer.params):  # its crossings are not the solver's: the layer refuses one
+        spec["solver"] = None
     spec["overflow"] = layer.overflow.value
     return spec
 
@@ -173,9 +178,10 @@ def _build_value(spec, where: str, classes: tuple[type, ...]):
 
 
 def _build_params(spec, where: str):
-    """The neuron parameters: checked when all are floats; with arrays (trainable, per
-    neuron) the floats are kept and the arrays are placeholders of their shape and dtype,
-    which the loaded leaves fill (their values were checked when they were built)."""
+    """The neuron parameters (of any class in `SETTINGS["params"]`): checked when all are
+    floats; with arrays (trainable, per neuron) the floats are kept and the arrays are
+    placeholders of their shape and dtype, which the loaded leaves fill (their values were
+    checked when they were built)."""
     fields = (
         {k: _from_json(v) for k, v in spec.items() if k != "class"}
         if isinstance(spec, dict)
@@ -184,19 +190,23 @@ def _build_params(spec, where: str):
     arrays = [name for name, value in fields.items() if isinstance(value, jax.Array)]
     if not arrays:
         return _build_value(spec, where, SETTINGS["params"])
-    _class(spec, where, {LIFParameters.__name__: LIFParameters})
-    template = LIFParameters()
-    constants = tuple(
-        (name, float(fields.get(name, getattr(template, name))))
-        for name in ("tau_syn", "tau_mem", "v_th", "v_leak", "v_reset", "t_ref")
-        if name not in arrays
-    )
-    order = [
-        name
-        for name in ("tau_syn", "tau_mem", "v_th", "v_leak", "v_reset", "t_ref")
-        if name in arrays
-    ]
-    return LIFParameters.tree_unflatten((tuple(order), constants), [fields[n] for n in order])
+    cls = _class(spec, where, {c.__name__: c for c in SETTINGS["params"]})
+    if unknown := sorted(set(fields) - set(cls._FIELDS)):
+        raise FormatError(
+            f"`{where}` cannot be rebuilt: {cls.__name__} has no field(s) {unknown} (its "
+            f"fields: {', '.join(cls._FIELDS)})."
+        )
+    defaults = dict(zip(cls._FIELDS, cls._DEFAULTS, strict=True))
+    try:
+        constants = tuple(
+            (name, float(fields.get(name, defaults[name])))
+            for name in cls._FIELDS
+            if name not in arrays
+        )
+    except (TypeError, ValueError) as error:
+        raise FormatError(f"`{where}` cannot be rebuilt: {error}") from None
+    order = tuple(name for name in cls._FIELDS if name in arrays)
+    return cls.tree_unflatten((order, constants), [fields[n] for n in order])
 
 
 def _from_json(value):
@@ -244,9 +254,11 @@ def _build_layer(spec, where: str, backend):
         keywords.update(backend=backend, min_rise=_field(spec, "min_rise", where))
     else:
         for name in ("solver", "engine", "adjoint"):
-            keywords[name] = _build_value(
-                _field(spec, name, where), f"{where}.{name}", SETTINGS[name]
-            )
+            value = _field(spec, name, where)
+            if name == "solver" and value is None:  # a neuron model's layer: no solver
+                keywords[name] = None
+                continue
+            keywords[name] = _build_value(value, f"{where}.{name}", SETTINGS[name])
         keywords["overflow"] = _enum(Overflow, _field(spec, "overflow", where), f"{where}.overflow")
         if cls in _SEED_LAYERS:
             keywords["wrap_only_step"] = getattr(keywords.pop("adjoint"), "per_step", False)

@@ -64,7 +64,9 @@ def save(
     - `model`: an eqsnn layer ([`eqsnn.LIF`][], [`eqsnn.EventPropLIF`][],
       [`eqsnn.RecurrentLIF`][], [`eqsnn.RecurrentEventPropLIF`][], [`eqsnn.HardwareLIF`][],
       [`eqsnn.HardwareRecurrentLIF`][]), a [`eqsnn.encode.SpatioTemporalEncoder`][], or an
-      `eqx.nn.Sequential`, tuple or list of them (nested as you like).
+      `eqx.nn.Sequential`, tuple or list of them (nested as you like). The neuron
+      parameters may be [`eqsnn.LIFParameters`][], [`eqsnn.ALIFParameters`][] or
+      [`eqsnn.IFParameters`][], with float and array (trainable, per neuron) fields.
     - `hyperparameters`: anything else to keep with the model (keyword-only): a dict that
       `json.dumps` accepts, e.g. the settings of the run. Read it back with
       [`eqsnn.training.load_hyperparameters`][].
