@@ -6,7 +6,7 @@ import numpy as np
 
 from ._layers.base import AbstractLayer, AbstractSimulatedLayer
 from ._layers.recurrent import AbstractRecurrentLayer
-from ._params import LIFParameters
+from ._params import AbstractNeuronParameters, LIFParameters
 
 _COLUMNS = ("layer", "sizes", "n_spikes", "t_max", "engine", "adjoint", "parameters")
 
@@ -22,7 +22,9 @@ def summary(model) -> str:
     the backend, and EventProp on the replay), and its number of trainable parameters
     (for a recurrent layer, the weights inside the connectivity mask; the masked-out
     ones, stored as zeros, are counted as "stored"). Below the table: the total, and the
-    neuron parameters ([`eqsnn.LIFParameters`][]) of each layer.
+    neuron parameters of each layer: the fields of its [`eqsnn.LIFParameters`][], or the
+    name and every field of another neuron model (`ALIFParameters: ..., tau_adapt=50 ms,
+    beta=0.1`).
 
     **Arguments:**
 
@@ -113,21 +115,22 @@ def _table(rows: list[tuple[str, ...]]) -> list[str]:
     return ["  " + line.rstrip() for line in lines]
 
 
-def _neuron_text(params: LIFParameters) -> str:
-    def show(name, scale=1.0, unit=""):
+def _neuron_text(params: AbstractNeuronParameters) -> str:
+    """The fields of the neuron parameters (times in ms); for a neuron model other than
+    the LIF, its class name first and every field (e.g. `tau_adapt`, `beta`)."""
+
+    def show(name):
         value = getattr(params, name)
+        time = name.startswith(("tau_", "t_"))
         if isinstance(value, float):
-            return f"{name}={scale * value:g}{unit}"
+            return f"{name}={1e3 * value:g} ms" if time else f"{name}={value:g}"
         shape = "x".join(str(d) for d in value.shape) or "scalar"
         return f"{name}=array[{shape}] (trainable)"
 
-    text = (
-        f"{show('tau_syn', 1e3, ' ms')}, {show('tau_mem', 1e3, ' ms')}, "
-        f"{show('v_th')}, {show('v_leak')}, {show('v_reset')}"
-    )
-    if params.refractory:
-        text += f", {show('t_ref', 1e3, ' ms')}"
-    return text
+    if isinstance(params, LIFParameters):
+        names = [name for name in params._FIELDS if name != "t_ref" or params.refractory]
+        return ", ".join(show(name) for name in names)
+    return f"{type(params).__name__}: " + ", ".join(show(name) for name in params._FIELDS)
 
 
 def _neuron_lines(layers) -> list[str]:

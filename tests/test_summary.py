@@ -82,3 +82,24 @@ def test_hardware_layer_and_a_module_of_ones_own():
 def test_no_layer_raises():
     with pytest.raises(TypeError, match="model"):
         eqsnn.summary(eqx.nn.Linear(2, 3, key=K3))
+
+
+def test_neuron_models_show_their_name_and_fields():
+    alif = eqsnn.ALIFParameters(tau_adapt=4e-2, beta=jnp.full(3, 0.2))
+    integrate = eqsnn.IFParameters(v_init=-0.1)
+    net = eqx.nn.Sequential(
+        [
+            eqsnn.LIF(2, 3, n_spikes=6, t_max=0.05, params=alif, key=K1),
+            eqsnn.LIF(3, 2, n_spikes=4, t_max=0.05, params=integrate, key=K2),
+        ]
+    )
+    lines = eqsnn.summary(net).splitlines()
+    assert lines[-2] == (
+        "neurons of layers[0]: ALIFParameters: tau_syn=5 ms, tau_mem=10 ms, v_th=0.6, "
+        "v_leak=0, v_reset=0, tau_adapt=40 ms, beta=array[3] (trainable)"
+    )
+    assert lines[-1] == (
+        "neurons of layers[1]: IFParameters: tau_syn=5 ms, tau_mem=10 ms, v_th=0.6, "
+        "v_init=-0.1, v_reset=0"
+    )
+    assert "total: 15 trainable parameters" in lines  # 6 + 6 weights and the 3 betas
