@@ -22,7 +22,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from ._params import LIFParameters
+from ._params import AbstractNeuronParameters, LIFParameters
 
 # Taylor coefficients 1/(k+1)! of phi(x) = expm1(x)/x, k = 0..7.
 _PHI_SERIES = (1.0, 1 / 2, 1 / 6, 1 / 24, 1 / 120, 1 / 720, 1 / 5040, 1 / 40320)
@@ -89,12 +89,25 @@ def synaptic_current(
     return i0 * jnp.exp(-t / jnp.asarray(tau_syn))
 
 
+def check_lif(params, who: str, reason: str) -> None:
+    """Raise a `TypeError` naming `who` if `params` are the parameters of another neuron
+    model than the LIF ([`eqsnn.ALIFParameters`][], [`eqsnn.IFParameters`][], ...): code
+    written for the LIF's closed forms must not run them as LIF neurons. `reason` ends the
+    message (why, and what to use instead)."""
+    if isinstance(params, AbstractNeuronParameters) and not isinstance(params, LIFParameters):
+        raise TypeError(
+            f"{who}: `params` are {type(params).__name__}, not eqsnn.LIFParameters; {reason}."
+        )
+
+
 def lif_exponential_flow(params: LIFParameters) -> Callable[[LIFState, ArrayLike], LIFState]:
     r"""Exact propagator of the LIF state over a time step, in closed form.
 
     **Arguments:**
 
-    - `params`: the neuron parameters.
+    - `params`: the [`eqsnn.LIFParameters`][]. Another neuron model
+      ([`eqsnn.ALIFParameters`][], [`eqsnn.IFParameters`][]) raises a `TypeError`: its
+      closed-form flow is its own `flow(x, dt)` method (one neuron).
 
     **Returns:** a function `flow(state, dt) -> state` that evolves an
     [`eqsnn.LIFState`][] by `dt` seconds (`dt >= 0`, scalar or broadcastable to the
@@ -110,6 +123,12 @@ def lif_exponential_flow(params: LIFParameters) -> Callable[[LIFState, ArrayLike
     state = flow(eqsnn.LIFState(v=jnp.zeros(3), i=jnp.ones(3)), 1e-3)
     ```
     """
+    check_lif(
+        params,
+        "lif_exponential_flow",
+        "this is the LIF's flow, and a neuron model's closed-form flow is its own "
+        "`flow(x, dt)` method (one neuron)",
+    )
 
     def flow(state: LIFState, dt: ArrayLike) -> LIFState:
         u = membrane(state.v - params.v_leak, state.i, dt, params.tau_mem, params.tau_syn)

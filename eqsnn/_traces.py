@@ -15,7 +15,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
 from ._checks import is_concrete, layer_name
-from ._flow import LIFState, lif_exponential_flow
+from ._flow import LIFState, check_lif, lif_exponential_flow
 from ._layers.base import AbstractLayer
 from ._layers.feedforward import AbstractFeedForwardLayer
 from ._layers.recurrent import AbstractRecurrentLayer
@@ -63,7 +63,9 @@ def traces(layer: AbstractLayer, spikes: Spikes, times: Float[ArrayLike, " n_tim
     **Arguments:**
 
     - `layer`: a feed-forward ([`eqsnn.LIF`][]) or recurrent ([`eqsnn.RecurrentLIF`][])
-      layer, any engine, adjoint and connectivity.
+      layer of LIF neurons ([`eqsnn.LIFParameters`][]), any engine, adjoint and
+      connectivity. A layer of another neuron model ([`eqsnn.ALIFParameters`][],
+      [`eqsnn.IFParameters`][]) raises a `TypeError`.
     - `spikes`: one sample of input [`eqsnn.Spikes`][] (as the layer takes it).
     - `times`: the times in seconds at which to read the state, shape `(n_times,)`, in any
       order, `>= 0`.
@@ -90,6 +92,12 @@ def traces(layer: AbstractLayer, spikes: Spikes, times: Float[ArrayLike, " n_tim
             f"hardware layer), got {type(layer).__name__}."
         )
     who = f"traces({layer_name(layer)})"
+    check_lif(
+        layer.params,
+        who,
+        "traces replays the LIF's closed-form flow, for layers of LIF neurons only (the "
+        "layer's spikes, `layer(spikes)`, are exact for every neuron model)",
+    )
     if layer.params.refractory or getattr(layer.weights, "delays", None) is not None:
         raise ValueError(
             f"{who}: traces of layers with a refractory period or delays are not supported "

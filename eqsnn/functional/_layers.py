@@ -17,6 +17,7 @@ from .._weights import InputWeights, RecurrentWeights
 from ..hardware._backend import Backend
 from ..hardware._layers import HardwareLIF as _HardwareLIFModule
 from ..hardware._layers import HardwareRecurrentLIF as _HardwareRecurrentLIFModule
+from ..neurons._model import is_model
 from ..solvers import AbstractCrossingSolver
 from ._wrap import ApplyFn, InitFn, Skeletons, init_apply
 
@@ -44,7 +45,9 @@ def LIF(
     - `n_hidden`: number of neurons of the layer.
     - `n_spikes`: capacity of the layer's output buffer (its own spikes only).
     - `t_max`: simulation horizon in seconds.
-    - `params`: the [`eqsnn.LIFParameters`][].
+    - `params`: the [`eqsnn.LIFParameters`][], or another neuron model
+      ([`eqsnn.ALIFParameters`][], [`eqsnn.IFParameters`][]; window scan only, so not with
+      `max_spikes_per_interval`).
     - `mean`, `std`: initial weights are drawn from $\mathcal N(\mathrm{mean}, \mathrm{std}^2)$.
     - `duplication`: inputs come in `duplication` consecutive copies with equal initial
       weights (the input size must be a multiple of it).
@@ -195,7 +198,9 @@ def RecurrentLIF(
       population after population.
     - `n_spikes`: capacity of the output buffer (spikes of all populations together).
     - `t_max`: simulation horizon in seconds.
-    - `params`: the [`eqsnn.LIFParameters`][].
+    - `params`: the [`eqsnn.LIFParameters`][] (LIF neurons only: the event loop of
+      `Connectivity.FULL` runs no other neuron model, and another one raises a
+      `ValueError`).
     - `mean`, `std`: one entry per drawn block (input block first, then population
       $k \to k+1$), or one number for all.
     - `duplication`: inputs come in `duplication` consecutive copies with equal initial
@@ -282,6 +287,15 @@ def _recurrent(module, layers, n_spikes, t_max, params, mean, std, duplication, 
             f"got {layers!r}."
         )
     sizes = tuple(check_size("layers[k]", size, f"functional.{who}") for size in layers)
+    if is_model(params) and "backend" not in options:  # hardware layers say why themselves
+        raise ValueError(
+            f"functional.{who}: neurons of {type(params).__name__} are simulated by the "
+            "window scan, for populations connected feed-forward (Connectivity.LAYERED); "
+            "the functional recurrent layers connect every neuron to every other "
+            "(Connectivity.FULL, the event loop), which runs LIF neurons "
+            "(eqsnn.LIFParameters) only. Use eqsnn.RecurrentLIF(..., "
+            "connectivity=eqsnn.Connectivity.LAYERED), or functional.LIF layers."
+        )
 
     def build(in_size: int, key: PRNGKeyArray):
         return module(

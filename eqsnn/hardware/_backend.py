@@ -19,6 +19,13 @@ from jaxtyping import Array, Float, Int
 from .._params import LIFParameters
 from .._weights import InputWeights, RecurrentWeights
 
+BACKEND_RUNS_LIF = (
+    "a backend runs LIF neurons (see eqsnn.hardware.Backend), so hardware layers take "
+    "eqsnn.LIFParameters only; simulate other neuron models with eqsnn.LIF or a layered "
+    "eqsnn.RecurrentLIF"
+)
+"""Why hardware layers and backends refuse other neuron models (`check_lif`)."""
+
 
 class BackendError(RuntimeError):
     """A backend raised an exception or returned output that breaks the

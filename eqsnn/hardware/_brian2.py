@@ -2,8 +2,9 @@
 
 import numpy as np
 
+from .._flow import check_lif
 from .._weights import RecurrentWeights
-from ._backend import Backend
+from ._backend import BACKEND_RUNS_LIF, Backend
 
 
 def _import_brian2():
@@ -65,6 +66,7 @@ class Brian2Backend(Backend):
 
     def run(self, weights, input_time, input_idx, *, params, t_max, n_spikes):
         """Simulate the batch in Brian2; see [`Backend.run`][eqsnn.hardware.Backend.run]."""
+        check_lif(params, f"{self.name}.run", BACKEND_RUNS_LIF)
         b2 = _import_brian2()
         self.calls += 1
         b2.prefs.codegen.target = self.target

@@ -6,10 +6,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._flow import membrane
+from .._flow import check_lif, membrane
 from .._params import LIFParameters
 from .._weights import RecurrentWeights
-from ._backend import Backend
+from ._backend import BACKEND_RUNS_LIF, Backend
 
 
 def _check_fraction(name: str, value, who: str) -> float:
@@ -170,6 +170,7 @@ class EmulatedBackend(Backend):
 
     def run(self, weights, input_time, input_idx, *, params, t_max, n_spikes):
         """Emulate the batch; see [`Backend.run`][eqsnn.hardware.Backend.run]."""
+        check_lif(params, f"{self.name}.run", BACKEND_RUNS_LIF)
         self.calls += 1
         dtype = input_time.dtype
         w_in = np.asarray(weights.input)

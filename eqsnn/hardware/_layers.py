@@ -9,13 +9,14 @@ from jaxtyping import PRNGKeyArray
 from .._checks import check_layer_weights, layer_name
 from .._connectivity import Connectivity, ConnectivityMask
 from .._engine.buffers import sort_inputs
+from .._flow import check_lif
 from .._layers.base import AbstractLayer, check_input
 from .._layers.feedforward import AbstractFeedForwardLayer
 from .._layers.recurrent import AbstractRecurrentLayer
 from .._overflow import report_dropped
 from .._params import LIFParameters
 from .._spikes import Spikes, with_sources
-from ._backend import Backend, call_backend
+from ._backend import BACKEND_RUNS_LIF, Backend, call_backend
 from ._replay import Mismatch, ReplayConfig, replay
 
 
@@ -72,6 +73,7 @@ class AbstractHardwareLayer(AbstractLayer):
     def _init_backend(self, backend, min_rise) -> None:
         """Check and set `backend` and `min_rise` (called by `__init__`)."""
         who = type(self).__name__
+        check_lif(self.params, who, BACKEND_RUNS_LIF)
         if self.params.arrays or self.params.refractory:
             raise ValueError(
                 f"{who}: a backend runs neurons with constant parameters and no refractory "
@@ -107,7 +109,8 @@ class HardwareLIF(AbstractFeedForwardLayer, AbstractHardwareLayer):
 
     **Arguments:** `in_size`, `out_size`, `n_spikes`, `t_max`, `params`, `key`, `mean`,
     `std`, `duplication` as for [`eqsnn.LIF`][] (the model of the network that the backend
-    runs), plus
+    runs: [`eqsnn.LIFParameters`][] of floats; another neuron model, such as
+    [`eqsnn.ALIFParameters`][] or [`eqsnn.IFParameters`][], raises a `TypeError`), plus
     - `backend`: the [`eqsnn.hardware.Backend`][] that runs the forward pass
       (keyword-only, required).
     - `min_rise`: floor of the membrane slope used by the adjoint, as a fraction of

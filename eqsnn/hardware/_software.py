@@ -14,12 +14,13 @@ from .._engine.event_loop import (
     trajectory,
     transition_with_recurrence,
 )
+from .._flow import check_lif
 from .._layers.keywords import engine_from_keywords
 from .._params import LIFParameters
 from .._spikes import Spikes
 from .._weights import RecurrentWeights
 from ..solvers import AbstractCrossingSolver, default_solver
-from ._backend import Backend
+from ._backend import BACKEND_RUNS_LIF, Backend
 
 
 class SoftwareBackend(Backend):
@@ -77,6 +78,7 @@ class SoftwareBackend(Backend):
 
     def run(self, weights, input_time, input_idx, *, params, t_max, n_spikes):
         """Simulate the batch with eqsnn; see [`Backend.run`][eqsnn.hardware.Backend.run]."""
+        check_lif(params, f"{self.name}.run", BACKEND_RUNS_LIF)
         self.calls += 1
         solver = default_solver(params) if self.solver is None else self.solver
         weights = jax.tree.map(jnp.asarray, weights)
