@@ -220,7 +220,7 @@ def test_delays_eqsnn_cannot_express_are_refused_by_node_name():
     w, d3, d4 = nir.Linear(weight=np.ones((4, 3))), nir.Delay(np.ones(3)), nir.Delay(np.ones(4))
     fanout = np.repeat(np.eye(3), 4, axis=0)
     cases = {
-        r"node\(s\) \['d'\] feed no CubaLIF node": {"w": w, "c": _cuba(4), "d": d4},
+        r"node\(s\) \['d'\] feed no CubaLIF or IF node": {"w": w, "c": _cuba(4), "d": d4},
         "Delay nodes 'd' and 'e' follow each other": {"d": d3, "e": d3, "w": w, "c": _cuba(4)},
         r"the nodes \['d', 'w', 'e'\] before 'c' are no arrangement": {
             "d": d3,

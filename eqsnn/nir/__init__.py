@@ -37,6 +37,14 @@ ignore it). Synaptic delays map onto NIR's `Delay` node, $y_j(t) = x_j(t - d_j)$
 source as a `Delay` before the weights, per synapse as one `Delay` channel per synapse
 between a fan-out and the weights. [`eqsnn.nir.to_nir`][] and [`eqsnn.nir.from_nir`][]
 say what maps and what does not; a round trip gives back the same layer, bit for bit.
+
+**Other neuron models.** NIR's `IF` node, $\dot v = r I$, integrates its input without a
+synaptic filter, so [`eqsnn.IFParameters`][] ($\tau_\mathrm{mem}\dot V = I$ with an
+exponential synapse) is an `LI` node for the synapse (`tau` $= r = \tau_\mathrm{syn}$,
+`v_leak` $= 0$, so that its state is $I$ and jumps by $W$) followed by an `IF` node with
+`r` $= 1/\tau_\mathrm{mem}$: exact, for feed-forward layers, with `v_init = 0` (NIR has no
+initial voltage). NIR has no node for an adaptive threshold: layers of
+[`eqsnn.ALIFParameters`][] (and of other neuron models) are refused with a `ValueError`.
 """
 
 from ._export import to_nir as to_nir

@@ -1,4 +1,5 @@
-"""NIR export: eqsnn layers to a chain of `Linear`, `Delay` and `CubaLIF` nodes (`to_nir`).
+"""NIR export: eqsnn layers to a chain of `Linear`, `Delay` and `CubaLIF` (or `LI` → `IF`)
+nodes (`to_nir`).
 
 The mapping of the neuron is derived in the docstring of `eqsnn.nir`; the parameters go to
 the `CubaLIF` node in `_neuron.py`, the weights and delays to `Linear` and `Delay` nodes in
@@ -12,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 import equinox as eqx
 import numpy as np
 
-from .. import LIF, RecurrentLIF
+from .. import LIF, ALIFParameters, IFParameters, LIFParameters, RecurrentLIF
 from ._graph import import_nir
 from ._metadata import META, Layer, layer_metadata
-from ._neuron import cuba_lif
+from ._neuron import cuba_lif, if_nodes
 from ._synapses import synapse_nodes
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ def _layers_of(model) -> list[Layer]:
                 f"to_nir: layer {k} is a {type(layer).__name__}; eqsnn exports eqsnn.LIF and "
                 "eqsnn.RecurrentLIF layers (and their subclasses)."
             )
+        _check_neurons(layer, k)
         delayed = [
             f"weights.{name}"
             for name in ("delays", "recurrent_delays")
@@ -62,6 +64,28 @@ def _layers_of(model) -> list[Layer]:
                 f"{_out_size(layers[k - 1])} neurons."
             )
     return layers
+
+
+def _check_neurons(layer: Layer, k: int) -> None:
+    """Refuse, naming the layer and the model, neurons that NIR has no node for: every
+    model but the LIF (`CubaLIF`) and, in feed-forward layers, the IF (`LI` → `IF`)."""
+    params = layer.params
+    who = f"layer {k} ({type(layer).__name__})"
+    if isinstance(params, LIFParameters):
+        return
+    if isinstance(params, IFParameters):
+        if isinstance(layer, RecurrentLIF):
+            raise ValueError(
+                f"to_nir: {who} has neurons of IFParameters; eqsnn.nir exports IF neurons "
+                "(NIR's LI → IF) of feed-forward layers (eqsnn.LIF) only."
+            )
+        return
+    raise ValueError(
+        f"to_nir: {who} has neurons of {type(params).__name__}, which no NIR node describes"
+        + (" (NIR has no adaptive threshold)" if isinstance(params, ALIFParameters) else "")
+        + "; eqsnn.nir exports LIFParameters (a CubaLIF node) and IFParameters (an LI node, "
+        "the synapse, then an IF node)."
+    )
 
 
 def _linear(nir, weight) -> Any:
@@ -81,6 +105,14 @@ def to_nir(model: LIF | eqx.nn.Sequential | Sequence[LIF]) -> "nir.NIRGraph":
     loop `lif_k → recurrent_k → lif_k`. The chain starts at an `Input` node `input` and
     ends at an `Output` node `output`. Weights and delays keep their dtype, parameters are
     float64.
+
+    **IF neurons** ([`eqsnn.IFParameters`][], feed-forward layers) become an `LI` node
+    `syn_k` (the exponential synapse: `tau` $= \tau_\mathrm{syn}$, `r` $= \tau_\mathrm{syn}$,
+    `v_leak` $= 0$) followed by an `IF` node `if_k` (`r` $= 1/\tau_\mathrm{mem}$,
+    `v_threshold`, `v_reset`), which carries the metadata; NIR's `IF` alone has no
+    synaptic filter ($\dot v = r I$). `v_init` must be 0 (NIR states start at 0). No NIR
+    node describes [`eqsnn.ALIFParameters`][] (an adaptive threshold) or other neuron
+    models: they raise a `ValueError`, as do IF neurons in a recurrent layer.
 
     **Per-neuron parameters** ([`eqsnn.LIFParameters`][] fields that are arrays) fill the
     `CubaLIF` fields neuron by neuron; a float is written as `n` equal values. The
@@ -118,8 +150,8 @@ def to_nir(model: LIF | eqx.nn.Sequential | Sequence[LIF]) -> "nir.NIRGraph":
     **Returns:** a `nir.NIRGraph`; save it with `nir.write(path, graph)`.
 
     **Raises:** `ImportError` without the `nir` package; `TypeError` for a layer that is
-    neither; `ValueError` if consecutive layer sizes do not match, or for a recurrent
-    layer with delays (not exported yet).
+    neither; `ValueError` if consecutive layer sizes do not match, for a recurrent
+    layer with delays (not exported yet), and for neurons NIR cannot describe (see above).
 
     **Example:**
 
@@ -153,6 +185,14 @@ def to_nir(model: LIF | eqx.nn.Sequential | Sequence[LIF]) -> "nir.NIRGraph":
             edges.append((previous, name))
             previous = name
         metadata = {META: layer_metadata(layer)}
+        if isinstance(layer.params, IFParameters):  # the synapse, then the integrator
+            where = f"layer {k} ({type(layer).__name__})"
+            nodes[f"syn_{k}"], nodes[f"if_{k}"] = if_nodes(
+                nir, layer.params, _out_size(layer), metadata, where
+            )
+            edges += [(previous, f"syn_{k}"), (f"syn_{k}", f"if_{k}")]
+            previous = f"if_{k}"
+            continue
         nodes[lif] = cuba_lif(nir, layer.params, _out_size(layer), metadata)
         edges.append((previous, lif))
         previous = lif

@@ -17,6 +17,7 @@ def import_nir():
 def check_supported(nir, graph) -> None:
     """Refuse, by name, every node that eqsnn cannot express, and delays on a loop."""
     supported = (nir.Input, nir.Output, nir.Linear, nir.Affine, nir.Delay, nir.CubaLIF)
+    supported += (nir.LI, nir.IF)
     bad = [
         f"{name!r} ({type(node).__name__})"
         for name, node in graph.nodes.items()
@@ -25,13 +26,19 @@ def check_supported(nir, graph) -> None:
     if bad:
         raise ValueError(
             f"from_nir: unsupported node(s) {', '.join(bad)}; eqsnn imports chains of Input, "
-            "Linear or Affine (zero bias), Delay, CubaLIF and Output nodes."
+            "Linear or Affine (zero bias), Delay, CubaLIF, LI → IF (IF neurons with their "
+            "synapse) and Output nodes."
         )
     for name, node in graph.nodes.items():
         if isinstance(node, nir.Delay) and _on_a_loop(graph, name):
             raise ValueError(
                 f"from_nir: node {name!r} (Delay) is on a loop; eqsnn's recurrent layers have "
                 "no delays yet."
+            )
+        if isinstance(node, nir.LI | nir.IF) and _on_a_loop(graph, name):
+            raise ValueError(
+                f"from_nir: node {name!r} ({type(node).__name__}) is on a loop; eqsnn imports "
+                "IF neurons (LI → IF) in feed-forward layers only."
             )
 
 

@@ -1,5 +1,5 @@
-"""NIR import: a chain of `Linear`/`Affine`, `Delay` and `CubaLIF` nodes to eqsnn layers
-(`from_nir`).
+"""NIR import: a chain of `Linear`/`Affine`, `Delay` and `CubaLIF` (or `LI` → `IF`) nodes to
+eqsnn layers (`from_nir`).
 
 The maths of the conversion is in the docstring of `eqsnn.nir`; the structure of the graph
 is checked in `_graph.py`, the nodes between two neuron nodes are read as weights and
@@ -26,16 +26,16 @@ from .._layers.keywords import engine_from_keywords
 from ..solvers import AbstractCrossingSolver
 from ._graph import chain, check_supported, import_nir, recurrent_loops
 from ._metadata import META, layer_keywords, population_sizes
-from ._neuron import neurons
+from ._neuron import if_neurons, neurons
 from ._synapses import synapses, weight_matrix
 
 if TYPE_CHECKING:
     import nir
 
 
-def _feedforward(name: str, node, w_in: np.ndarray, delays, k: int, options: dict) -> LIF:
-    metadata = (node.metadata or {}).get(META, {})
-    n, params, scale = neurons(name, node, metadata)
+def _feedforward(name: str, neuron, w_in: np.ndarray, delays, k: int, options: dict) -> LIF:
+    """Layer `k` of the neuron node `name`; `neuron` is `(metadata, (n, params, scale))`."""
+    metadata, (n, params, scale) = neuron
     keywords = layer_keywords(name, metadata, k, options, recurrent=False)
     if delays is not None:
         keywords["delays"] = delays
@@ -73,18 +73,49 @@ def _input_size(name: str, node) -> int:
     return int(shape[0])
 
 
+def _is_neuron(nir, node) -> bool:
+    return isinstance(node, nir.CubaLIF | nir.IF)
+
+
+def _neuron(nir, graph, path: list[str], j: int):
+    """`(metadata, (n, params, scale))` of the neuron node `path[j]`: a `CubaLIF`, or an
+    `IF` behind its synapse, the `LI` node `path[j - 1]`."""
+    name, node = path[j], graph.nodes[path[j]]
+    metadata = (node.metadata or {}).get(META, {})
+    if isinstance(node, nir.CubaLIF):
+        return metadata, neurons(name, node, metadata)
+    synapse = path[j - 1]
+    if not isinstance(graph.nodes[synapse], nir.LI):
+        raise ValueError(
+            f"from_nir: node {name!r} (IF) integrates its input directly (v' = r I, no "
+            "synaptic filter), which no eqsnn neuron does; eqsnn reads IF nodes behind an LI "
+            "node, their exponential synapse (… → LI (v_leak = 0) → IF), as "
+            "eqsnn.IFParameters."
+        )
+    return metadata, if_neurons(synapse, graph.nodes[synapse], name, node, metadata)
+
+
 def _build_layers(nir, graph, path: list[str], loops: dict[str, str], options: dict) -> list:
-    """One layer per CubaLIF of the chain, with the weights (and delays) of the nodes
-    before it."""
+    """One layer per neuron node of the chain (`CubaLIF`, or `LI` → `IF`), with the weights
+    (and delays) of the nodes before it."""
     size = _input_size(path[0], graph.nodes[path[0]])
     between: list[str] = []
     layers = []
-    for name in path[1:-1]:
+    for j, name in enumerate(path[1:-1], start=1):
         node = graph.nodes[name]
-        if not isinstance(node, nir.CubaLIF):
+        if isinstance(node, nir.LI):
+            if not isinstance(graph.nodes[path[j + 1]], nir.IF):
+                raise ValueError(
+                    f"from_nir: node {name!r} (LI) is not followed by an IF node; eqsnn reads "
+                    "an LI node only as the synapse of IF neurons (LI → IF), and has no "
+                    "non-spiking read-out layer."
+                )
+            continue
+        if not _is_neuron(nir, node):
             between.append(name)
             continue
-        n = int(np.size(node.v_threshold))
+        neuron = _neuron(nir, graph, path, j)
+        n = neuron[1][0]
         weight, delays = synapses(nir, graph, between, size, n, name)
         w_in = weight.T
         if name in loops:
@@ -99,15 +130,15 @@ def _build_layers(nir, graph, path: list[str], loops: dict[str, str], options: d
             )
             layers.append(_recurrent(name, node, w_in, w_rec, len(layers), options))
         else:
-            layers.append(_feedforward(name, node, w_in, delays, len(layers), options))
+            layers.append(_feedforward(name, neuron, w_in, delays, len(layers), options))
         size, between = n, []
     if between:
         raise ValueError(
-            f"from_nir: node(s) {between} feed no CubaLIF node; eqsnn layers end at their "
-            "neurons (no weights or delays after the last CubaLIF)."
+            f"from_nir: node(s) {between} feed no CubaLIF or IF node; eqsnn layers end at their "
+            "neurons (no weights or delays after the last CubaLIF or IF)."
         )
     if not layers:
-        raise ValueError("from_nir: the graph has no CubaLIF node.")
+        raise ValueError("from_nir: the graph has no neuron node (CubaLIF, or LI → IF).")
     return layers
 
 
@@ -137,6 +168,14 @@ def from_nir(
     fully connected population. Graphs written by [`eqsnn.nir.to_nir`][] come back with
     the same weights, parameters, delays and spikes, bit for bit: the same pytree, floats
     as floats and arrays as arrays of the same shape, dtype and weak type.
+
+    **IF neurons.** An `LI` node followed by an `IF` node (`… → LI → IF → …`, the pair that
+    `to_nir` writes for [`eqsnn.IFParameters`][]) becomes a layer of IF neurons: the `LI`
+    node is the exponential synapse (`tau` is $\tau_\mathrm{syn}$, `v_leak` must be 0, and
+    the weights are scaled by $r_\mathrm{LI} / \tau$), the `IF` node gives
+    $\tau_\mathrm{mem} = 1 / r$, `v_th` and `v_reset` (`v_init` is 0). An `IF` node without
+    an `LI` before it (no synaptic filter), an `LI` that does not feed an `IF`, and either on
+    a loop are refused.
 
     **Per-neuron parameters.** A `CubaLIF` field whose values differ between neurons
     becomes a per-neuron array of [`eqsnn.LIFParameters`][] (float64), one whose values
@@ -184,7 +223,8 @@ def from_nir(
 
     **Raises:** `ImportError` without the `nir` package; `ValueError`, naming the node,
     for what eqsnn cannot express: node types other than `Input`, `Output`, `Linear`,
-    `Affine`, `Delay` and `CubaLIF` (convolutions, `LIF`, subgraphs, ...), an `Affine`
+    `Affine`, `Delay`, `CubaLIF` and `LI` → `IF` (convolutions, `LIF`, subgraphs, ...), an
+    `Affine`
     with a non-zero bias, parameters eqsnn rejects (per neuron: the neuron is named),
     multi-dimensional shapes, branches, merges and skip connections, recurrent weights
     outside the recorded connectivity mask, and `Delay` nodes elsewhere than above: two in
@@ -216,12 +256,12 @@ def from_nir(
     check_supported(nir, graph)
     loops = recurrent_loops(nir, graph)
     path = chain(nir, graph, loops)
-    n_layers = sum(isinstance(graph.nodes[name], nir.CubaLIF) for name in path)
+    n_layers = sum(_is_neuron(nir, graph.nodes[name]) for name in path)
     for arg, value in (("n_spikes", n_spikes), ("t_max", t_max)):
         if isinstance(value, list | tuple) and len(value) != n_layers:
             raise ValueError(
                 f"from_nir: `{arg}` has {len(value)} entries but the graph has {n_layers} "
-                "CubaLIF nodes."
+                "neuron nodes (CubaLIF or IF)."
             )
     options = dict(
         n_spikes=n_spikes,
