@@ -41,8 +41,6 @@ from ._overflow import Overflow as Overflow
 from ._overflow import SpikesDroppedWarning as SpikesDroppedWarning
 from ._overflow import reset_dropped_warnings as reset_dropped_warnings
 from ._params import LIFParameters as LIFParameters
-from .neurons import ALIFParameters as ALIFParameters
-from .neurons import IFParameters as IFParameters
 from ._spikes import Spikes as Spikes
 from ._summary import summary as summary
 from ._traces import traces as traces
@@ -50,6 +48,8 @@ from ._weights import InputWeights as InputWeights
 from ._weights import RecurrentWeights as RecurrentWeights
 from .hardware._layers import HardwareLIF as HardwareLIF
 from .hardware._layers import HardwareRecurrentLIF as HardwareRecurrentLIF
+from .neurons import ALIFParameters as ALIFParameters
+from .neurons import IFParameters as IFParameters
 
 if _typing.TYPE_CHECKING:
     from . import nir as nir

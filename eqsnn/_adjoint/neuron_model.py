@@ -30,7 +30,7 @@ import jax.numpy as jnp
 
 from .._engine.base import SimulationConfig
 from .._engine.buffers import sort_inputs
-from .._engine.neuron_model import ARRIVAL, SPIKE, ModelSpikes, model_neuron
+from .._engine.neuron_model import free_states, model_neuron
 from .._engine.per_neuron import collect, per_neuron_spikes
 from .._engine.window_scan import NeuronSpikes
 from .._spikes import Spikes
@@ -51,14 +51,7 @@ def model_eventprop(config: SimulationConfig, weights, spikes: Spikes, budget: i
     static = _Static(config=eqx.tree_at(lambda c: c.params, config, constants), budget=budget)
 
     def core(weight, time, idx, arrays):
-        found = _core((weight, time, arrays), idx, static)
-        return NeuronSpikes(
-            time=found.time,
-            current=found.current,
-            valid=found.valid,
-            interval=found.interval,
-            more=found.more,
-        )
+        return _core((weight, time, arrays), idx, static)
 
     return collect(per_neuron_spikes(core, config, weights, spikes), config.n_spikes)
 
@@ -68,7 +61,7 @@ def _params(arrays, static: _Static):
 
 
 @eqx.filter_custom_vjp
-def _core(diff, idx, static: _Static) -> ModelSpikes:
+def _core(diff, idx, static: _Static) -> NeuronSpikes:
     weight, time, arrays = diff
     params = _params(arrays, static)
     return model_neuron(weight, time, idx, params, static.config.t_max, static.budget)
@@ -82,7 +75,7 @@ def _core_fwd(perturbed, diff, idx, static: _Static):
 
 
 @_core.def_bwd
-def _core_bwd(found: ModelSpikes, grad_out, perturbed, diff, idx, static: _Static):
+def _core_bwd(found: NeuronSpikes, grad_out, perturbed, diff, idx, static: _Static):
     del perturbed
     weight, time, arrays = diff
     dtype = weight.dtype
@@ -110,39 +103,26 @@ def _core_bwd(found: ModelSpikes, grad_out, perturbed, diff, idx, static: _Stati
     return pull((mu, g_cur))
 
 
-def replay(s, weight, time, idx, params, found: ModelSpikes, usable, static: _Static):
+def replay(s, weight, time, idx, params, found: NeuronSpikes, usable, static: _Static):
     """The crossing conditions `F_r = gap(x(s_r^-))` (`s_r` where `usable` is false) and the
-    currents `I_r` at the spike times `s`, re-running the recorded events in their order,
-    as functions of the spike times, weights, arrival times and parameters."""
-    t_max = static.config.t_max
-    sorted_in = sort_inputs(Spikes(time=time, idx=idx), t_max)
-    w = jnp.where(sorted_in.valid, weight[sorted_in.order], 0.0)
-    n_in = sorted_in.time.shape[0]
-    dtype = w.dtype
+    currents `I_r` at the spike times `s`, as functions of the spike times, weights,
+    arrival times and parameters: the free states, then the chain of jump responses."""
+    sorted_in = sort_inputs(Spikes(time=time, idx=idx), static.config.t_max)
+    free = free_states(params, sorted_in, weight)
 
-    def step(carry, event):
-        x, t = carry
-        kind, which = event
-        k = jnp.clip(which, 0, n_in - 1)
-        r = jnp.clip(which, 0, s.shape[0] - 1)
-        t_event = jnp.where(kind == SPIKE, s[r], jnp.where(kind == ARRIVAL, sorted_in.time[k], t))
-        x_pre = params.flow(x, t_event - t)
-        x_new = jnp.where(
-            kind == SPIKE,
-            params.fire(x_pre),
-            jnp.where(kind == ARRIVAL, params.receive(x_pre, w[k]), x),
-        )
-        return (x_new, t_event), (params.gap(x_pre), params.current(x_pre))
+    def step(carry, spike):
+        s_last, response = carry
+        s_r, k, valid = spike
+        free_s = params.flow(free[k], s_r - sorted_in.time[k])
+        x_pre = free_s + params.flow(response, s_r - s_last)
+        new_response = jnp.where(valid, params.fire(x_pre) - free_s, response)
+        carry = (jnp.where(valid, s_r, s_last), new_response)
+        return carry, (params.gap(x_pre), params.current(x_pre))
 
-    init = (params.initial_state(dtype), jnp.zeros((), dtype))
-    record = found.record
-    _, (gap, current) = jax.lax.scan(step, init, (record.kind, record.which))
-    budget = s.shape[0]
-    slot = jnp.where(record.kind == SPIKE, record.which, budget)
-    crossing = jnp.zeros((budget,), dtype).at[slot].set(gap, mode="drop")
-    current_s = jnp.zeros((budget,), dtype).at[slot].set(current, mode="drop")
+    init = (jnp.zeros((), free.dtype), jnp.zeros_like(free[0]))
+    _, (crossing, current) = jax.lax.scan(step, init, (s, found.interval, found.valid))
     crossing = jnp.where(usable, crossing, s)
-    return crossing, jnp.where(found.valid, current_s, 0.0)
+    return crossing, jnp.where(found.valid, current, 0.0)
 
 
 def _zeros_if_none(grad, like):

@@ -1,104 +1,105 @@
-r"""Feed-forward layers of a neuron model other than the LIF: each neuron's events in order.
+r"""Feed-forward layers of a neuron model other than the LIF: the window scan, generically.
 
 For a model of [`eqsnn.neurons.AbstractNeuronModel`][] every neuron is simulated on its
-own (under `jax.vmap` over the neurons, as the per-neuron path of the LIF), from its
-arrivals sorted in time: one scan whose step either fires at the first threshold crossing
-before the next arrival ([`eqsnn.neurons.first_crossing`][]) or moves to that arrival and
-receives it. `K` arrivals and a budget of `S` spikes take `K + S + 1` steps (the last one
-tells whether the neuron would spike again after its budget). Delays shift the arrivals
-exactly as for the LIF.
+own (under `jax.vmap` over the neurons, as the per-neuron path of the LIF) from its
+arrivals sorted in time, with the window scan of the LIF written against the model's
+methods. It rests on linearity: the flow is linear in the state and an input adds to it,
+so the state is the *free* trajectory (inputs only, no spike: one recurrence over the
+arrivals, `free_states`) plus the response to the jumps at the spikes, which the flow
+carries on its own: after the last spike $s$, $x(t) = x_\mathrm{free}(t) +
+\Phi(t - s)\,R$ with $R = x(s^+) - x_\mathrm{free}(s)$. Each step of the scan then
+searches the next `L` input intervals for a crossing at once
+([`eqsnn.neurons.first_crossing`][], batched over the intervals) and spikes at the
+earliest or moves past them: $\lceil K/L\rceil + S$ steps for `K` arrivals and a budget of
+`S` spikes, as for the LIF. A neuron that finds a crossing after its budget is full sets
+`more` and stops. Delays shift the arrivals exactly as for the LIF.
 """
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Float, Int
 
 from .._spikes import Spikes
 from ..neurons._crossing import first_crossing
 from .base import SimulationConfig
-from .buffers import sort_inputs
+from .buffers import SortedInputs, sort_inputs
 from .per_neuron import collect, per_neuron_spikes
-from .window_scan import NeuronSpikes
-
-IDLE, ARRIVAL, SPIKE = 0, 1, 2
+from .window_scan import NeuronSpikes, scan_length, window_length
 
 
-class EventRecord(eqx.Module):
-    """What one neuron did at each step of its scan, `(K + S + 1,)` arrays: the kind of
-    event (`IDLE`, `ARRIVAL`, `SPIKE`) and which arrival (sorted index) or spike slot."""
-
-    kind: Int[Array, " steps"]
-    which: Int[Array, " steps"]
-
-
-class ModelSpikes(eqx.Module):
-    """One neuron's spikes, `(S,)` arrays in time order, and its event record."""
-
-    time: Float[Array, " s"]
-    current: Float[Array, " s"]
-    valid: Bool[Array, " s"]
-    interval: Int[Array, " s"]
-    more: Bool[Array, ""]
-    record: EventRecord
-
-
-def model_neuron(weight, time, idx, params, t_max: float, budget: int) -> ModelSpikes:
-    """The spikes of one neuron of model `params` (scalar parameters) driven by the
-    arrivals `(time, weight)` of the slots `idx` (-1: empty)."""
-    sorted_in = sort_inputs(Spikes(time=time, idx=idx), t_max)
-    n_in = sorted_in.time.shape[0]
+def free_states(params, sorted_in: SortedInputs, weight):
+    """The state right after each sorted arrival if the neuron never spiked, `(K, d)`
+    (empty arrivals, at the end with time `t_max`, add nothing)."""
     w = jnp.where(sorted_in.valid, weight[sorted_in.order], 0.0)
-    dtype = w.dtype
-    t_max_ = jnp.asarray(t_max, dtype)
+    dt = jnp.diff(sorted_in.time, prepend=jnp.zeros((1,), sorted_in.time.dtype))
+
+    def step(x, arrival):
+        dt_k, w_k = arrival
+        x = params.receive(params.flow(x, dt_k), w_k)
+        return x, x
+
+    _, states = jax.lax.scan(step, params.initial_state(w.dtype), (dt, w))
+    return states
+
+
+def model_neuron(weight, time, idx, params, t_max: float, budget: int) -> NeuronSpikes:
+    """The spikes of one neuron of model `params` (scalar parameters) driven by the
+    arrivals `(time, weight)` of the slots `idx` (-1: empty); `(S,)` arrays."""
+    sorted_in = sort_inputs(Spikes(time=time, idx=idx), t_max)
+    free = free_states(params, sorted_in, weight)
+    n_in = free.shape[0]
+    length = window_length(n_in, budget)
+    dtype = free.dtype
+    flow = jax.vmap(params.flow)
+    crossing = jax.vmap(lambda x, span: first_crossing(params, x, span))
 
     def step(carry, _):
-        x, t, k, count, done, more = carry
-        arrival = (k < n_in) & sorted_in.valid[jnp.minimum(k, n_in - 1)]
-        k_ = jnp.minimum(k, n_in - 1)
-        t_next = jnp.where(arrival, sorted_in.time[k_], t_max_)
-        dt, found = first_crossing(params, x, jnp.maximum(t_next - t, 0.0))
-        s = t + dt
-        found = found & (s < t_max) & ~done
-        spike = found & (count < budget)
-        x_pre = params.flow(x, dt)
-        x_fired = params.fire(x_pre)
-        x_arrived = params.receive(params.flow(x, t_next - t), w[k_])
-        move = ~found & arrival & ~done
-        x_new = jnp.where(spike, x_fired, jnp.where(move, x_arrived, x))
-        t_new = jnp.where(spike, s, jnp.where(move, t_next, t))
-        kind = jnp.where(spike, SPIKE, jnp.where(move, ARRIVAL, IDLE))
-        which = jnp.where(spike, count, k_)
-        out = (s, params.current(x_pre), spike, k, kind, which)
+        ptr, at_spike, s_last, response, count, more = carry
+        k = ptr + jnp.arange(length, dtype=ptr.dtype)
+        inside = (k < n_in) & sorted_in.valid[jnp.minimum(k, n_in - 1)]
+        k = jnp.minimum(k, n_in - 1)
+        a_k = sorted_in.time[k]
+        from_spike = (k == ptr) & at_spike
+        start = jnp.where(from_spike, s_last, a_k)
+        span = jnp.maximum(sorted_in.end[k] - start, 0.0)
+        # The free state at each window start (at the spike: flowed there from its
+        # interval's arrival), plus the response to the spikes so far.
+        x_free = jnp.where(from_spike[:, None], flow(free[k], start - a_k), free[k])
+        x0 = x_free + flow(jnp.broadcast_to(response, free[k].shape), start - s_last)
+        dt, found = crossing(x0, span)
+        found = found & inside
+        first = jnp.argmax(found)
+        s = start[first] + dt[first]
+        hit = jnp.any(found) & (s < t_max)
+        spike = hit & (count < budget)
+        x_pre = params.flow(x0[first], dt[first])
+        free_s = params.flow(free[k[first]], s - a_k[first])
+        new_response = params.fire(x_pre) - free_s
+        moved = jnp.where(hit, n_in, ptr + length).astype(ptr.dtype)
         carry = (
-            x_new,
-            t_new,
-            k + move.astype(k.dtype),
+            jnp.where(spike, k[first], moved),
+            spike,
+            jnp.where(spike, s, s_last),
+            jnp.where(spike, new_response, response),
             count + spike.astype(count.dtype),
-            done | (found & ~spike) | (~found & ~arrival),
-            more | (found & ~spike),
+            more | (hit & ~spike),
         )
-        return carry, out
+        return carry, (s, params.current(x_pre), spike, k[first])
 
     zero_i = jnp.zeros((), jnp.int32)
     no = jnp.zeros((), bool)
-    init = (params.initial_state(dtype), jnp.zeros((), dtype), zero_i, zero_i, no, no)
-    carry, (s, current, spike, interval, kind, which) = jax.lax.scan(
-        step, init, None, length=n_in + budget + 1
-    )
+    response = jnp.zeros_like(free[0])
+    init = (zero_i, no, jnp.zeros((), dtype), response, zero_i, no)
+    steps = scan_length(n_in, budget, length)
+    carry, (s, current, spike, interval) = jax.lax.scan(step, init, None, length=steps)
     # Compact the steps' spikes into the `budget` slots (they are in time order).
-    slot = jnp.where(spike, which, budget)
-    out_time = jnp.full((budget,), jnp.inf, dtype).at[slot].set(s, mode="drop")
-    out_current = jnp.zeros((budget,), dtype).at[slot].set(current, mode="drop")
-    out_valid = jnp.zeros((budget,), bool).at[slot].set(spike, mode="drop")
-    out_interval = jnp.zeros((budget,), jnp.int32).at[slot].set(interval, mode="drop")
-    return ModelSpikes(
-        time=out_time,
-        current=out_current,
-        valid=out_valid,
-        interval=out_interval,
+    slot = jnp.where(spike, jnp.cumsum(spike) - 1, budget)
+    return NeuronSpikes(
+        time=jnp.full((budget,), jnp.inf, dtype).at[slot].set(s, mode="drop"),
+        current=jnp.zeros((budget,), dtype).at[slot].set(current, mode="drop"),
+        valid=jnp.zeros((budget,), bool).at[slot].set(spike, mode="drop"),
+        interval=jnp.zeros((budget,), jnp.int32).at[slot].set(interval, mode="drop"),
         more=jax.lax.stop_gradient(carry[5]),
-        record=EventRecord(kind=kind, which=which),
     )
 
 
@@ -109,13 +110,6 @@ def simulate_model(config: SimulationConfig, weights, spikes: Spikes, budget: in
 
     def core(weight, time, idx, arrays):
         params = eqx.combine(arrays, constants)
-        found = model_neuron(weight, time, idx, params, config.t_max, budget)
-        return NeuronSpikes(
-            time=found.time,
-            current=found.current,
-            valid=found.valid,
-            interval=found.interval,
-            more=found.more,
-        )
+        return model_neuron(weight, time, idx, params, config.t_max, budget)
 
     return collect(per_neuron_spikes(core, config, weights, spikes), config.n_spikes)

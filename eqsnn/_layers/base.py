@@ -23,8 +23,8 @@ from .._engine.event_loop import EventLoop
 from .._engine.window_scan import WindowScan
 from .._overflow import Overflow, report_dropped
 from .._params import LIFParameters
-from ..neurons._model import AbstractNeuronModel
 from .._spikes import EMPTY_INDEX, Spikes, with_sources
+from ..neurons._model import AbstractNeuronModel
 from ..solvers import AbstractCrossingSolver, default_solver
 from ..solvers._select import check_solver_ratio
 
@@ -128,9 +128,7 @@ class AbstractSimulatedLayer(AbstractLayer):
         self.engine = resolve_engine(engine, config, self.adjoint)
         self.engine.check(config, who)
         self.adjoint.check(self.engine, who)
-        if isinstance(self.params, AbstractNeuronModel) and not isinstance(
-            self.engine, WindowScan
-        ):
+        if isinstance(self.params, AbstractNeuronModel) and not isinstance(self.engine, WindowScan):
             raise ValueError(
                 f"{who}: neurons of {type(self.params).__name__} are simulated by the window "
                 "scan (eqsnn.WindowScan(...)): feed-forward layers and recurrent layers whose "

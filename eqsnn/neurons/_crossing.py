@@ -19,42 +19,64 @@ from jaxtyping import Array, Bool, Float
 _MAX_ITERATIONS = 100
 
 
+def _terms(c, r, t):
+    """`c_j e^{-r_j t}` for each `j`, as a list (sums over the few terms are unrolled:
+    a reduction over a tiny last axis is slow on CPU)."""
+    return [c[..., j] * jnp.exp(-r[..., j] * t) for j in range(c.shape[-1])]
+
+
 def _exp_sum(c0, c, r, t):
-    return c0 + jnp.sum(c * jnp.exp(-r * t))
+    return c0 + sum(_terms(c, r, t))
 
 
-def _exp_sum_slope(c0, c, r, t):
-    del c0
-    return -jnp.sum(r * c * jnp.exp(-r * t))
+def _exp_sum_full(c0, c, r, t):
+    """The value, the slope and the size of the terms (the sum is zero within rounding
+    where it is below a few ulps of this) at `t`."""
+    terms = _terms(c, r, t)
+    value = c0 + sum(terms)
+    slope = -sum(r[..., j] * term for j, term in enumerate(terms))
+    scale = jnp.abs(c0) + sum(jnp.abs(term) for term in terms)
+    return value, slope, scale
 
 
-def _solve(f, a, b):
+def _exp_sum_scale(c0, c, r, t):
+    return jnp.abs(c0) + sum(jnp.abs(term) for term in _terms(c, r, t))
+
+
+def _solve(f, a, b, active):
     """A root of the scalar `f` in `[a, b]`, given a sign change (or a zero at `b`):
-    Newton steps kept inside a shrinking bracket, bisection when they leave it."""
+    Newton steps kept inside a shrinking bracket, bisection when they leave it. Where
+    `active` is false nothing is iterated (under `vmap` only the active lanes decide how
+    many iterations run) and the midpoint is returned. `f(x)` returns the value, the
+    slope and the size of the terms that make up the value: the iteration stops where the
+    value is zero within their rounding, or the step or the bracket is below an ulp."""
     dtype = jnp.result_type(a, b)
     eps = jnp.finfo(dtype).eps
     tiny = jnp.finfo(dtype).tiny
     f_a = f(a)[0]
 
     def cond(state):
-        a, b, x, step, i, f_x = state
+        a, b, x, step, i, f_x, scale = state
         small = jnp.abs(step) <= 2 * eps * jnp.abs(x) + tiny
-        return (i < _MAX_ITERATIONS) & ~small & (f_x != 0) & (b - a > 2 * eps * jnp.abs(x) + tiny)
+        wide = b - a > 2 * eps * jnp.abs(x) + tiny
+        rounding = jnp.abs(f_x) <= 4 * eps * scale
+        return active & (i < _MAX_ITERATIONS) & ~small & ~rounding & wide
 
     def body(state):
-        a, b, x, _, i, _ = state
-        f_x, slope = f(x)
+        a, b, x, _, i, _, _ = state
+        f_x, slope, scale = f(x)
         low = jnp.sign(f_x) == jnp.sign(f_a)
         a, b = jnp.where(low, x, a), jnp.where(low, b, x)
         newton = x - f_x / jnp.where(slope != 0, slope, 1.0)
         inside = (slope != 0) & (newton > a) & (newton < b) & jnp.isfinite(newton)
         x_new = jnp.where(inside, newton, 0.5 * (a + b))
-        x_new = jnp.where(f_x == 0, x, x_new)
-        return a, b, x_new, x_new - x, i + 1, f_x
+        x_new = jnp.where(jnp.abs(f_x) <= 4 * eps * scale, x, x_new)
+        return a, b, x_new, x_new - x, i + 1, f_x, scale
 
     start = 0.5 * (a + b)
-    init = (a, b, start, b - a, jnp.zeros((), jnp.int32), jnp.ones((), dtype))
-    a, b, x, _, _, _ = jax.lax.while_loop(cond, body, init)
+    one = jnp.ones((), dtype)
+    init = (a, b, start, b - a, jnp.zeros((), jnp.int32), one, jnp.zeros((), dtype))
+    a, b, x, _, _, _, _ = jax.lax.while_loop(cond, body, init)
     return jnp.clip(x, a, b)
 
 
@@ -74,10 +96,10 @@ def exp_sum_roots(c0, c, r, t_hi) -> Float[Array, " m"]:
     values = jax.vmap(lambda t: _exp_sum(c0, c, r, t))(edges)
 
     def f(t):
-        return _exp_sum(c0, c, r, t), _exp_sum_slope(c0, c, r, t)
+        return _exp_sum_full(c0, c, r, t)
 
     change = (jnp.sign(values[:-1]) != jnp.sign(values[1:])) & (values[:-1] != 0)
-    roots = jax.vmap(lambda a, b, ch: jnp.where(ch, _solve(f, a, b), t_hi))(
+    roots = jax.vmap(lambda a, b, ch: jnp.where(ch, _solve(f, a, b, ch), t_hi))(
         edges[:-1], edges[1:], change
     )
     inside = change & (roots > 0) & (roots < t_hi)
@@ -128,28 +150,29 @@ def first_crossing(model, x, t_hi) -> tuple[Float[Array, ""], Bool[Array, ""]]:
     hi = jnp.where(already, 0.0, edges[piece + 1])
     hi = jnp.where(found, hi, t_hi_)
     lo = jnp.where(found, lo, t_hi_)
-    dt = _crossing_time(model, x, lo, hi)
+    dt = _crossing_time(model, x, lo, hi, (c0, c, r))
     return dt, found
 
 
 @jax.custom_jvp
-def _crossing_time(model, x, lo, hi):
-    """The root of `gap(flow(x, t))` in `[lo, hi]` (`lo == hi`: that point)."""
+def _crossing_time(model, x, lo, hi, terms):
+    """The root of `gap(flow(x, t))` in `[lo, hi]` (`lo == hi`: that point); `terms` is
+    the exponential sum of the same function, for the size of its rounding."""
 
     def f(t):
         value, slope = jax.jvp(lambda t: model.gap(model.flow(x, t)), (t,), (jnp.ones_like(t),))
-        return value, slope
+        return value, slope, _exp_sum_scale(*terms, t)
 
     same = lo == hi
-    root = _solve(f, lo, jnp.where(same, lo + 1.0, hi))
+    root = _solve(f, lo, jnp.where(same, lo + 1.0, hi), ~same)
     return jnp.where(same, lo, root)
 
 
 @_crossing_time.defjvp
 def _crossing_time_jvp(primals, tangents):
-    model, x, lo, hi = primals
-    model_dot, x_dot, _, _ = tangents
-    t = _crossing_time(model, x, lo, hi)
+    model, x, lo, hi, terms = primals
+    model_dot, x_dot, _, _, _ = tangents
+    t = _crossing_time(model, x, lo, hi, terms)
 
     def g(model, x, t):
         return model.gap(model.flow(x, t))
