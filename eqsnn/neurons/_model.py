@@ -35,7 +35,15 @@ class AbstractNeuronModel(AbstractNeuronParameters):
       $g$ is monotone, and then finds the root with `gap(flow(x, t))`.
     - `current(x)`: the synaptic current, recorded in the output spikes.
 
-    Everything else (the event loop, spike budgets, delays, EventProp's adjoint, the
+    **Linearity.** The engine relies on it: `flow(x, dt)` must be linear in `x`
+    ($x(t) = \Phi(t)\,x_0$, with the constant parts of the dynamics folded into the
+    state's offsets, as $u = V - v_\mathrm{leak}$), `receive(x, w)` must add to `x` (an
+    input's effect does not depend on the state), and a neuron at `initial_state` without
+    input must stay below threshold. `fire` may be any differentiable map. The state is then
+    the free trajectory (the inputs alone) plus the flow of the jumps at the spikes, which
+    is what lets the window scan search many input intervals at once.
+
+    Everything else (the window scan, spike budgets, delays, EventProp's adjoint, the
     implicit differentiation of the crossing times) is generic: the adjoint between and
     at events is the transpose of these closed forms.
     """
