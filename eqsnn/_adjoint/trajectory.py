@@ -15,8 +15,10 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from .._engine.interval_scan import IntervalSpikes
+from .._flow import check_lif
 from .._params import LIFParameters
 from .transitions import (
+    LIF_ONLY,
     AdjointState,
     adjoint_lif_exponential_flow,
     adjoint_transition_without_recurrence,
@@ -56,6 +58,11 @@ def step_bwd(
     **Returns:** `(adjoint, pinned_grad)`: $\lambda(t_0^+)$, and the gradient that pinned
     spikes contribute to $t_0$, per neuron.
     """
+    check_lif(
+        params,
+        "eqsnn.eventprop.step_bwd",
+        LIF_ONLY,
+    )
     flow = adjoint_lif_exponential_flow(params)
     before = jnp.concatenate([jnp.broadcast_to(t0, spikes.time[:1].shape), spikes.time[:-1]])
     pinned = spikes.time <= before
@@ -114,6 +121,11 @@ def adjoint_trajectory(
     [`eqsnn.eventprop.AdjointState`][] with arrays of shape `(k, n)`), and the pinned-spike
     gradients of every $t_k$, `(k, n)`.
     """
+    check_lif(
+        params,
+        "eqsnn.eventprop.adjoint_trajectory",
+        LIF_ONLY,
+    )
     n = spikes.time.shape[-1]
     zeros = jnp.zeros(n, spikes.time.dtype)
 

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
-from .._flow import phi
+from .._flow import check_lif, phi
 from .._params import LIFParameters
 
 
@@ -39,6 +39,13 @@ class AdjointState(eqx.Module):
 
     lambda_v: Float[Array, "*n"]
     lambda_i: Float[Array, "*n"]
+
+
+LIF_ONLY = (
+    "the closed forms of eqsnn.eventprop are the LIF's; layers of other models get "
+    "EventProp from adjoint=eqsnn.EventProp()"
+)
+"""Why the blocks here refuse other neuron models (the end of the message)."""
 
 
 def adjoint_lif_exponential_flow(
@@ -80,6 +87,11 @@ def adjoint_lif_exponential_flow(
     earlier = flow(later, 1e-3)
     ```
     """
+    check_lif(
+        params,
+        "eqsnn.eventprop.adjoint_lif_exponential_flow",
+        LIF_ONLY,
+    )
     if params.tau_ratio is None:  # array time constants (per neuron or trainable)
         tau_slow = jnp.maximum(params.tau_mem, params.tau_syn)
         abs_c = jnp.abs(1.0 / params.tau_mem - 1.0 / params.tau_syn)
@@ -155,6 +167,11 @@ def adjoint_transition_without_recurrence(
     **Returns:** `(adjoint, pinned_grad)`: $\lambda^-$ just before the spikes, and for
     pinned spikes the gradient of the time they are pinned to (zero elsewhere).
     """
+    check_lif(
+        params,
+        "eqsnn.eventprop.adjoint_transition_without_recurrence",
+        LIF_ONLY,
+    )
     numerator, rise = _jump(
         params, adjoint.lambda_v, current, grad_time, grad_current, jnp.zeros_like(current)
     )
@@ -207,6 +224,11 @@ def adjoint_transition_with_recurrence(
     **Returns:** `(adjoint, grad_row)`: $\lambda^-$ just before the spike, and the
     gradient contribution to `recurrent[j, :]`.
     """
+    check_lif(
+        params,
+        "eqsnn.eventprop.adjoint_transition_with_recurrence",
+        LIF_ONLY,
+    )
     row = recurrent[neuron]
     term = jnp.dot(row, adjoint.lambda_v - adjoint.lambda_i)
     own = of_neuron(params, neuron)
@@ -245,6 +267,11 @@ def adjoint_input_transition(
     **Returns:** `(grad_row, grad_time)`: the contribution to $\partial L/\partial W_{i\cdot}$
     and $\partial L/\partial t_\mathrm{in}$.
     """
+    check_lif(
+        params,
+        "eqsnn.eventprop.adjoint_input_transition",
+        LIF_ONLY,
+    )
     grad_row = -params.tau_syn * adjoint.lambda_i
     grad_time = jnp.sum(weights_row * (adjoint.lambda_v - adjoint.lambda_i), axis=-1)
     return grad_row, grad_time
