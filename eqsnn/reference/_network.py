@@ -4,7 +4,8 @@ r"""The checked network the reference simulates: per-neuron constants, weights a
 [`eqsnn.reference.traces_diffrax`][] (errors name the public function) and pads the
 neurons to a power of two, so that one compilation of the ODE solve serves networks of
 similar size. Padded neurons copy the last neuron's constants, get no weights and no
-arrivals (their delays are $+\infty$), so they rest at $v_\mathrm{leak}$ and never spike.
+arrivals (their delays are $+\infty$), so they rest at $v_\mathrm{leak}$ (the IF at
+$v_\mathrm{init}$) and never spike.
 """
 
 from typing import NamedTuple
@@ -13,13 +14,12 @@ import diffrax
 import jax.numpy as jnp
 import numpy as np
 
-from ._crossing import Constants, SolverConfig
+from ._crossing import SolverConfig
+from ._models import AnyConstants, Constants, checks, constants_type
 
 _MIN_BUCKET = 8
 """Neurons are padded to a power of two (at least this), so that one compilation serves
 networks of similar size."""
-
-_PARAMETERS = ("tau_syn", "tau_mem", "v_th", "v_leak", "v_reset", "t_ref")
 
 
 class Network(NamedTuple):
@@ -28,7 +28,7 @@ class Network(NamedTuple):
     `d_in` (`(n_in, n_pad)`) and `d_rec` (`(n_pad, n_pad)`) are the delays per synapse in
     seconds, `inf` for padded targets, or `None` for no delay; `t_ref` is `(n_pad,)`."""
 
-    consts: Constants
+    consts: AnyConstants
     config: SolverConfig
     w_in: np.ndarray
     w_rec: np.ndarray | None
@@ -41,11 +41,15 @@ class Network(NamedTuple):
     who: str  # the public function, for error messages
 
 
-def _per_neuron(params, n: int, who: str) -> dict[str, np.ndarray]:
-    """Every LIF parameter as a float64 array of shape `(n,)`, checked."""
+def _per_neuron(params, kind: type, n: int, who: str) -> dict[str, np.ndarray]:
+    """Every parameter of the model (the fields of its constants `kind`, and `t_ref`) as a
+    float64 array of shape `(n,)`, checked. Only the LIF has a refractory period."""
     values = {}
-    for name in _PARAMETERS:
-        value = getattr(params, name, 0.0) if name == "t_ref" else getattr(params, name)
+    for name in (*kind._fields, "t_ref"):
+        if name == "t_ref":
+            value = getattr(params, name, 0.0) if kind is Constants else 0.0
+        else:
+            value = getattr(params, name)
         array = np.asarray(value, dtype=np.float64)
         try:
             values[name] = np.broadcast_to(array, (n,))
@@ -56,14 +60,8 @@ def _per_neuron(params, n: int, who: str) -> dict[str, np.ndarray]:
             ) from None
         if not np.all(np.isfinite(array)):
             raise ValueError(f"{who}: `params.{name}` must be finite, got {array.tolist()}.")
-    checks = [
-        ("tau_syn", values["tau_syn"] > 0, "positive (seconds)"),
-        ("tau_mem", values["tau_mem"] > 0, "positive (seconds)"),
-        ("v_th", values["v_th"] > values["v_leak"], "greater than `v_leak`"),
-        ("v_reset", values["v_reset"] < values["v_th"], "below `v_th`"),
-        ("t_ref", values["t_ref"] >= 0, ">= 0 (seconds)"),
-    ]
-    for name, ok, what in checks:
+    for name, predicate, what in checks(kind):
+        ok = predicate(values)
         if not np.all(ok):
             bad = int(np.flatnonzero(~ok)[0])
             raise ValueError(
@@ -165,7 +163,8 @@ def prepare(
         recurrent_weights = jnp.asarray(recurrent_weights, dtype)
     _check_arguments(input_spikes, input_weights, recurrent_weights, t_max, who)
     n_in, n = input_weights.shape
-    values = _per_neuron(params, n, who)
+    kind = constants_type(params, who)
+    values = _per_neuron(params, kind, n, who)
     _check_solver_settings(rtol, atol, values["v_th"], max_simulated_spikes, dtype, who)
     if recurrent_delays is not None and recurrent_weights is None:
         raise ValueError(f"{who}: `recurrent_delays` needs `recurrent_weights`.")
@@ -181,7 +180,7 @@ def prepare(
     if d_rec is not None:
         d_rec = _pad(d_rec, (n_pad, n_pad), np.inf, np.float64)
     padded = {k: np.pad(v, (0, n_pad - n), mode="edge") for k, v in values.items()}
-    consts = Constants(*(jnp.asarray(padded[f], dtype) for f in Constants._fields))
+    consts = kind(*(jnp.asarray(padded[f], dtype) for f in kind._fields))
     config = SolverConfig(solver or diffrax.Tsit5(), float(rtol), float(atol), dt0, int(max_steps))
     return Network(
         consts,

@@ -1,12 +1,12 @@
 r"""A slow, independent reference simulator built on Diffrax event detection.
 
-The simulator integrates the LIF ODE numerically between events with
-`diffrax.diffeqsolve` and locates threshold crossings with a `diffrax.Event` and
-a Newton root finder on the dense solution (`_crossing.py`). It shares no code with the
-closed-form simulators, so that tests can compare the two. This module holds the event
-loop: a queue of pending events (`_events.py`: input and recurrent arrivals, possibly
-delayed, and the ends of refractory periods), the resets and the output buffer; the
-checked, padded network is built in `_network.py`.
+The simulator integrates the neuron model's ODE (LIF, ALIF or IF, `_models.py`)
+numerically between events with `diffrax.diffeqsolve` and locates threshold crossings
+with a `diffrax.Event` and a root finder on the dense solution (`_crossing.py`). It
+shares no code with the closed-form simulators, so that tests can compare the two. This
+module holds the event loop: a queue of pending events (`_events.py`: input and recurrent
+arrivals, possibly delayed, and the ends of refractory periods), the resets and the
+output buffer; the checked, padded network is built in `_network.py`.
 """
 
 import diffrax
@@ -15,13 +15,16 @@ from jaxtyping import ArrayLike, Float
 
 from .._params import LIFParameters
 from .._spikes import EMPTY_INDEX, Spikes
+from ..neurons._alif import ALIFParameters
+from ..neurons._integrate_and_fire import IFParameters
 from ._crossing import State, advance, coincidence_tol
 from ._events import EventQueue, arrivals, input_spike_list
+from ._models import fire, initial_state, threshold
 from ._network import Network, prepare
 
 
 def simulate_diffrax(
-    params: LIFParameters,
+    params: LIFParameters | ALIFParameters | IFParameters,
     input_spikes: Spikes,
     input_weights: Float[ArrayLike, "n_in n_neurons"],
     n_spikes: int,
@@ -39,7 +42,7 @@ def simulate_diffrax(
     solver: diffrax.AbstractAdaptiveSolver | None = None,
     max_simulated_spikes: int = 10_000,
 ) -> Spikes:
-    r"""Simulate a layer of LIF neurons by numerical integration: the slow reference.
+    r"""Simulate a layer of spiking neurons by numerical integration: the slow reference.
 
     Each neuron $k$ follows the ODE of [`eqsnn.reference.lif_vector_field`][] with its
     own constants, starting at rest ($V_k = v_{\mathrm{leak},k}$, $I_k = 0$) at $t = 0$.
@@ -62,24 +65,40 @@ def simulate_diffrax(
     for rounding. With no delays and `t_ref = 0` this is exactly the simulation without
     delays and refractoriness.
 
+    **Other neuron models.** With [`eqsnn.ALIFParameters`][] the state is $(V, I, a)$
+    with the vector field [`eqsnn.reference.alif_vector_field`][], $a_k = 0$ at $t = 0$;
+    neuron $k$ spikes when $V_k$ reaches $v_{\mathrm{th},k} + a_k$, and then
+    $V_k \leftarrow v_{\mathrm{reset},k}$ and $a_k \leftarrow a_k + \beta_k$. With
+    [`eqsnn.IFParameters`][] the state is $(V, I)$ with the vector field
+    [`eqsnn.reference.if_vector_field`][] (no leak), $V_k = v_{\mathrm{init},k}$ at
+    $t = 0$, a spike at $v_{\mathrm{th},k}$ and $V_k \leftarrow v_{\mathrm{reset},k}$.
+    Inputs, recurrent spikes and delays act as for the LIF (they add to $I$); these models
+    have no refractory period. The simulation integrates their ODEs: it uses none of the
+    closed forms of `eqsnn.neurons`.
+
     This is a correctness reference, not a fast simulator: a Python loop over events
     (a heap of pending arrivals and refractory ends) calls a jitted
     `diffrax.diffeqsolve` (Tsit5, PID step control with `rtol`/`atol`) from one event to
     the next, stopping at the first threshold crossing via a `diffrax.Event` on
-    $\max_k (V_k - v_{\mathrm{th},k})$ with an `optimistix.Newton` root finder; held
-    voltages have $dV/dt = 0$. It is not jittable, vmappable or differentiable as a
-    whole. On steep slopes (strong recurrent excitation, large currents) the root
-    finder's voltage tolerance is relaxed to what the floating-point time can resolve
-    (the voltage change over a few ulps of $t$), so crossings are located to a few ulps;
-    any failure of the ODE solve raises a `RuntimeError` that says where it happened.
+    $\max_k (V_k - v_{\mathrm{th},k})$ (ALIF: $V_k - v_{\mathrm{th},k} - a_k$) with an
+    `optimistix.Newton` root finder (LIF; where Newton fails, at a crossing nearly
+    tangent to threshold, the solve is repeated with `optimistix.Bisection`) or an
+    `optimistix.Bisection` (ALIF, IF); held voltages have $dV/dt = 0$. It is not
+    jittable, vmappable or differentiable as a whole. On steep slopes (strong recurrent
+    excitation, large currents) the root finder's voltage tolerance is relaxed to what
+    the floating-point time can resolve (the voltage change over a few ulps of $t$), so
+    crossings are located to a few ulps; any failure of the ODE solve raises a
+    `RuntimeError` that says where it happened.
 
     Diffrax looks at the sign of the condition only at step ends, so a voltage that
     grazes threshold within one step would be missed. After every solve, each step is
     checked for an interior voltage maximum above threshold (its time is known in
-    closed form: $dV/dt = 0$ where $V - v_\mathrm{leak} = I$); if one is found, the step
-    is integrated again up to the peak, so the crossing is still located by the ODE
-    solution. Neurons within `100 * (atol + rtol * |v_th|)` of threshold at a crossing
-    spike at the same time.
+    closed form: $dV/dt = 0$ where $V - v_\mathrm{leak} = I$; for the ALIF the maximum
+    of $V - v_\mathrm{th} - a$ is searched in the steps where a bound allows one, and
+    the IF voltage is monotone between events); if one is found, the step is integrated
+    again up to the peak, so the crossing is still located by the ODE solution. Neurons
+    within `100 * (atol + rtol * |v_th|)` of threshold at a crossing spike at the same
+    time.
 
     !!! warning
 
@@ -93,7 +112,8 @@ def simulate_diffrax(
     - `params`: the [`eqsnn.LIFParameters`][] (time constants and `t_ref` in seconds);
       each of `tau_syn`, `tau_mem`, `v_th`, `v_leak`, `v_reset` and `t_ref` is a scalar
       or an array of shape `(n_neurons,)` (one value per neuron). Any object with these
-      attributes works; a missing `t_ref` means 0.
+      attributes works; a missing `t_ref` means 0. Or [`eqsnn.ALIFParameters`][] or
+      [`eqsnn.IFParameters`][], their fields scalars or `(n_neurons,)` arrays likewise.
     - `input_spikes`: input events, in any order; slots with `idx == -1` and times
       `>= t_max` are ignored; valid times must be `>= 0`.
     - `input_weights`: input weights, shape `(n_in, n_neurons)`.
@@ -125,7 +145,10 @@ def simulate_diffrax(
     did not fit.
 
     **Raises:** `ValueError` naming the argument for a parameter of the wrong shape or
-    out of range, or delays of the wrong shape, negative or not finite.
+    out of range, or delays of the wrong shape, negative or not finite; `TypeError` for
+    `params` of another neuron model (a subclass of
+    [`eqsnn.neurons.AbstractNeuronModel`][] the reference does not know) or without the
+    LIF attributes.
 
     **Example:**
 
@@ -179,7 +202,7 @@ def run(network: Network, input_spikes: Spikes, t_max: float) -> tuple[list, lis
     `t_max`, in time order."""
     consts = network.consts
     free = np.ones(network.w_in.shape[1], network.dtype)
-    state = State(0.0, np.array(consts.v_leak), np.zeros_like(free), free)
+    state = State(0.0, initial_state(consts), free)
     queue = EventQueue()
     for t, j in input_spike_list(input_spikes, network.w_in.shape[0], t_max, network.who):
         delays = None if network.d_in is None else network.d_in[j]
@@ -207,7 +230,7 @@ def _fire(state: State, network: Network, queue: EventQueue, spikes: list, t_max
     than `network.max_simulated_spikes`), reset them, start their refractory periods,
     apply their zero-delay recurrent jumps and queue the delayed ones."""
     consts, max_spikes = network.consts, network.max_simulated_spikes
-    v_th, v_reset = np.asarray(consts.v_th), np.asarray(consts.v_reset)
+    v_th = np.asarray(threshold(state.y, consts))
     tol = coincidence_tol(consts, network.config)
     # The root finder may stop a hair below threshold: the highest neuron(s) spike.
     free = state.free > 0
@@ -223,8 +246,7 @@ def _fire(state: State, network: Network, queue: EventQueue, spikes: list, t_max
             "recurrent excitation. Every spike before `t_max` is simulated so that "
             "`dropped` is exact; shorten `t_max` or raise `max_simulated_spikes`."
         )
-    v, held = state.v.copy(), state.free.copy()
-    v[fired] = v_reset[fired]
+    y, held = fire(state.y, fired, consts), state.free.copy()
     now = []
     for k in fired:
         if network.w_rec is not None:
@@ -238,8 +260,8 @@ def _fire(state: State, network: Network, queue: EventQueue, spikes: list, t_max
         if release > s:
             held[k] = 0.0
             queue.push_release(release, int(k))
-    i = state.i + np.stack(now).sum(axis=0) if now else state.i
-    return state._replace(v=v, i=i, free=held)
+    i = y[1] + np.stack(now).sum(axis=0) if now else y[1]
+    return state._replace(y=(y[0], i, *y[2:]), free=held)
 
 
 def _apply_due(state: State, queue: EventQueue, network: Network) -> State:
@@ -252,7 +274,7 @@ def _apply_due(state: State, queue: EventQueue, network: Network) -> State:
         v, free = v.copy(), free.copy()
         v[released] = np.asarray(network.consts.v_reset)[released]
         free[released] = 1.0
-    return state._replace(i=i, v=v, free=free)
+    return state._replace(y=(v, i, *state.y[2:]), free=free)
 
 
 def _to_spikes(spikes, n_spikes, dtype) -> Spikes:

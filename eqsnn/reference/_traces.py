@@ -20,6 +20,7 @@ from .._flow import LIFState
 from .._params import LIFParameters
 from .._spikes import Spikes
 from ._crossing import Constants, SolverConfig, State, integrate
+from ._models import constants_type
 from ._network import Network, prepare
 from ._simulate import run
 
@@ -67,6 +68,10 @@ def traces_diffrax(
 
     **Returns:** an [`eqsnn.LIFState`][] with `v` and `i` of shape `(n_times, n_neurons)`.
 
+    **Raises:** as [`eqsnn.reference.simulate_diffrax`][], and a `TypeError` for `params`
+    of another model than the LIF ([`eqsnn.ALIFParameters`][], [`eqsnn.IFParameters`][]):
+    their traces are not implemented.
+
     **Example:**
 
     ```python
@@ -83,6 +88,11 @@ def traces_diffrax(
     ```
     """
     who = "traces_diffrax"
+    if constants_type(params, who) is not Constants:
+        raise TypeError(
+            f"{who}: `params` must be eqsnn.LIFParameters (traces of the LIF only), got "
+            f"{type(params).__name__}; eqsnn.reference.simulate_diffrax simulates it."
+        )
     times = np.asarray(times, dtype=np.float64)
     if times.ndim != 1 or not np.all(times >= 0):
         raise ValueError(
@@ -131,7 +141,7 @@ def _releases(last: State, late: list, network: Network) -> list[State]:
         v, i = (np.array(x) for x in _integrate(last, t, network.consts, network.config))
         free = last.free.copy()
         v[neurons], free[neurons] = v_reset[neurons], 1.0
-        last = State(t, v, i, free)
+        last = State(t, (v, i), free)
         checkpoints.append(last)
     return checkpoints
 
@@ -152,6 +162,6 @@ def _integrate(start: State, t1: float, consts: Constants, config: SolverConfig)
 @eqx.filter_jit
 def _integrate_jit(t0, t1, v0, i0, free, consts: Constants, config: SolverConfig):
     """The ODE from `(t0, v0, i0)` to `t1`, no threshold (no crossing lies in between)."""
-    sol = integrate(t0, t1, v0, i0, free, consts, config, saveat=diffrax.SaveAt(t1=True))
+    sol = integrate(t0, t1, (v0, i0), free, consts, config, saveat=diffrax.SaveAt(t1=True))
     v, i = sol.ys
     return v[0], i[0]
