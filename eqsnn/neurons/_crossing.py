@@ -139,9 +139,7 @@ def first_crossing(model, x, t_hi) -> tuple[Float[Array, ""], Bool[Array, ""]]:
     c0, c, r = jax.lax.stop_gradient((c0, c, r))
     t_hi_ = jax.lax.stop_gradient(t_hi)
     edges = _monotone_edges(c0, c, r, t_hi_)
-    x_ = jax.lax.stop_gradient(x)
-    model_ = jax.lax.stop_gradient(model)
-    values = jax.vmap(lambda t: model_.gap(model_.flow(x_, t)))(edges)
+    values = jax.vmap(lambda t: _exp_sum(c0, c, r, t))(edges)
     already = values[0] >= 0
     up = (values[:-1] < 0) & (values[1:] >= 0)
     found = already | jnp.any(up)
@@ -160,8 +158,7 @@ def _crossing_time(model, x, lo, hi, terms):
     the exponential sum of the same function, for the size of its rounding."""
 
     def f(t):
-        value, slope = jax.jvp(lambda t: model.gap(model.flow(x, t)), (t,), (jnp.ones_like(t),))
-        return value, slope, _exp_sum_scale(*terms, t)
+        return _exp_sum_full(*terms, t)
 
     same = lo == hi
     root = _solve(f, lo, jnp.where(same, lo + 1.0, hi), ~same)
