@@ -24,6 +24,9 @@ delay would move it by 2 ms a step, against the 5 ms of `tau_syn`; on `tau_mem =
 `>= 0` (a negative delay acts as zero in the simulation and gets no gradient: left
 negative, it would be stuck there), the time constants to `>= --tau-min` seconds and
 `v_th` to `>= --v-th-min` (above `v_leak = 0`, so that resting neurons stay silent).
+A hidden layer of another neuron model (`hidden_params` of `build_network`; Yin-Yang's
+`--neuron alif`) trains its `tau_adapt` with the time constants and its `beta` with the
+thresholds, clamped to `>= 0`.
 The moving average of the weights (`--average`) averages clamped networks, so it
 satisfies the constraints too.
 """
@@ -44,7 +47,7 @@ from eqsnn.encode import SpatioTemporalEncoder
 DELAYS = ("none", "synapse", "source")
 """`--delays`: no delays, one per synapse `(in, out)`, or one per source neuron `(in,)`."""
 
-TAUS = ("tau_mem", "tau_syn")
+TAUS = ("tau_mem", "tau_syn", "tau_adapt")
 
 
 def add_arguments(
@@ -129,10 +132,14 @@ def initial_delays(cfg: argparse.Namespace, n_in: int, n_out: int, key, maximum:
     return jax.random.uniform(key, shape, jnp.result_type(float), maxval=maximum)
 
 
-def build_network(cfg: argparse.Namespace, n_features: int, n_classes: int, *, key):
+def build_network(
+    cfg: argparse.Namespace, n_features: int, n_classes: int, *, key, hidden_params=None
+):
     """`_common.build_network`, with the delays and per-neuron parameters of `cfg`
-    (feed-forward style only): the same weights for the same seed."""
-    if not used(cfg):
+    (feed-forward style only): the same weights for the same seed. `hidden_params`, if
+    given, are the hidden layer's neuron parameters (another neuron model, e.g. an
+    `eqsnn.ALIFParameters`) instead of `lif_parameters(cfg, cfg.hidden)`."""
+    if not used(cfg) and hidden_params is None:
         return _common.build_network(cfg, n_features, n_classes, key=key)
     style = _common.Style(cfg.style)
     if style is not _common.Style.FEEDFORWARD:
@@ -148,7 +155,7 @@ def build_network(cfg: argparse.Namespace, n_features: int, n_classes: int, *, k
         cfg.hidden,
         k * cfg.hidden,
         t_max,
-        lif_parameters(cfg, cfg.hidden),
+        lif_parameters(cfg, cfg.hidden) if hidden_params is None else hidden_params,
         key=k_hidden,
         duplication=d,
         mean=cfg.w_hidden[0] / (d or 1),
@@ -211,8 +218,8 @@ def make_optimiser(cfg: argparse.Namespace, steps_per_epoch: int):
 
 def constrain(cfg: argparse.Namespace):
     """`network -> network` that clamps the delays to >= 0, the time constants to
-    >= `--tau-min` and the thresholds to >= `--v-th-min` (after every step); `None` when
-    nothing is trained that needs it."""
+    >= `--tau-min`, the thresholds to >= `--v-th-min` and the adaptation strengths `beta`
+    to >= 0 (after every step); `None` when nothing is trained that needs it."""
     if not used(cfg):
         return None
     return eqx.Partial(_clamp, tau_min=cfg.tau_min, v_th_min=cfg.v_th_min)
@@ -224,7 +231,7 @@ def _clamp(network, *, tau_min: float, v_th_min: float):
 
     def clamp(path, x):
         names = _names(path)
-        if "delays" in names:
+        if "delays" in names or "beta" in names:
             return jnp.maximum(x, 0.0)
         if names & set(TAUS):
             return jnp.maximum(x, tau_min)

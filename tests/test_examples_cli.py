@@ -11,6 +11,7 @@ import jax
 import numpy as np
 import pytest
 
+import eqsnn
 from eqsnn import training
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -97,6 +98,54 @@ def test_evaluate_reports_the_test_accuracy_of_a_saved_model(tmp_path, restore_x
         digits.parse_args(["--evaluate", str(out / "model-best.eqx")])
     with pytest.raises(SystemExit, match="--evaluate: .*nothing.eqx"):
         yinyang.parse_args(["--evaluate", str(out / "nothing.eqx")])
+
+
+def test_neuron_alif_builds_an_adaptive_hidden_layer_and_refuses_what_cannot_run(tmp_path):
+    """--neuron alif: an ALIF hidden layer (LIF output layer, the LIF's weights), saved and
+    loaded as such; --neuron alif|if refused where the model cannot run. No compilation."""
+    out = tmp_path / "run"
+    alif = ["--neuron", "alif", "--tau-adapt", "0.04", "--beta", "0.3", "--v-reset", "0"]
+    with jax.enable_x64(False):  # as the script runs by default
+        cfg, _ = yinyang.parse_args(["--out", str(out), *TINY, *alif])
+        network = yinyang.recipe(cfg).build(cfg, 5, 3, key=jax.random.key(cfg.seed))
+        lif_cfg, _ = yinyang.parse_args(["--out", str(out), *TINY, "--v-reset", "0"])
+        lif = yinyang.recipe(lif_cfg).build(lif_cfg, 5, 3, key=jax.random.key(cfg.seed))
+        hidden, output = network.layers
+        assert type(hidden.params) is eqsnn.ALIFParameters
+        p = hidden.params
+        assert (p.tau_adapt, p.beta, p.v_reset, p.v_th, p.v_leak) == (0.04, 0.3, 0.0, 1.0, 0.0)
+        assert type(output.params) is eqsnn.LIFParameters  # the output layer stays LIF
+        assert isinstance(hidden.engine, eqsnn.WindowScan)
+        for ours, theirs in zip(network.layers, lif.layers, strict=True):  # same weights
+            np.testing.assert_array_equal(ours.weights.input, theirs.weights.input)
+        # --train-taus: per-neuron arrays, tau_adapt and beta too
+        cfg_t, _ = yinyang.parse_args(["--out", str(out), *TINY, *alif, "--train-taus"])
+        trained = yinyang.hidden_parameters(cfg_t, 4)
+        assert trained.tau_adapt.shape == trained.beta.shape == trained.v_th.shape == (4,)
+        cfg_if, _ = yinyang.parse_args(["--out", str(out), *TINY, "--neuron", "if"])
+        p_if = yinyang.hidden_parameters(cfg_if, 4)
+        assert type(p_if) is eqsnn.IFParameters and (p_if.v_init, p_if.v_reset) == (0.0, -1000.0)
+        # saved and loaded as an ALIF model
+        out.mkdir()
+        _loop.save_models(out, network, cfg, [{"epoch": 1, "test_accuracy": 0.0}])
+        loaded = training.load(out / "model-last.eqx").layers
+        assert type(loaded[1].params) is eqsnn.ALIFParameters
+        assert (loaded[1].params.tau_adapt, loaded[1].params.beta) == (0.04, 0.3)
+        assert type(loaded[2].params) is eqsnn.LIFParameters
+    (out / "checkpoint.json").write_text("{}")  # a refused new run leaves --out alone
+    for extra, match in [
+        (["--style", "recurrent"], "--neuron alif needs --style feedforward: the recurrent"),
+        (["--engine", "event-loop"], "--neuron alif runs on the window scan only"),
+        (["--engine", "interval-scan"], "the interval-scan runs LIF neurons only"),
+        (["--t-ref", "0.002"], "--neuron alif has no refractory period: --t-ref must be 0"),
+        (["--tau-adapt", "0.01"], "--neuron alif: .*`tau_adapt` must differ from `tau_mem`"),
+        (["--beta", "-0.1"], "--neuron alif: .*`beta` must be >= 0"),
+    ]:
+        with pytest.raises(SystemExit, match=match):
+            yinyang.parse_args(["--out", str(out), "--overwrite", *TINY, *alif, *extra])
+    assert (out / "checkpoint.json").exists() and (out / "model-last.eqx").exists()
+    with pytest.raises(SystemExit, match="--neuron if needs --style feedforward"):
+        yinyang.parse_args(["--out", str(tmp_path / "b"), "--neuron", "if", "--style", "recurrent"])
 
 
 @pytest.mark.parametrize(
