@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from .._spikes import Spikes
-from ..neurons._crossing import first_crossing
+from ..neurons._crossing import crossing_exists, first_crossing, gap_bound
 from .base import SimulationConfig
 from .buffers import SortedInputs, sort_inputs
 from .per_neuron import collect, per_neuron_spikes
@@ -51,7 +51,6 @@ def model_neuron(weight, time, idx, params, t_max: float, budget: int) -> Neuron
     length = window_length(n_in, budget)
     dtype = free.dtype
     flow = jax.vmap(params.flow)
-    crossing = jax.vmap(lambda x, span: first_crossing(params, x, span))
 
     def step(carry, _):
         ptr, at_spike, s_last, response, count, more = carry
@@ -66,13 +65,12 @@ def model_neuron(weight, time, idx, params, t_max: float, budget: int) -> Neuron
         # interval's arrival), plus the response to the spikes so far.
         x_free = jnp.where(from_spike[:, None], flow(free[k], start - a_k), free[k])
         x0 = x_free + flow(jnp.broadcast_to(response, free[k].shape), start - s_last)
-        dt, found = crossing(x0, span)
-        found = found & inside
-        first = jnp.argmax(found)
-        s = start[first] + dt[first]
-        hit = jnp.any(found) & (s < t_max)
+        first, any_candidate = _first_window(params, x0, span, inside)
+        dt, found = first_crossing(params, x0[first], span[first])
+        s = start[first] + dt
+        hit = found & any_candidate & (s < t_max)
         spike = hit & (count < budget)
-        x_pre = params.flow(x0[first], dt[first])
+        x_pre = params.flow(x0[first], dt)
         free_s = params.flow(free[k[first]], s - a_k[first])
         new_response = params.fire(x_pre) - free_s
         moved = jnp.where(hit, n_in, ptr + length).astype(ptr.dtype)
@@ -101,6 +99,33 @@ def model_neuron(weight, time, idx, params, t_max: float, budget: int) -> Neuron
         interval=jnp.zeros((budget,), jnp.int32).at[slot].set(interval, mode="drop"),
         more=jax.lax.stop_gradient(carry[5]),
     )
+
+
+def _first_window(params, x0, span, inside):
+    """The first of the `L` windows that holds a crossing (a non-differentiable index), and
+    whether any window may hold one.
+
+    A cheap bound ([`eqsnn.neurons.gap_bound`][], exact for one or two exponentials)
+    rules windows out; the candidates are then solved one at a time in order, on one lane
+    per neuron, until one crosses: much less work than solving every window."""
+    params, x0, span = jax.lax.stop_gradient((params, x0, span))
+    c0, c, r = jax.vmap(params.gap_terms)(x0)
+    bound = jax.vmap(gap_bound)(c0, c, r, span)
+    scale = jnp.abs(c0) + jnp.sum(jnp.abs(c), axis=-1)
+    candidate = inside & (bound >= -8 * jnp.finfo(bound.dtype).eps * scale)
+
+    def cond(state):
+        left, done, _ = state
+        return ~done & jnp.any(left)
+
+    def body(state):
+        left, _, _ = state
+        j = jnp.argmax(left)
+        return left.at[j].set(False), crossing_exists(params, x0[j], span[j]), j
+
+    init = (candidate, jnp.zeros((), bool), jnp.argmax(candidate))
+    _, _, first = jax.lax.while_loop(cond, body, init)
+    return first, jnp.any(candidate)
 
 
 def simulate_model(config: SimulationConfig, weights, spikes: Spikes, budget: int) -> Spikes:

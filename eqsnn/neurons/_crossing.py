@@ -119,6 +119,27 @@ def _monotone_edges(c0, c, r, t_hi) -> Float[Array, " m_plus_1"]:
     return jnp.concatenate([zero, critical, end])
 
 
+def gap_bound(c0, c, r, t_hi) -> Float[Array, ""]:
+    r"""An upper bound of $c_0 + \sum_j c_j e^{-r_j t}$ over $[0, t_\mathrm{hi}]$, cheap: the
+    sum of the constant and the first two terms is maximised exactly (its one critical
+    point is a logarithm), every further term is bounded on its own by its larger end
+    value. Exact for one or two exponentials (LIF-like and IF-like distances to
+    threshold); for the ALIF the third term is the adaptation, which changes little over
+    one input interval. No crossing exists where the bound is negative."""
+    m = c.shape[-1]
+    head = min(m, 2)
+    c_head, r_head = c[..., :head], r[..., :head]
+    points = [jnp.zeros_like(t_hi), t_hi]
+    if head == 2:
+        order = jnp.argsort(r_head)
+        cs, rs = c_head[order], r_head[order]
+        critical = exp_sum_roots(-rs[0] * cs[0], -rs[1:] * cs[1:], rs[1:] - rs[0], t_hi)
+        points.append(critical[0])
+    best = jnp.max(jnp.stack([_exp_sum(c0, c_head, r_head, t) for t in points]))
+    rest = [jnp.maximum(c[..., j], c[..., j] * jnp.exp(-r[..., j] * t_hi)) for j in range(head, m)]
+    return best + sum(rest)
+
+
 def first_crossing(model, x, t_hi) -> tuple[Float[Array, ""], Bool[Array, ""]]:
     r"""When the neuron in state `x` first reaches threshold within `[0, t_hi]`.
 
@@ -138,11 +159,7 @@ def first_crossing(model, x, t_hi) -> tuple[Float[Array, ""], Bool[Array, ""]]:
     c0, c, r = model.gap_terms(jax.lax.stop_gradient(x))
     c0, c, r = jax.lax.stop_gradient((c0, c, r))
     t_hi_ = jax.lax.stop_gradient(t_hi)
-    edges = _monotone_edges(c0, c, r, t_hi_)
-    values = jax.vmap(lambda t: _exp_sum(c0, c, r, t))(edges)
-    already = values[0] >= 0
-    up = (values[:-1] < 0) & (values[1:] >= 0)
-    found = already | jnp.any(up)
+    found, already, edges, up = _bracket(c0, c, r, t_hi_)
     piece = jnp.argmax(up)
     lo = jnp.where(already, 0.0, edges[piece])
     hi = jnp.where(already, 0.0, edges[piece + 1])
@@ -150,6 +167,23 @@ def first_crossing(model, x, t_hi) -> tuple[Float[Array, ""], Bool[Array, ""]]:
     lo = jnp.where(found, lo, t_hi_)
     dt = _crossing_time(model, x, lo, hi, (c0, c, r))
     return dt, found
+
+
+def _bracket(c0, c, r, t_hi):
+    """Whether the sum reaches 0 in `[0, t_hi]`, whether it starts there, the edges of its
+    monotone pieces and which pieces go from below 0 to at least 0."""
+    edges = _monotone_edges(c0, c, r, t_hi)
+    values = jax.vmap(lambda t: _exp_sum(c0, c, r, t))(edges)
+    already = values[0] >= 0
+    up = (values[:-1] < 0) & (values[1:] >= 0)
+    return already | jnp.any(up), already, edges, up
+
+
+def crossing_exists(model, x, t_hi) -> Bool[Array, ""]:
+    """Whether [`eqsnn.neurons.first_crossing`][] finds a crossing, without locating it
+    (not differentiable)."""
+    c0, c, r = jax.lax.stop_gradient(model.gap_terms(x))
+    return _bracket(c0, c, r, jax.lax.stop_gradient(t_hi))[0]
 
 
 @jax.custom_jvp
