@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from .._spikes import Spikes
-from ..neurons._crossing import crossing_exists, first_crossing, gap_bound
+from ..neurons._crossing import gap_bound, implicit_time, locate
 from .base import SimulationConfig
 from .buffers import SortedInputs, sort_inputs
 from .per_neuron import collect, per_neuron_spikes
@@ -65,10 +65,10 @@ def model_neuron(weight, time, idx, params, t_max: float, budget: int) -> Neuron
         # interval's arrival), plus the response to the spikes so far.
         x_free = jnp.where(from_spike[:, None], flow(free[k], start - a_k), free[k])
         x0 = x_free + flow(jnp.broadcast_to(response, free[k].shape), start - s_last)
-        first, any_candidate = _first_window(params, x0, span, inside)
-        dt, found = first_crossing(params, x0[first], span[first])
+        first, dt, found = _first_window(params, x0, span, inside)
+        dt = implicit_time(params, x0[first], dt, found)
         s = start[first] + dt
-        hit = found & any_candidate & (s < t_max)
+        hit = found & (s < t_max)
         spike = hit & (count < budget)
         x_pre = params.flow(x0[first], dt)
         free_s = params.flow(free[k[first]], s - a_k[first])
@@ -102,8 +102,8 @@ def model_neuron(weight, time, idx, params, t_max: float, budget: int) -> Neuron
 
 
 def _first_window(params, x0, span, inside):
-    """The first of the `L` windows that holds a crossing (a non-differentiable index), and
-    whether any window may hold one.
+    """The first of the `L` windows that holds a crossing, the time of that crossing from
+    the window's start and whether there is one (none of them differentiable).
 
     A cheap bound ([`eqsnn.neurons.gap_bound`][], exact for one or two exponentials)
     rules windows out; the candidates are then solved one at a time in order, on one lane
@@ -115,17 +115,19 @@ def _first_window(params, x0, span, inside):
     candidate = inside & (bound >= -8 * jnp.finfo(bound.dtype).eps * scale)
 
     def cond(state):
-        left, done, _ = state
+        left, done, _, _ = state
         return ~done & jnp.any(left)
 
     def body(state):
-        left, _, _ = state
+        left, _, _, _ = state
         j = jnp.argmax(left)
-        return left.at[j].set(False), crossing_exists(params, x0[j], span[j]), j
+        dt, found = locate(params, x0[j], span[j])
+        return left.at[j].set(False), found, j, dt
 
-    init = (candidate, jnp.zeros((), bool), jnp.argmax(candidate))
-    _, _, first = jax.lax.while_loop(cond, body, init)
-    return first, jnp.any(candidate)
+    first = jnp.argmax(candidate)
+    init = (candidate, jnp.zeros((), bool), first, span[first])
+    _, found, first, dt = jax.lax.while_loop(cond, body, init)
+    return first, dt, found
 
 
 def simulate_model(config: SimulationConfig, weights, spikes: Spikes, budget: int) -> Spikes:

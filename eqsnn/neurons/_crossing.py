@@ -156,60 +156,51 @@ def first_crossing(model, x, t_hi) -> tuple[Float[Array, ""], Bool[Array, ""]]:
     tangent is zero where there is no crossing, at `t = 0` and where the trajectory only
     touches the threshold.
     """
-    c0, c, r = model.gap_terms(jax.lax.stop_gradient(x))
-    c0, c, r = jax.lax.stop_gradient((c0, c, r))
-    t_hi_ = jax.lax.stop_gradient(t_hi)
-    found, already, edges, up = _bracket(c0, c, r, t_hi_)
-    piece = jnp.argmax(up)
-    lo = jnp.where(already, 0.0, edges[piece])
-    hi = jnp.where(already, 0.0, edges[piece + 1])
-    hi = jnp.where(found, hi, t_hi_)
-    lo = jnp.where(found, lo, t_hi_)
-    dt = _crossing_time(model, x, lo, hi, (c0, c, r))
-    return dt, found
+    dt, found = locate(model, x, t_hi)
+    return implicit_time(model, x, dt, found), found
 
 
-def _bracket(c0, c, r, t_hi):
-    """Whether the sum reaches 0 in `[0, t_hi]`, whether it starts there, the edges of its
-    monotone pieces and which pieces go from below 0 to at least 0."""
+def locate(model, x, t_hi) -> tuple[Float[Array, ""], Bool[Array, ""]]:
+    """[`eqsnn.neurons.first_crossing`][] without derivatives: `(dt, found)`."""
+    c0, c, r = jax.lax.stop_gradient(model.gap_terms(x))
+    t_hi = jax.lax.stop_gradient(t_hi)
     edges = _monotone_edges(c0, c, r, t_hi)
     values = jax.vmap(lambda t: _exp_sum(c0, c, r, t))(edges)
     already = values[0] >= 0
     up = (values[:-1] < 0) & (values[1:] >= 0)
-    return already | jnp.any(up), already, edges, up
+    found = already | jnp.any(up)
+    piece = jnp.argmax(up)
+    bracketed = found & ~already
+    lo = jnp.where(bracketed, edges[piece], 0.0)
+    hi = jnp.where(bracketed, edges[piece + 1], 1.0)
 
+    def f(t):
+        return _exp_sum_full(c0, c, r, t)
 
-def crossing_exists(model, x, t_hi) -> Bool[Array, ""]:
-    """Whether [`eqsnn.neurons.first_crossing`][] finds a crossing, without locating it
-    (not differentiable)."""
-    c0, c, r = jax.lax.stop_gradient(model.gap_terms(x))
-    return _bracket(c0, c, r, jax.lax.stop_gradient(t_hi))[0]
+    root = _solve(f, lo, hi, bracketed)
+    return jnp.where(already, 0.0, jnp.where(found, root, t_hi)), found
 
 
 @jax.custom_jvp
-def _crossing_time(model, x, lo, hi, terms):
-    """The root of `gap(flow(x, t))` in `[lo, hi]` (`lo == hi`: that point); `terms` is
-    the exponential sum of the same function, for the size of its rounding."""
-
-    def f(t):
-        return _exp_sum_full(*terms, t)
-
-    same = lo == hi
-    root = _solve(f, lo, jnp.where(same, lo + 1.0, hi), ~same)
-    return jnp.where(same, lo, root)
+def implicit_time(model, x, t, found):
+    r"""`t`, a crossing time of `model` from the state `x` found by `locate`, with the
+    tangent of the implicit-function theorem: $\dot t = -\dot g / \partial_t g$ with
+    $g = $ `gap(flow(x, t))`, zero where `found` is false, at `t = 0` or where the slope
+    is not positive (a trajectory that only touches the threshold)."""
+    del model, x, found
+    return t
 
 
-@_crossing_time.defjvp
-def _crossing_time_jvp(primals, tangents):
-    model, x, lo, hi, terms = primals
-    model_dot, x_dot, _, _, _ = tangents
-    t = _crossing_time(model, x, lo, hi, terms)
+@implicit_time.defjvp
+def _implicit_time_jvp(primals, tangents):
+    model, x, t, found = primals
+    model_dot, x_dot, _, _ = tangents
 
     def g(model, x, t):
         return model.gap(model.flow(x, t))
 
     slope = jax.jvp(lambda t: g(model, x, t), (t,), (jnp.ones_like(t),))[1]
     _, g_dot = jax.jvp(lambda m, x: g(m, x, t), (model, x), (model_dot, x_dot))
-    usable = (slope > 0) & (t > 0) & (lo < hi)
+    usable = found & (slope > 0) & (t > 0)
     t_dot = jnp.where(usable, -g_dot / jnp.where(usable, slope, 1.0), 0.0)
     return t, t_dot
