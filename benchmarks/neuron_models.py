@@ -42,7 +42,7 @@ import numpy as np
 from benchmarks import _report, peers
 from benchmarks import eqsnn_cases as ec
 from benchmarks._measure import _compile, log
-from benchmarks.features import FirstSpikes, Gradient, time_interleaved
+from benchmarks.features import Gradient, _loss, time_interleaved
 
 TAU_ADAPT = 5e-2
 BETA = 0.1
@@ -99,15 +99,6 @@ def network(model: str, gradient: Gradient, work: peers.Workload, spikes: int):
         )
         layers.append(eqx.tree_at(lambda m: m.weights.input, layer, jnp.asarray(weights)))
     return tuple(layers)
-
-
-def _loss(model, spikes, targets):
-    import jax
-
-    hid, out = jax.vmap(ec._feedforward_spikes, in_axes=(None, 0))(model, spikes)
-    first = out.first_spike_times(peers.N_CLASSES)
-    seen = FirstSpikes(hid.first_spike_times(model[0].out_size), first, out.dropped.sum())
-    return peers.mse_first_spike_loss(first, targets), seen
 
 
 def _spiking(t):

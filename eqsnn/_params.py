@@ -170,6 +170,12 @@ class _Checker:
         where = "" if k is None or not single else f" (neuron {k})"
         raise ValueError(f"{self.who}: {message}, got {shown}{where}.")
 
+    def voltages(self, rest: str = "v_leak"):
+        """`rest < v_th` and `v_reset < v_th` (`rest`: the field the voltage starts at)."""
+        v = self.values
+        self(v["v_th"] <= v[rest], f"`v_th` must be greater than `{rest}`", "v_th", rest)
+        self(v["v_reset"] >= v["v_th"], "`v_reset` must be below `v_th`", "v_reset", "v_th")
+
     def common(self, *positive):
         """Every field finite; the fields in `positive` > 0 (seconds)."""
         for name in self.values:
@@ -258,12 +264,4 @@ class LIFParameters(AbstractNeuronParameters):
         check.common("tau_syn", "tau_mem")
         values = check.values
         check(values["t_ref"] < 0, "`t_ref` must be >= 0 (seconds)", "t_ref", single=True)
-        check(
-            values["v_th"] <= values["v_leak"],
-            "`v_th` must be greater than `v_leak`",
-            "v_th",
-            "v_leak",
-        )
-        check(
-            values["v_reset"] >= values["v_th"], "`v_reset` must be below `v_th`", "v_reset", "v_th"
-        )
+        check.voltages()

@@ -29,19 +29,12 @@ import jax
 import jax.numpy as jnp
 
 from .._engine.base import SimulationConfig
-from .._engine.buffers import sort_inputs
+from .._engine.buffers import sort_inputs, zeros_if_none
 from .._engine.neuron_model import free_states, model_neuron
 from .._engine.per_neuron import collect, per_neuron_spikes
 from .._engine.window_scan import NeuronSpikes
 from .._spikes import Spikes
-
-
-class _Static(eqx.Module):
-    """The settings of one neuron's simulation: the configuration with the parameters'
-    constants (their arrays are a differentiated argument) and the budget."""
-
-    config: SimulationConfig
-    budget: int = eqx.field(static=True)
+from .per_neuron import _Static
 
 
 def model_eventprop(config: SimulationConfig, weights, spikes: Spikes, budget: int) -> Spikes:
@@ -79,8 +72,8 @@ def _core_bwd(found: NeuronSpikes, grad_out, perturbed, diff, idx, static: _Stat
     del perturbed
     weight, time, arrays = diff
     dtype = weight.dtype
-    g_time = _zeros_if_none(grad_out.time, found.time).astype(dtype)
-    g_cur = _zeros_if_none(grad_out.current, found.current).astype(dtype)
+    g_time = zeros_if_none(grad_out.time, found.time).astype(dtype)
+    g_cur = zeros_if_none(grad_out.current, found.current).astype(dtype)
     g_time = jnp.where(found.valid, g_time, 0.0)
     g_cur = jnp.where(found.valid, g_cur, 0.0)
     s = jnp.where(found.valid, found.time, 0.0)
@@ -123,7 +116,3 @@ def replay(s, weight, time, idx, params, found: NeuronSpikes, usable, static: _S
     _, (crossing, current) = jax.lax.scan(step, init, (s, found.interval, found.valid))
     crossing = jnp.where(usable, crossing, s)
     return crossing, jnp.where(found.valid, current, 0.0)
-
-
-def _zeros_if_none(grad, like):
-    return jnp.zeros_like(like) if grad is None else grad

@@ -79,8 +79,7 @@ class ALIFParameters(AbstractNeuronModel):
         `v_reset < v_th`, `beta >= 0`."""
         check.common("tau_syn", "tau_mem", "tau_adapt")
         v = check.values
-        check(v["v_th"] <= v["v_leak"], "`v_th` must be greater than `v_leak`", "v_th", "v_leak")
-        check(v["v_reset"] >= v["v_th"], "`v_reset` must be below `v_th`", "v_reset", "v_th")
+        check.voltages()
         check(v["beta"] < 0, "`beta` must be >= 0", "beta", single=True)
         for a, b in (("tau_mem", "tau_syn"), ("tau_adapt", "tau_mem"), ("tau_adapt", "tau_syn")):
             check(np.equal(v[a], v[b]), f"`{a}` must differ from `{b}`", a, b)
