@@ -2,7 +2,7 @@
 
 ```
 python -m benchmarks.features [--hidden 100] [--batch 64] [--runs 30]
-    [--gradients eventprop,autodiff] [--json PATH]
+    [--gradients eventprop,autodiff] [--variants a,b,c,d] [--json PATH]
 ```
 
 The network and workload of `benchmarks.peers` (5 features x 5 copies -> hidden -> 3,
@@ -32,6 +32,10 @@ load that drifts during the run hits every case alike. Check against (a) with th
 gradient: max |Δt| over the hidden and output first spikes where both spike, the number of
 (sample, neuron) pairs where only one spikes, and the weight gradients' max |g - g_a| /
 max |g_a|.
+
+`--variants` runs a subset, by letter (default all four: `a,b,c,d`); (a) is always run, as
+the reference of the checks and the ratios (`--variants d` runs (a) and (d)). The table
+and the headline show the variants run.
 """
 
 import argparse
@@ -61,6 +65,21 @@ class Variant(enum.Enum):
     PARAMETERS = "(b) per-neuron tau_syn, tau_mem, v_th"
     DELAYS = "(c) per-synapse delays"
     ALL = "(d) (b) + (c) + per-neuron t_ref"
+
+    @property
+    def letter(self) -> str:
+        """The variant's `--variants` name: `a`, `b`, `c` or `d`."""
+        return self.value[1]
+
+    @classmethod
+    def parse(cls, names: str) -> "tuple[Variant, ...]":
+        """The variants named by comma-separated letters, with (a) (the reference) always
+        included, in table order."""
+        letters = {name.strip().strip("()").lower() for name in names.split(",")} - {""}
+        unknown = letters - {v.letter for v in cls}
+        if unknown:
+            raise ValueError(f"unknown variants {sorted(unknown)}: choose from a, b, c, d")
+        return tuple(v for v in cls if v is cls.TODAY or v.letter in letters)
 
     @property
     def arrays(self) -> tuple[str, ...]:
@@ -209,11 +228,17 @@ def time_interleaved(steps: dict[Any, Callable[[], Any]], n_runs: int) -> dict[A
 
 
 def measure(
-    batch: int, hidden: int, gradients: Sequence[Gradient], n_runs: int
+    batch: int,
+    hidden: int,
+    gradients: Sequence[Gradient],
+    n_runs: int,
+    variants: Sequence[Variant] = tuple(Variant),
 ) -> list[dict[str, Any]]:
-    """One record per (variant, gradient): compile time, step times, check against (a)."""
+    """One record per (variant, gradient): compile time, step times, check against (a)
+    (always measured, whether `variants` names it or not)."""
     work = peers.yinyang_workload(batch, hidden)
-    cases = [(variant, gradient) for gradient in gradients for variant in Variant]
+    variants = [v for v in Variant if v is Variant.TODAY or v in variants]
+    cases = [(variant, gradient) for gradient in gradients for variant in variants]
     steps, records = {}, {}
     for variant, gradient in cases:
         log(f"build + compile {variant.name} {gradient.label}")
@@ -243,6 +268,8 @@ def table(records: Sequence[dict[str, Any]]) -> str:
     header += ["max abs Δt vs (a) (s)", "spike mismatch", "grad rel. diff vs (a)", "dropped"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for variant in Variant:
+        if (variant.value, gradients[0]) not in by_case:
+            continue  # not run (`--variants`)
         mine = [by_case[variant.value, g] for g in gradients]
         row = [variant.value, mine[0]["solver"]]
         for r in mine:
@@ -263,14 +290,18 @@ def table(records: Sequence[dict[str, Any]]) -> str:
 
 def headline(records: Sequence[dict[str, Any]], hidden: int, batch: int) -> str:
     """One line: each feature's step time as a multiple of today's, per gradient method."""
+    features = {
+        Variant.PARAMETERS: "per-neuron parameters",
+        Variant.DELAYS: "per-synapse delays",
+        Variant.ALL: "both with t_ref",
+    }
     parts = []
     for gradient in dict.fromkeys(r["gradient"] for r in records):
         ratios = {r["variant"]: r["ratio"] for r in records if r["gradient"] == gradient}
-        parts.append(
-            f"{gradient}: per-neuron parameters {ratios[Variant.PARAMETERS.value]:.2f}x, "
-            f"per-synapse delays {ratios[Variant.DELAYS.value]:.2f}x, both with t_ref "
-            f"{ratios[Variant.ALL.value]:.2f}x"
-        )
+        shown = [
+            f"{name} {ratios[v.value]:.2f}x" for v, name in features.items() if v.value in ratios
+        ]
+        parts.append(f"{gradient}: " + (", ".join(shown) or "only (a) run"))
     return (
         f"Yin-Yang step (one spike per neuron, hidden {hidden}, batch {batch}) against "
         f"today's float-parameter step, medians: " + "; ".join(parts) + "."
@@ -287,6 +318,13 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         default="eventprop,autodiff",
         help="comma-separated gradient methods: eventprop, autodiff",
     )
+    parser.add_argument(
+        "--variants",
+        default="a,b,c,d",
+        type=Variant.parse,
+        help="comma-separated variants to run: a (today), b (per-neuron parameters), "
+        "c (per-synapse delays), d (both, with t_ref); (a), the reference, always runs",
+    )
     parser.add_argument("--json", type=Path, help="write the records here")
     return parser.parse_args(argv)
 
@@ -299,7 +337,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     command = "python -m benchmarks.features " + " ".join(sys.argv[1:] if argv is None else argv)
     started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M")
     load, version = os.getloadavg(), _report.eqsnn_version()
-    records = measure(args.batch, args.hidden, gradients, args.runs)
+    records = measure(args.batch, args.hidden, gradients, args.runs, args.variants)
     info = _report.machine_info(command, started, load, version)
     text = "\n\n".join([info, table(records), headline(records, args.hidden, args.batch)])
     print(text)

@@ -189,21 +189,61 @@ def test_headline_holds_the_reference_against_jaxsnn_and_the_floor(run):
     assert _report.headline(records[:1], _report.reference_record(records)) == []
 
 
-@pytest.mark.slow  # four compilations of a vmapped two-layer gradient: ~30-60 s on 2 cores
+@pytest.mark.slow  # two compilations of a vmapped two-layer gradient: ~15-30 s on 2 cores
 @pytest.mark.standard_promotion
-def test_features_benchmark_prints_the_four_variants(run, capsys):
-    """`benchmarks.features` (issue 17) in a tiny configuration: one row per variant, each
+def test_features_benchmark_prints_the_variants(run, capsys):
+    """`benchmarks.features` (issue 17) in a tiny configuration, with `--variants d`: the
+    reference (a) and (d), which has every feature of (b) and (c), one row each, each
     timed, finding (a)'s spikes (float32: 1e-6 s on a 20 ms window, the bracketed solver
-    rounds otherwise than the closed form) and dropping none."""
+    rounds otherwise than the closed form) and dropping none. By default all four run."""
     from benchmarks import features
 
     with jax.enable_x64(False):
         records = features.main(
             ["--hidden", "8", "--batch", "4", "--runs", "1", "--gradients", "eventprop"]
+            + ["--variants", "d"]
         )
-    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| (")]
-    assert [row.split(" | ")[0] for row in rows] == [f"| {v.value}" for v in features.Variant]
-    assert len(records) == 4
+    run_variants = [features.Variant.TODAY, features.Variant.ALL]
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| (")]
+    assert [row.split(" | ")[0] for row in rows] == [f"| {v.value}" for v in run_variants]
+    assert "both with t_ref" in out and "per-synapse delays" not in out
+    assert len(records) == 2
     for record in records:
         assert record["step_s"] > 0 and record["compile_s"] > 0 and record["dropped"] == 0
         assert record["max_abs_dt_s"] <= 1e-6 and record["spike_mismatch"] == 0
+
+
+def test_features_benchmark_variants_option(run):
+    """`--variants`: all four by default, (a) always, unknown letters refused; the table
+    and headline show every variant run."""
+    from benchmarks import features
+
+    Variant = features.Variant
+    assert features._parse([]).variants == tuple(Variant)
+    assert features._parse(["--variants", "c,b"]).variants == tuple(Variant)[:3]
+    assert features._parse(["--variants", "a"]).variants == (Variant.TODAY,)
+    with pytest.raises(ValueError, match=r"unknown variants \['e'\]"):
+        Variant.parse("d,e")
+    records = [
+        {
+            "variant": v.value,
+            "gradient": "EventProp",
+            "solver": "TTFSSolver",
+            "step_s": 1e-3 * (k + 1),
+            "step_min_s": 1e-3 * (k + 1),
+            "ratio": k + 1.0,
+            "ratio_min": k + 1.0,
+            "compile_s": 1.0,
+            "max_abs_dt_s": 0.0,
+            "spike_mismatch": 0,
+            "grad_rel_diff": 0.0,
+            "dropped": 0,
+        }
+        for k, v in enumerate(Variant)
+    ]
+    rows = [line for line in features.table(records).splitlines() if line.startswith("| (")]
+    assert [row.split(" | ")[0] for row in rows] == [f"| {v.value}" for v in Variant]
+    assert features.headline(records, hidden=8, batch=4).endswith(
+        "EventProp: per-neuron parameters 2.00x, per-synapse delays 3.00x, both with t_ref 4.00x."
+    )
