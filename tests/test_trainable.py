@@ -73,9 +73,19 @@ def _padded(times, idx, n=10):
     )
 
 
-def _loss(layer, spikes):
+def _loss_and_spikes(layer, spikes):
     out = layer(spikes)
-    return jnp.sum(jnp.where(out.valid, 30.0 * out.time**2 + 0.1 * out.current, 0.0))
+    return jnp.sum(jnp.where(out.valid, 30.0 * out.time**2 + 0.1 * out.current, 0.0)), out
+
+
+_value_and_grad = eqx.filter_value_and_grad(_loss_and_spikes, has_aux=True)
+"""`((loss, spikes), gradient)`: the spikes, the loss (also for the finite differences)
+and its gradient, from one compilation per layer configuration (a separate forward pass
+would compile another program)."""
+
+
+def _loss(layer, spikes):
+    return _value_and_grad(layer, spikes)[0][0]
 
 
 # (Without delays the layer runs the same per-neuron path; the defaults test below holds it
@@ -112,7 +122,7 @@ def test_autodiff_equals_eventprop_and_silent_neurons_are_finite():
     layers = [
         _layer(_params(), DELAYS["synapse"], m) for m in (eqsnn.AutoDiff(), eqsnn.EventProp())
     ]
-    grads = [eqx.filter_grad(_loss)(layer, spikes) for layer in layers]
+    grads = [_value_and_grad(layer, spikes)[1] for layer in layers]
     leaves_a, leaves_e = _flat(grads[0]), _flat(grads[1])
     assert len(leaves_a) == 8  # the six parameters, the weights, and the delays
     for a, e in zip(leaves_a, leaves_e, strict=True):
@@ -131,8 +141,9 @@ def test_autodiff_equals_eventprop_and_silent_neurons_are_finite():
             layer,
             (1e-3 * layer.weights.input, jnp.asarray(delays), jnp.zeros(N_OUT)),
         )
-        assert int(layer(silent_spikes).count()) == 0
-        for leaf in _flat(eqx.filter_grad(_loss)(layer, silent_spikes)):
+        (_, out), grads = _value_and_grad(layer, silent_spikes)
+        assert int(out.count()) == 0
+        for leaf in _flat(grads):
             assert np.all(np.isfinite(leaf))
 
 
@@ -153,17 +164,16 @@ def test_eventprop_matches_finite_differences(name):
     spikes = _inputs()
     layer = _layer(_params(), DELAYS["synapse"], eqsnn.EventProp())
     where = _where(name)
-    grad = where(eqx.filter_grad(_loss)(layer, spikes))
+    grad = where(_value_and_grad(layer, spikes)[1])
     value = where(layer)
-    loss = jax.jit(_loss)
     checked = 0
     for index in np.ndindex(value.shape):
         if checked == 3:
             break
         scale = 1e-2 if name.startswith(("tau", "t_ref", "delays")) else 1.0
         h = 1e-6 * scale
-        up = loss(eqx.tree_at(where, layer, value.at[index].add(h)), spikes)
-        down = loss(eqx.tree_at(where, layer, value.at[index].add(-h)), spikes)
+        up = _loss(eqx.tree_at(where, layer, value.at[index].add(h)), spikes)
+        down = _loss(eqx.tree_at(where, layer, value.at[index].add(-h)), spikes)
         fd = (up - down) / (2 * h)
         if abs(fd) < 1e-6 * np.max(np.abs(grad)):
             continue  # a neuron or synapse without influence; checked by equality above
@@ -178,36 +188,29 @@ def test_defaults_take_the_seed_path_bit_for_bit():
     spikes = _inputs()
     scalar = eqsnn.LIFParameters(tau_syn=5e-3, tau_mem=1e-2, v_th=0.5, v_reset=0.1)
     solver = eqsnn.solvers.BracketedSolver()
-    seed = eqsnn.LIF(
-        N_IN,
-        N_OUT,
-        40,
-        T_MAX,
-        scalar,
-        key=jax.random.key(3),
-        mean=1.2,
-        std=0.6,
-        solver=solver,
-        engine=eqsnn.WindowScan(max_spikes_per_neuron=10),
-    )
+
+    def make(delays=None):
+        return eqsnn.LIF(
+            N_IN,
+            N_OUT,
+            40,
+            T_MAX,
+            scalar,
+            key=jax.random.key(3),
+            mean=1.2,
+            std=0.6,
+            solver=solver,
+            engine=eqsnn.WindowScan(max_spikes_per_neuron=10),
+            delays=delays,
+        )
+
+    seed = make()
     arrays = dataclasses.replace(scalar, tau_mem=jnp.full(N_OUT, 1e-2))
     per_neuron = eqx.tree_at(lambda layer: layer.params, seed, arrays)
     a, b = seed(spikes), per_neuron(spikes)
     np.testing.assert_array_equal(a.idx, b.idx)
     np.testing.assert_allclose(a.time, b.time, rtol=1e-13)
-    zero = eqsnn.LIF(
-        N_IN,
-        N_OUT,
-        40,
-        T_MAX,
-        scalar,
-        key=jax.random.key(3),
-        mean=1.2,
-        std=0.6,
-        solver=solver,
-        engine=eqsnn.WindowScan(max_spikes_per_neuron=10),
-        delays="synapse",
-    )
+    zero = make(delays="synapse")
     c = zero(spikes)
     np.testing.assert_array_equal(a.idx, c.idx)
     np.testing.assert_allclose(a.time, c.time, rtol=1e-13)
@@ -307,17 +310,16 @@ def test_layered_recurrent_layer_with_every_feature():
     spikes = _inputs(1)
     spikes = eqx.tree_at(lambda s: s.idx, spikes, spikes.idx % 4)
     layer = _recurrent(eqsnn.EventProp())
-    out, n = _matches_reference(layer, spikes)
+    (_, out), event = _value_and_grad(layer, spikes)
+    n = _matches_reference(layer, spikes, out)
     assert n >= 10 and int(jnp.sum(out.idx >= 5)) >= 2
-    event = eqx.filter_grad(_loss)(layer, spikes)
     _matches_finite_differences(
         layer, event, spikes, [("recurrent_delays", 2, 1e-8), ("tau_mem", 6, 1e-8)]
     )
 
 
-def _matches_reference(layer, spikes):
-    """The recurrent layer's spikes equal the Diffrax reference's; `(out, count)`."""
-    out = layer(spikes)
+def _matches_reference(layer, spikes, out):
+    """The recurrent layer's spikes `out` equal the Diffrax reference's; their count."""
     weights = layer.effective_weights()
     ref = simulate_diffrax(
         layer.params,
@@ -333,17 +335,16 @@ def _matches_reference(layer, spikes):
     assert count < layer.n_spikes and int(out.count()) == count
     np.testing.assert_array_equal(out.idx[:count], ref.idx[:count])
     np.testing.assert_allclose(out.time[:count], ref.time[:count], rtol=1e-10)
-    return out, count
+    return count
 
 
 def _matches_finite_differences(layer, grads, spikes, cases):
     """Central differences of `_loss` equal `grads` (1e-5) for `(name, index, step)`."""
-    loss = jax.jit(_loss)
     for name, index, h in cases:
         where = _where(name)
         value = where(layer)
-        up = loss(eqx.tree_at(where, layer, value.at[index].add(h)), spikes)
-        down = loss(eqx.tree_at(where, layer, value.at[index].add(-h)), spikes)
+        up = _loss(eqx.tree_at(where, layer, value.at[index].add(h)), spikes)
+        down = _loss(eqx.tree_at(where, layer, value.at[index].add(-h)), spikes)
         np.testing.assert_allclose(where(grads)[index], (up - down) / (2 * h), rtol=1e-5)
 
 
@@ -388,10 +389,10 @@ def test_recurrent_event_loop_with_every_feature():
     spikes = eqx.tree_at(lambda s: s.idx, spikes, spikes.idx % 4)
     layer = make(eqsnn.AutoDiff())
     assert isinstance(layer.engine, eqsnn.EventLoop)
-    out, count = _matches_reference(layer, spikes)
+    (_, out), auto = _value_and_grad(layer, spikes)
+    count = _matches_reference(layer, spikes, out)
     assert count >= 12
-    auto = eqx.filter_grad(_loss)(layer, spikes)
-    event = eqx.filter_grad(_loss)(make(eqsnn.EventProp()), spikes)
+    event = _value_and_grad(make(eqsnn.EventProp()), spikes)[1]
     for a, e in zip(_flat(auto), _flat(event), strict=True):
         np.testing.assert_allclose(e, a, rtol=0, atol=1e-8 * np.max(np.abs(a)))
     bursting = int(np.argmax(np.bincount(np.asarray(out.idx[:count]), minlength=n)))
