@@ -8,9 +8,10 @@ so the state is the *free* trajectory (inputs only, no spike: one recurrence ove
 arrivals, `free_states`) plus the response to the jumps at the spikes, which the flow
 carries on its own: after the last spike $s$, $x(t) = x_\mathrm{free}(t) +
 \Phi(t - s)\,R$ with $R = x(s^+) - x_\mathrm{free}(s)$. Each step of the scan then
-searches the next `L` input intervals for a crossing at once
-([`eqsnn.neurons.first_crossing`][], batched over the intervals) and spikes at the
-earliest or moves past them: $\lceil K/L\rceil + S$ steps for `K` arrivals and a budget of
+searches the next `L` input intervals for a crossing (a closed-form bound rules intervals
+out, the candidates are checked in time order and only the first that crosses is solved,
+as [`eqsnn.neurons.first_crossing`][] does) and spikes at the earliest or moves past them:
+$\lceil K/L\rceil + S$ steps for `K` arrivals and a budget of
 `S` spikes, as for the LIF. A neuron that finds a crossing after its budget is full sets
 `more` and stops. Delays shift the arrivals exactly as for the LIF.
 """

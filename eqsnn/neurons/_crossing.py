@@ -39,10 +39,6 @@ def _exp_sum_full(c0, c, r, t):
     return value, slope, scale
 
 
-def _exp_sum_scale(c0, c, r, t):
-    return jnp.abs(c0) + sum(jnp.abs(term) for term in _terms(c, r, t))
-
-
 def _solve(f, a, b, active):
     """A root of the scalar `f` in `[a, b]`, given a sign change (or a zero at `b`):
     Newton steps kept inside a shrinking bracket, bisection when they leave it. Where
