@@ -129,6 +129,19 @@ def test_traced_error_names_the_layer_in_a_sequential():
 # --- NaN or inf weights and parameters --------------------------------------------------------
 
 
+@eqx.filter_jit
+def _call(layer, spikes):
+    return layer(spikes)
+
+
+@eqx.filter_jit
+@eqx.filter_grad
+def _grad(layer):
+    return jnp.sum(jnp.where(layer(INPUT).valid, layer(INPUT).time, 0.0))
+
+
+# `_call` and `_grad` are module-level, so both values share their compiled programs (the
+# check runs in the program, on the values).
 @pytest.mark.parametrize("value", [jnp.nan, jnp.inf])
 def test_non_finite_weights_are_refused(value):
     layer = _lif(2, 3)
@@ -137,10 +150,9 @@ def test_non_finite_weights_are_refused(value):
     with pytest.raises(ValueError, match=message + r" at \[1, 2\]"):
         bad(INPUT)
     with pytest.raises(eqx.EquinoxRuntimeError, match=message):
-        eqx.filter_jit(lambda m, s: m(s))(bad, INPUT)
-    grad = eqx.filter_grad(lambda m: jnp.sum(jnp.where(m(INPUT).valid, m(INPUT).time, 0.0)))
+        _call(bad, INPUT)
     with pytest.raises(eqx.EquinoxRuntimeError, match=message):
-        eqx.filter_jit(grad)(bad)
+        _grad(bad)
     recurrent = eqsnn.RecurrentLIF(2, [3], 6, T_MAX, key=KEY, adjoint=eqsnn.EventProp())
     nan_rec = eqx.tree_at(lambda m: m.weights.recurrent, recurrent, jnp.full((3, 3), value))
     with pytest.raises(ValueError, match=r"`weights.recurrent` holds NaN or inf"):
