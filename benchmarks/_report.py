@@ -123,15 +123,29 @@ POINT_HEADER = (
 )
 
 
+MEMORY_COLUMNS = (
+    ("rss_peak_bytes", "RSS above baseline: peak / during calls (MiB)", "rss_calls_bytes"),
+    ("device_peak_bytes", "device peak above baseline (MiB)", None),
+)
+"""Optional columns `(key, title, second key)`, shown when a record of the table has `key`:
+the per-case process measurements of `benchmarks._memory` (`--memory-rss`)."""
+
+
 def point_table(records: Sequence[dict[str, Any]]) -> str:
     """Markdown table of one (regime, hidden) point; ratios are case / reference time."""
     reference = reference_record(records)
-    rows = [POINT_HEADER]
+    extra = [c for c in MEMORY_COLUMNS if any(c[0] in r for r in records)]
+    head, rule = POINT_HEADER.split("\n")
+    rows = [head + "".join(f" {c[1]} |" for c in extra) + "\n" + rule + "---|" * len(extra)]
     for r in records:
         status = _status(r)
         if status is not None:
-            rows.append(f"| {r['case']} | {status} |" + " |" * 10)
+            rows.append(f"| {r['case']} | {status} |" + " |" * (10 + len(extra)))
             continue
+        cells = "".join(
+            f" {_mib(r.get(key))}" + ("" if second is None else f" / {_mib(r.get(second))}") + " |"
+            for key, _, second in extra
+        )
         rows.append(
             f"| {r['case']} | {r['compile_fwd_s']:.1f} / {r['compile_grad_s']:.1f} "
             f"| {_time_cell(r, 'fwd_s')} | {_time_cell(r, 'fwd_grad_s')} "
@@ -139,7 +153,7 @@ def point_table(records: Sequence[dict[str, Any]]) -> str:
             f"| {_mib(r['memory_fwd_bytes'])} / {_mib(r['memory_grad_bytes'])} "
             f"| {r['loss']:.6g} | {_sci(r.get('max_abs_dt_s'))} "
             f"| {r.get('spike_mismatch', 'n/a')} | {_sci(r.get('grad_rel_diff'))} "
-            f"| {r.get('dropped', 'n/a')} |"
+            f"| {r.get('dropped', 'n/a')} |" + cells
         )
     ref = "none measured" if reference is None else reference["case"]
     rows.append(
@@ -158,7 +172,8 @@ jaxsnn's EventProp, within 3x of the floor)."""
 def headline(records: Sequence[dict[str, Any]], reference: dict[str, Any] | None) -> list[str]:
     """One line per measured case of `HEADLINE_CASES`: the reference's forward+gradient
     (and forward) time against it, e.g. `eqsnn EventPropLIF is 5.77x faster than jaxsnn
-    EventProp`, `eqsnn EventPropLIF takes 1.72x the floor's time`."""
+    EventProp`, `eqsnn EventPropLIF takes 1.72x the floor's time`, then the XLA memory of
+    both forward+gradient executables."""
     if reference is None:
         return []
     lines = []
@@ -168,15 +183,19 @@ def headline(records: Sequence[dict[str, Any]], reference: dict[str, Any] | None
             continue
         grad = reference["fwd_grad_s"], other["fwd_grad_s"]
         fwd = reference["fwd_s"], other["fwd_s"]
+        memory = (
+            f" XLA memory of the forward+gradient step: {_mib(reference.get('memory_grad_bytes'))}"
+            f" MiB against {_mib(other.get('memory_grad_bytes'))} MiB."
+        )
         if name.startswith("floor"):
             lines.append(
                 f"{reference['case']} takes {grad[0] / grad[1]:.2f}x the floor's time "
-                f"forward+gradient ({fwd[0] / fwd[1]:.2f}x forward)."
+                f"forward+gradient ({fwd[0] / fwd[1]:.2f}x forward)." + memory
             )
         else:
             lines.append(
                 f"{reference['case']} is {grad[1] / grad[0]:.2f}x faster than {name} "
-                f"forward+gradient ({fwd[1] / fwd[0]:.2f}x forward)."
+                f"forward+gradient ({fwd[1] / fwd[0]:.2f}x forward)." + memory
             )
     return [""] + lines if lines else []
 
