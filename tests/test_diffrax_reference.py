@@ -65,7 +65,10 @@ def test_single_spike_matches_quadratic():
 GRAZE = LIFParameters(tau_syn=1.0, tau_mem=2.0, v_th=1.0, v_leak=0.0, v_reset=-1000.0)
 
 
-@pytest.mark.parametrize("overshoot", [2.5e-5, 1e-8])
+# 1e-5 and 1e-6 are regressions: the LIF's Newton root find started at a step end where
+# V - v_th is nearly tangent, ran out of iterations and `simulate_diffrax` raised a
+# RuntimeError (such solves are now repeated by bisection).
+@pytest.mark.parametrize("overshoot", [2.5e-5, 1e-5, 1e-6, 1e-8])
 def test_grazing_peak_is_detected(overshoot):
     w = 4.0 * (1.0 + overshoot)
     out = simulate_diffrax(GRAZE, _inputs([0.0], [0]), jnp.array([[w]]), 2, 10.0)
