@@ -11,8 +11,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from benchmarks import _memory, peers
 from benchmarks import eqsnn_cases as ec
-from benchmarks import peers
 from benchmarks._report import Regime
 from benchmarks.peers import PeerCase, PeerUnavailable
 
@@ -44,16 +44,33 @@ def _compile(fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Callable[[]
     lowered = jax.jit(lambda dyn: fn(*eqx.combine(dyn, static))).lower(dynamic)
     compiled = lowered.compile()
     seconds = time.perf_counter() - start
-    mem = compiled.memory_analysis()
-    peak = None
-    if mem is not None:
-        peak = (
-            mem.argument_size_in_bytes
-            + mem.output_size_in_bytes
-            + mem.temp_size_in_bytes
-            - mem.alias_size_in_bytes
-        )
-    return (lambda: compiled(dynamic)), {"compile_s": seconds, "memory_bytes": peak}
+    return (lambda: compiled(dynamic)), {"compile_s": seconds} | xla_memory(compiled)
+
+
+MEMORY_FIELDS = ("argument", "output", "temp", "alias", "generated_code")
+"""The `<field>_size_in_bytes` of XLA's `CompiledMemoryStats` kept in a record."""
+
+
+def xla_memory(compiled) -> dict[str, Any]:
+    """XLA's buffer assignment of a compiled executable: `memory_bytes` (arguments +
+    outputs + temporaries - aliased: every buffer a call allocates; the temporaries are
+    one block, already packed by XLA's heap simulation) and the `MEMORY_FIELDS`.
+
+    `None` and `{}` where the backend gives no analysis (`memory_analysis()` returns
+    `None` or raises). `peak_memory_in_bytes` is not used: on jax 0.10.2's CPU backend
+    it leaves the temporaries out (2.0 MiB for a gradient with 6 MiB of temporaries).
+    """
+    import jax
+
+    try:
+        mem = compiled.memory_analysis()
+    except (NotImplementedError, jax.errors.JaxRuntimeError):
+        mem = None
+    if mem is None:
+        return {"memory_bytes": None, "memory_analysis": {}}
+    fields = {f: getattr(mem, f"{f}_size_in_bytes") for f in MEMORY_FIELDS}
+    total = fields["argument"] + fields["output"] + fields["temp"] - fields["alias"]
+    return {"memory_bytes": total, "memory_analysis": fields}
 
 
 def _prepare(case: PeerCase) -> tuple[Compiled, dict[str, Any]]:
@@ -64,6 +81,7 @@ def _prepare(case: PeerCase) -> tuple[Compiled, dict[str, Any]]:
         "compile_grad_s": vag["compile_s"],
         "memory_fwd_bytes": fwd["memory_bytes"],
         "memory_grad_bytes": vag["memory_bytes"],
+        "memory_grad_analysis": vag["memory_analysis"],
     }
     return Compiled(forward, value_and_grad), record
 
@@ -207,10 +225,13 @@ def measure_point(
     n_runs: int,
     skip: dict[str, str],
     budget_scale: int = 1,
+    memory_rss: bool = False,
 ) -> list[dict[str, Any]]:
     """All cases at one hidden size and regime: compile, check, time interleaved.
 
     In the multi-spike regimes every budget is the probe's count times `budget_scale`.
+    With `memory_rss`, after the timing, each measured case runs once more in its own
+    process for its peak RSS (`benchmarks._memory.case_memory`).
     """
     point: dict[str, Any] = {"hidden": hidden}
     budgets = None
@@ -233,6 +254,12 @@ def measure_point(
     log(f"{regime.name.lower()} {_where(point)}: timing {len(compiled)} cases interleaved")
     for name, timing in _time_interleaved(compiled, n_runs).items():
         records[name] |= timing
+    for name in compiled if memory_rss else ():
+        log(f"{regime.name.lower()} {_where(point)}: process memory of {name}")
+        counts = None if budgets is None else tuple(budgets)
+        records[name] |= _memory.case_memory(name, batch, hidden, regime.name.lower(), counts)
+        if "memory_rss_failed" in records[name]:
+            log(f"process memory of {name} failed: {records[name]['memory_rss_failed']}")
     if budgets is not None:
         for record in records.values():
             record["budgets"] = budgets._asdict()
@@ -257,11 +284,13 @@ def measure(
     budget_s: float = 600.0,
     budget_hidden: int = 100,
     on_point: Callable[[list[dict[str, Any]]], None] | None = None,
+    memory_rss: bool = False,
 ) -> list[dict[str, Any]]:
     """Every case over the sweep of each regime: hidden sizes, or (`Regime.BUDGET`) budget
     scales at `budget_hidden`. `regimes` defaults to `{Regime.SINGLE: hidden_sizes}`.
     `on_point(records so far)` is called after each point (e.g. to save partial results).
-    Budget scale 1 reuses the multi-spike point at `budget_hidden` when there is one."""
+    Budget scale 1 reuses the multi-spike point at `budget_hidden` when there is one.
+    `memory_rss`: see `measure_point`."""
     regimes = {Regime.SINGLE: hidden_sizes} if regimes is None else regimes
     records = []
     for regime, values in regimes.items():
@@ -276,10 +305,12 @@ def measure(
             if regime is Regime.BUDGET:
                 point = _reused(records, budget_hidden) if value == 1 else []
                 point = point or measure_point(
-                    specs, batch, budget_hidden, regime, n_runs, skip, value
+                    specs, batch, budget_hidden, regime, n_runs, skip, value, memory_rss
                 )
             else:
-                point = measure_point(specs, batch, value, regime, n_runs, skip)
+                point = measure_point(
+                    specs, batch, value, regime, n_runs, skip, memory_rss=memory_rss
+                )
             last |= {r["case"]: r for r in point if "fwd_grad_s" in r}
             records += point
             if on_point is not None:

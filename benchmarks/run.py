@@ -3,7 +3,7 @@
 ```
 python -m benchmarks.run [--short] [--hidden 50,100,...] [--multi-hidden 50,100,...]
     [--budget-scales 1,2,4] [--budget-hidden 100] [--runs N] [--time-budget S]
-    [--only NAMES] [--write] [--json PATH]
+    [--only NAMES] [--memory-rss] [--write] [--json PATH] [--markdown PATH]
 ```
 
 Three sweeps on the identical workload (`benchmarks.peers.yinyang_workload`: batch 64,
@@ -19,10 +19,14 @@ case is built, then measured:
   *interleaved* (round-robin, one call per case per round), so load that drifts during the
   run affects every library alike and the ratios stay meaningful on a busy machine;
 - **memory**: XLA's buffer assignment of each compiled executable
-  (`compiled.memory_analysis()`: arguments + outputs + temporaries - aliased), the peak
-  of live XLA buffers during one call. It is per executable, deterministic, works in one
-  process and on every backend (the process RSS or the device allocator's peak counter
-  cannot be attributed to one case when several share a process);
+  (`compiled.memory_analysis()`: arguments + outputs + temporaries - aliased), the
+  buffers one call allocates. It is per executable, deterministic, works in one process
+  and on every backend. With `--memory-rss`, after the timing of a point, each case also
+  runs once more in a fresh process (`benchmarks._memory`: build, compile and call its
+  forward+gradient step) for its peak RSS above a baseline (jax imported, the inputs on
+  the device), and the RSS during its calls alone; on a GPU also the device allocator's
+  peak (the process RSS and that peak cannot be attributed to one case when several share
+  a process);
 - **correctness**: each case's output first-spike times against eqsnn `LIF` (max abs
   difference where both spike, and the number of (sample, neuron) pairs where only one
   spikes), its loss, its gradients with respect to both weight matrices against eqsnn
@@ -39,9 +43,13 @@ extrapolated quadratically in the swept quantity) exceeds `--time-budget` second
 skipped as too slow from there on. Multi-spike budgets come from an exact probe
 (`eqsnn_cases.multi_spike_budgets`) and are given to every library: eqsnn's per-layer
 buffers and per-neuron budgets, jaxsnn's per-layer event counts (`n_steps`), eventax's
-event-loop length (`max_event_steps`). `--short` (CI, GPU smoke run): one spike per neuron
-at hidden 100 and 400 only, 10 runs. With `--write` the sections "Peers" and "Scaling" of
-`benchmarks/RESULTS.md` are replaced after every point (other sections are kept).
+event-loop length (`max_event_steps`). `--short` (the prepared GPU run, under 5 minutes on
+one GPU; also runs on a CPU): the cases `SHORT_CASES` only, one spike per neuron at hidden
+100 and 400, 10 runs; it prints the JAX backend and devices first, and refuses `--write`
+(its tables go to `--markdown` and `--json`, to be pasted into RESULTS.md by hand). With
+`--write` the sections "Peers" and "Scaling" of `benchmarks/RESULTS.md` are replaced after
+every point (other sections are kept). `--markdown PATH` saves the printed tables, with the
+machine info, as Markdown.
 """
 
 import argparse
@@ -54,8 +62,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from benchmarks import _memory, floor, peers
 from benchmarks import eqsnn_cases as ec
-from benchmarks import floor, peers
 from benchmarks._measure import N_WARMUP, Spec, log, measure
 from benchmarks._report import (
     METHOD,
@@ -158,6 +166,17 @@ SPECS = (
     floor.spec(),
 )
 
+SHORT_CASES = (
+    ec.case_name(ec.EqsnnLayer.LIF),  # the reference of the spike and gradient checks
+    ec.case_name(ec.EqsnnLayer.EVENTPROP),  # the reference of the ratios
+    ec.case_name(ec.EqsnnLayer.RECURRENT_EVENTPROP, ec.Engine.EVENT_LOOP),
+    "jaxsnn EventProp",
+    floor.NAME,
+)
+"""The cases of `--short` (issue 20's headline: eqsnn's EventProp step against jaxsnn's
+EventProp and the floor; the dense recurrent event loop; eqsnn `LIF`, the reference that
+the spike times and gradients of the others are checked against)."""
+
 
 def _hidden_list(text: str) -> tuple[int, ...]:
     return tuple(int(x) for x in text.split(",") if x.strip())
@@ -166,7 +185,9 @@ def _hidden_list(text: str) -> tuple[int, ...]:
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--short", action="store_true", help="one-spike hidden 100, 400 only; 10 runs"
+        "--short",
+        action="store_true",
+        help="the GPU preset: SHORT_CASES at one-spike hidden 100, 400 only; 10 runs",
     )
     parser.add_argument("--hidden", type=_hidden_list, help="one-spike sizes, e.g. 50,100")
     parser.add_argument("--multi-hidden", type=_hidden_list, help="multi-spike sizes ('' none)")
@@ -184,11 +205,19 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         help="seconds one case may take at one point, extrapolated (default 600; short 60)",
     )
     parser.add_argument("--only", help="comma-separated substrings of the case names")
+    parser.add_argument(
+        "--memory-rss",
+        action="store_true",
+        help="also each case's peak RSS in its own process (benchmarks._memory)",
+    )
     parser.add_argument("--write", action="store_true", help=f"update {RESULTS.name}")
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--json", type=Path, help="save the records and machine info (JSON)")
+    parser.add_argument("--markdown", type=Path, help="save the printed tables (Markdown)")
     parser.add_argument("--from-json", type=Path, help="only print (--write) a saved run's tables")
     args = parser.parse_args(argv)
+    if args.short and args.write:
+        parser.error("--short does not --write RESULTS.md; save it with --markdown, --json")
     if args.hidden is None:
         args.hidden = SHORT_HIDDEN if args.short else DEFAULT_HIDDEN
     if args.multi_hidden is None:
@@ -202,6 +231,35 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+RSS_METHOD = (
+    " Process memory (`--memory-rss`): each case once more in a fresh process that imports "
+    "jax and puts the inputs on the device (the baseline), then builds the case, compiles its "
+    "forward+gradient step and calls it {calls} times; RSS peak = the process's highest peak "
+    "RSS of those phases minus the baseline's (library import, build, XLA compilation and "
+    "calls, whichever was highest); during calls = the peak RSS during the calls minus the "
+    "RSS before them; device peak (GPU) = the allocator's peak minus its baseline peak."
+)
+
+
+def _backend() -> str:
+    """The JAX backend and its devices, e.g. `gpu (cuda:NVIDIA H200 x1)`."""
+    import jax
+
+    kinds = sorted({f"{d.platform}:{d.device_kind}" for d in jax.devices()})
+    return f"{jax.default_backend()} ({', '.join(kinds)} x{len(jax.devices())})"
+
+
+def select_specs(args: argparse.Namespace) -> tuple[Spec, ...]:
+    """The cases to run: `--only`'s (substrings of the names), else `SHORT_CASES` with
+    `--short`, else all of `SPECS`."""
+    if args.only:
+        wanted = args.only.split(",")
+        return tuple(s for s in SPECS if any(w in s.name for w in wanted))
+    if args.short:
+        return tuple(s for s in SPECS if s.name in SHORT_CASES)
+    return SPECS
+
+
 def _info(args, command: str, started: str, load, version: str, records) -> str:
     """Machine, versions, command and date, then the method paragraph."""
     reference = reference_record(records)
@@ -211,17 +269,22 @@ def _info(args, command: str, started: str, load, version: str, records) -> str:
         warmup=N_WARMUP,
         reference=" or ".join(REFERENCE) if reference is None else reference["case"],
     )
+    if args.memory_rss:
+        method += RSS_METHOD.format(calls=_memory.CALLS)
     return machine_info(command, started, load, version) + "\n\n" + method
 
 
 def _emit(args, info: str, records, final: bool) -> None:
-    """Print (final only) and save the tables; `--write` merges them into RESULTS.md."""
+    """Print (final only) and save the tables (`--markdown`, after every point); `--write`
+    merges them into RESULTS.md."""
     if not final:
         info += "\n\n**Partial results: the run was still in progress when this was written.**"
     sections = {PEERS_TITLE: peers_section(records, info), SCALING_TITLE: scaling_section(records)}
+    text = "".join(f"## {title}\n\n{body}\n\n" for title, body in sections.items())
     if final:
-        for title, body in sections.items():
-            print(f"## {title}\n\n{body}\n")
+        print(text, end="")
+    if args.markdown:
+        args.markdown.write_text(text)
     if args.write:
         text = args.results.read_text() if args.results.exists() else ""
         args.results.write_text(merge_sections(text, sections))
@@ -250,10 +313,8 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M")
     load = os.getloadavg()
     version = eqsnn_version()
-    specs = SPECS
-    if args.only:
-        wanted = args.only.split(",")
-        specs = tuple(s for s in SPECS if any(w in s.name for w in wanted))
+    specs = select_specs(args)
+    log(f"JAX backend {_backend()}; cases: {', '.join(s.name for s in specs)}")
     regimes = {
         Regime.SINGLE: args.hidden,
         Regime.MULTI: args.multi_hidden,
@@ -275,6 +336,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         args.time_budget,
         args.budget_hidden,
         on_point=report,
+        memory_rss=args.memory_rss,
     )
     report(records, final=True)
     return records

@@ -51,6 +51,11 @@ def test_eqsnn_part_and_missing_peer(run):
     assert eqsnn["dropped"] == 0 and eqsnn["max_abs_dt_s"] == 0.0
     assert eqsnn["grad_rel_diff"] == 0.0
     assert math.isfinite(eqsnn["loss"])
+    # XLA's buffer assignment of both executables: arguments + outputs + temporaries - aliased
+    parts = eqsnn["memory_grad_analysis"]
+    assert eqsnn["memory_fwd_bytes"] > 0 and parts["argument"] > 0 and parts["output"] > 0
+    total = parts["argument"] + parts["output"] + parts["temp"] - parts["alias"]
+    assert eqsnn["memory_grad_bytes"] == total > eqsnn["memory_fwd_bytes"]
     assert by_case["notapeer"]["skipped"].startswith("import notapeer failed")
     for name, record in by_case.items():
         if name.startswith("jaxsnn"):
@@ -58,6 +63,7 @@ def test_eqsnn_part_and_missing_peer(run):
     table = run.peers_section(records, "machine info")
     assert "| notapeer | skipped: import notapeer failed" in table
     assert "| eqsnn LIF | " in table and "### one spike per neuron, hidden 3" in table
+    assert "| XLA memory fwd / grad (MiB) |" in table and "RSS above baseline" not in table
     assert "skipped" in run.scaling_section(records)
 
 
@@ -247,3 +253,91 @@ def test_features_benchmark_variants_option(run):
     assert features.headline(records, hidden=8, batch=4).endswith(
         "EventProp: per-neuron parameters 2.00x, per-synapse delays 3.00x, both with t_ref 4.00x."
     )
+
+
+def test_short_preset_selects_the_headline_cases(run):
+    """`--short` (the GPU preset) parses to one-spike hidden 100 and 400, 10 runs, the cases
+    `SHORT_CASES` (every one a case of `SPECS`), and refuses `--write`; `--only` wins."""
+    args = run._parse(["--short", "--json", "s.json", "--markdown", "s.md"])
+    assert (args.hidden, args.multi_hidden, args.budget_scales) == ((100, 400), (), ())
+    assert args.runs == 10 and not args.memory_rss and args.markdown == Path("s.md")
+    names = [spec.name for spec in run.select_specs(args)]
+    assert sorted(names) == sorted(run.SHORT_CASES) and len(names) == 5
+    assert {"eqsnn EventPropLIF", "jaxsnn EventProp", "eqsnn LIF"} <= set(names)
+    assert any(name.startswith("floor") for name in names)
+    assert any(name.startswith("eqsnn Recurrent") for name in names)
+    only = run.select_specs(run._parse(["--short", "--only", "jaxsnn"]))
+    assert [spec.name for spec in only] == ["jaxsnn LIF", "jaxsnn EventProp"]
+    assert len(run.select_specs(run._parse([]))) == len(run.SPECS)
+    with pytest.raises(SystemExit):
+        run._parse(["--short", "--write"])
+
+
+def test_memory_columns_shown_when_measured(run):
+    """The process-memory columns appear only when a record has them, in MiB."""
+    from benchmarks import _report
+
+    plain = [_record("eqsnn EventPropLIF", "single", 100, 0.002)]
+    assert "RSS above baseline" not in _report.point_table(plain)
+    measured = plain + [
+        _record("jaxsnn EventProp", "single", 100, 0.02)
+        | {"rss_peak_bytes": 3 * 2**20, "rss_calls_bytes": 2**19},
+        {"case": "eventax EventProp", "regime": "single", "hidden": 100, "skipped": "no"},
+    ]
+    lines = _report.point_table(measured).splitlines()
+    assert lines[0].endswith("| RSS above baseline: peak / during calls (MiB) |")
+    assert lines[1].count("---") == 13 and "device peak" not in lines[0]
+    assert lines[2].endswith("| n/a / n/a |") and lines[3].endswith("| 3 / 0.5 |")
+    assert lines[4].count("|") == lines[0].count("|")
+
+
+def test_rss_peak_can_be_reset(run):
+    """`benchmarks._memory`'s peak counter sees a 64 MiB allocation and forgets it after a
+    reset (Linux `clear_refs`; where the counter cannot be reset the test is skipped)."""
+    import numpy as np
+
+    from benchmarks import _memory
+
+    if _memory.reset_peak() is None:
+        pytest.skip("the peak RSS cannot be reset on this system")
+    before = _memory.peak_rss()
+    block = np.ones(2**23)  # 64 MiB, every page touched
+    grown = _memory.peak_rss() - before
+    del block
+    current = _memory.reset_peak()
+    assert grown >= 60 * 2**20  # a few pages of the block may have been resident before
+    assert _memory.peak_rss() < before + grown - 32 * 2**20 and current is not None
+
+
+@pytest.mark.standard_promotion
+def test_memory_phases_of_a_tiny_case(run, _measure):
+    """`benchmarks._memory.phases` builds, compiles and calls a case and reports every
+    field. The toy's forward+gradient has 48 MiB of XLA temporaries (float64 (1024, 1024)
+    matrices around a matrix product, which XLA cannot fuse away): XLA's figure counts them,
+    and the RSS during the calls must grow by at least 0.9x that (the temporaries are one
+    block above glibc's largest mmap threshold, 32 MiB, so each call maps fresh pages and
+    writes all of them; 0.9: a few pages may be reused). A name that is not a case of
+    `benchmarks.run` is refused without starting a process."""
+    import jax.numpy as jnp
+
+    from benchmarks import _memory
+    from benchmarks.peers import PeerCase
+
+    def loss(x):
+        m = jnp.sin(jnp.outer(x, x))
+        return jnp.sum(m @ m)
+
+    def build(batch, hidden, regime, budgets):
+        x = jnp.linspace(0.0, 1.0, 1024)
+        grad = jax.jit(jax.value_and_grad(loss))
+        return PeerCase("toy", jax.jit(loss), (x,), grad, (x,), {})
+
+    fields = _memory.phases(run.Spec("toy", build), batch=2, hidden=3, regime="single")
+    temp = _measure._compile(*build(2, 3, None, None)[3:5])[1]["memory_analysis"]["temp"]
+    assert temp >= 48 * 2**20
+    assert fields["rss_baseline_bytes"] > 0 and fields["rss_peak_bytes"] >= 0.9 * temp
+    if fields["rss_calls_bytes"] is not None:  # the peak counter could be reset
+        assert fields["rss_calls_bytes"] >= 0.9 * temp and fields["rss_compile_bytes"] >= 0
+    assert _memory.case_memory("toy", 2, 3, "single") == {
+        "memory_rss_failed": "not a case of benchmarks.run"
+    }
