@@ -116,6 +116,50 @@ def _ratio_cell(record, reference, key: str) -> str:
     return cell
 
 
+# --- Per-gradient tables (benchmarks.features, benchmarks.neuron_models) -------------------
+
+
+def step_columns(gradients: Sequence[str], reference: str) -> list[str]:
+    """The headers of `step_cells`: each gradient method's step time, its ratio to the
+    `reference` row and its compile time."""
+    return [
+        c for g in gradients for c in (f"{g} step (ms)", f"{g} × {reference}", f"{g} compile (s)")
+    ]
+
+
+def step_cells(records: Sequence[dict[str, Any]]) -> list[str]:
+    """For each record (one per gradient method): the median step time and the fastest in
+    parentheses (ms), the ratios of both to the reference row, the compile time (s)."""
+    return [
+        cell
+        for r in records
+        for cell in (
+            f"{_ms(r['step_s'])} ({_ms(r['step_min_s'])})",
+            f"{r['ratio']:.2f} ({r['ratio_min']:.2f})",
+            f"{r['compile_s']:.1f}",
+        )
+    ]
+
+
+def check_columns(reference: str, grad_rel_diff: bool = False) -> list[str]:
+    """The headers of `check_cells`."""
+    grad = [f"grad rel. diff vs {reference}"] if grad_rel_diff else []
+    return [f"max abs Δt vs {reference} (s)", "spike mismatch", *grad, "dropped"]
+
+
+def check_cells(records: Sequence[dict[str, Any]], grad_rel_diff: bool = False) -> list[str]:
+    """The checks of one row's records against the reference row: the largest spike-time
+    difference, spike mismatch and dropped count over the records, and with `grad_rel_diff`
+    each record's gradient difference."""
+    grad = [" / ".join(_sci(r["grad_rel_diff"]) for r in records)] if grad_rel_diff else []
+    return [
+        _sci(max(r["max_abs_dt_s"] for r in records)),
+        str(max(r["spike_mismatch"] for r in records)),
+        *grad,
+        str(max(r["dropped"] for r in records)),
+    ]
+
+
 POINT_HEADER = (
     "| case | compile fwd / grad (s) | fwd (ms) | fwd+grad (ms) | fwd ratio | fwd+grad ratio "
     "| XLA memory fwd / grad (MiB) | loss | max abs Δt vs eqsnn LIF (s) | spike mismatch "

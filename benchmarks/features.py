@@ -262,28 +262,19 @@ def table(records: Sequence[dict[str, Any]]) -> str:
     """Markdown: one row per variant, the step time and ratio of each gradient method."""
     gradients = list(dict.fromkeys(r["gradient"] for r in records))
     by_case = {(r["variant"], r["gradient"]): r for r in records}
-    header = ["case", "solver"]
-    for g in gradients:
-        header += [f"{g} step (ms)", f"{g} × (a)", f"{g} compile (s)"]
-    header += ["max abs Δt vs (a) (s)", "spike mismatch", "grad rel. diff vs (a)", "dropped"]
+    header = [
+        "case",
+        "solver",
+        *_report.step_columns(gradients, "(a)"),
+        *_report.check_columns("(a)", grad_rel_diff=True),
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for variant in Variant:
         if (variant.value, gradients[0]) not in by_case:
             continue  # not run (`--variants`)
         mine = [by_case[variant.value, g] for g in gradients]
-        row = [variant.value, mine[0]["solver"]]
-        for r in mine:
-            row += [
-                f"{_report._ms(r['step_s'])} ({_report._ms(r['step_min_s'])})",
-                f"{r['ratio']:.2f} ({r['ratio_min']:.2f})",
-                f"{r['compile_s']:.1f}",
-            ]
-        row += [
-            _report._sci(max(r["max_abs_dt_s"] for r in mine)),
-            str(max(r["spike_mismatch"] for r in mine)),
-            " / ".join(_report._sci(r["grad_rel_diff"]) for r in mine),
-            str(max(r["dropped"] for r in mine)),
-        ]
+        row = [variant.value, mine[0]["solver"], *_report.step_cells(mine)]
+        row += _report.check_cells(mine, grad_rel_diff=True)
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 

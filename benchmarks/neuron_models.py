@@ -155,25 +155,11 @@ def table(records) -> str:
     gradient method, and the check against the LIF."""
     gradients = list(dict.fromkeys(r["gradient"] for r in records))
     by_case = {(r["model"], r["gradient"]): r for r in records}
-    header = ["model"]
-    for g in gradients:
-        header += [f"{g} step (ms)", f"{g} × LIF", f"{g} compile (s)"]
-    header += ["max abs Δt vs LIF (s)", "spike mismatch", "dropped"]
+    header = ["model", *_report.step_columns(gradients, "LIF"), *_report.check_columns("LIF")]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for model in MODELS:
         mine = [by_case[model, g] for g in gradients]
-        row = [model]
-        for r in mine:
-            row += [
-                f"{_report._ms(r['step_s'])} ({_report._ms(r['step_min_s'])})",
-                f"{r['ratio']:.2f} ({r['ratio_min']:.2f})",
-                f"{r['compile_s']:.1f}",
-            ]
-        row += [
-            _report._sci(max(r["max_abs_dt_s"] for r in mine)),
-            str(max(r["spike_mismatch"] for r in mine)),
-            str(max(r["dropped"] for r in mine)),
-        ]
+        row = [model, *_report.step_cells(mine), *_report.check_cells(mine)]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
