@@ -24,52 +24,33 @@ spike record only. A spike whose crossing has no slope ($J_{rr} \le 0$: the traj
 touches the threshold) gets no gradient, as with autodiff.
 """
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 
 from .._engine.base import SimulationConfig
 from .._engine.buffers import sort_inputs, zeros_if_none
 from .._engine.neuron_model import free_states, model_neuron
-from .._engine.per_neuron import collect, per_neuron_spikes
 from .._engine.window_scan import NeuronSpikes
 from .._spikes import Spikes
-from .per_neuron import _Static
+from .neuron_core import Static, layer_eventprop, neuron_core
 
 
 def model_eventprop(config: SimulationConfig, weights, spikes: Spikes, budget: int) -> Spikes:
     """A feed-forward layer of a neuron model with EventProp gradients (to the weights,
     delays, input times and the array fields of the parameters)."""
-    _, constants = eqx.partition(config.params, eqx.is_array)
-    static = _Static(config=eqx.tree_at(lambda c: c.params, config, constants), budget=budget)
-
-    def core(weight, time, idx, arrays):
-        return _core((weight, time, arrays), idx, static)
-
-    return collect(per_neuron_spikes(core, config, weights, spikes), config.n_spikes)
+    return layer_eventprop(_core, config, weights, spikes, budget)
 
 
-def _params(arrays, static: _Static):
-    return eqx.combine(arrays, static.config.params)
-
-
-@eqx.filter_custom_vjp
-def _core(diff, idx, static: _Static) -> NeuronSpikes:
+def _forward(diff, idx, static: Static) -> NeuronSpikes:
+    """One neuron of the model simulated by the model engine."""
     weight, time, arrays = diff
-    params = _params(arrays, static)
+    params = static.params(arrays)
     return model_neuron(weight, time, idx, params, static.config.t_max, static.budget)
 
 
-@_core.def_fwd
-def _core_fwd(perturbed, diff, idx, static: _Static):
-    del perturbed
-    found = _core(diff, idx, static)
-    return found, found
-
-
-@_core.def_bwd
-def _core_bwd(found: NeuronSpikes, grad_out, perturbed, diff, idx, static: _Static):
-    del perturbed
+def _backward(found: NeuronSpikes, grad_out, diff, idx, static: Static):
+    r"""The cotangents of `(weight, time, arrays)`: the adjoint jumps $\mu$ from $J^\top \mu$
+    (one back-substitution), then reverse mode over the replay (module docstring)."""
     weight, time, arrays = diff
     dtype = weight.dtype
     g_time = zeros_if_none(grad_out.time, found.time).astype(dtype)
@@ -79,7 +60,7 @@ def _core_bwd(found: NeuronSpikes, grad_out, perturbed, diff, idx, static: _Stat
     s = jnp.where(found.valid, found.time, 0.0)
 
     def run(s, weight, time, arrays, usable):
-        return replay(s, weight, time, idx, _params(arrays, static), found, usable, static)
+        return replay(s, weight, time, idx, static.params(arrays), found, usable, static)
 
     def crossings(s, usable):
         return run(s, weight, time, arrays, usable)[0]
@@ -96,7 +77,10 @@ def _core_bwd(found: NeuronSpikes, grad_out, perturbed, diff, idx, static: _Stat
     return pull((mu, g_cur))
 
 
-def replay(s, weight, time, idx, params, found: NeuronSpikes, usable, static: _Static):
+_core = neuron_core(_forward, _backward)
+
+
+def replay(s, weight, time, idx, params, found: NeuronSpikes, usable, static: Static):
     """The crossing conditions `F_r = gap(x(s_r^-))` (`s_r` where `usable` is false) and the
     currents `I_r` at the spike times `s`, as functions of the spike times, weights,
     arrival times and parameters: the free states, then the chain of jump responses."""

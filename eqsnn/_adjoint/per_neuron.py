@@ -48,58 +48,34 @@ import jax
 import jax.numpy as jnp
 
 from .._engine.base import SimulationConfig
-from .._engine.buffers import sort_inputs
-from .._engine.per_neuron import collect, one_neuron, per_neuron_spikes
+from .._engine.buffers import sort_inputs, zeros_if_none
+from .._engine.per_neuron import one_neuron
 from .._engine.window_scan import input_states, interval_at, linear_state
 from .._params import LIFParameters
 from .._spikes import Spikes
-
-
-class _Static(eqx.Module):
-    """The settings of one neuron's simulation: the configuration with the parameters'
-    constants (their arrays are a differentiated argument) and the budget."""
-
-    config: SimulationConfig
-    budget: int = eqx.field(static=True)
+from .neuron_core import Static, layer_eventprop, neuron_core
 
 
 def per_neuron_eventprop(config: SimulationConfig, weights, spikes: Spikes, budget: int) -> Spikes:
     """The per-neuron window scan of a feed-forward layer with EventProp gradients (to the
     weights, delays, input times and the array fields of the parameters)."""
-    _, constants = eqx.partition(config.params, eqx.is_array)
-    static = _Static(config=eqx.tree_at(lambda c: c.params, config, constants), budget=budget)
-
-    def core(weight, time, idx, arrays):
-        return _core((weight, time, arrays), idx, static)
-
-    return collect(per_neuron_spikes(core, config, weights, spikes), config.n_spikes)
+    return layer_eventprop(_core, config, weights, spikes, budget)
 
 
-def _params(arrays, static: _Static) -> LIFParameters:
-    return eqx.combine(arrays, static.config.params)
-
-
-@eqx.filter_custom_vjp
-def _core(diff, idx, static: _Static):
+def _forward(diff, idx, static: Static):
+    """One LIF neuron simulated by the per-neuron window scan."""
     weight, time, arrays = diff
-    return one_neuron(weight, time, idx, _params(arrays, static), static.config, static.budget)
+    return one_neuron(weight, time, idx, static.params(arrays), static.config, static.budget)
 
 
-@_core.def_fwd
-def _core_fwd(perturbed, diff, idx, static: _Static):
-    del perturbed
-    found = _core(diff, idx, static)
-    return found, found
-
-
-@_core.def_bwd
-def _core_bwd(found, grad_out, perturbed, diff, idx, static: _Static):
-    del perturbed
+def _backward(found, grad_out, diff, idx, static: Static):
+    r"""The cotangents of `(weight, time, arrays)`: the adjoint jumps $\mu_r$ by the backward
+    recursion, then the gradient of the Lagrangian at fixed spike times (module docstring)."""
     weight, time, arrays = diff
-    params = _params(arrays, static)
+    params: LIFParameters = static.params(arrays)
     dtype = weight.dtype
-    g_time = _zeros_if_none(grad_out.time, found.time).astype(dtype)
-    g_cur = _zeros_if_none(grad_out.current, found.current).astype(dtype)
+    g_time = zeros_if_none(grad_out.time, found.time).astype(dtype)
+    g_cur = zeros_if_none(grad_out.current, found.current).astype(dtype)
     g_time = jnp.where(found.valid, g_time, 0.0)
     g_cur = jnp.where(found.valid, g_cur, 0.0)
     t_max = static.config.t_max
@@ -110,15 +86,14 @@ def _core_bwd(found, grad_out, perturbed, diff, idx, static: _Static):
     mu = jax.lax.stop_gradient(mu)
 
     def lagrangian(weight, time, arrays):
-        p = _params(arrays, static)
+        p = static.params(arrays)
         crossing, current = replay(weight, time, idx, p, found, restart_k, t_max)
         return jnp.sum(jnp.where(found.valid, mu * crossing + g_cur * current, 0.0))
 
     return jax.grad(lagrangian, argnums=(0, 1, 2))(weight, time, arrays)
 
 
-def _zeros_if_none(grad, like):
-    return jnp.zeros_like(like) if grad is None else grad
+_core = neuron_core(_forward, _backward)
 
 
 def _previous(found):
