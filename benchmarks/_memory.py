@@ -48,6 +48,9 @@ from typing import Any
 CALLS = 3
 """Calls of the compiled forward+gradient program in phase 4."""
 
+TIMEOUT_S = 900
+"""Seconds a case's process may take before it is given up (and reported as failed)."""
+
 ROOT = Path(__file__).resolve().parents[1]
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
@@ -145,7 +148,12 @@ def case_memory(
         command += ["--budgets", json.dumps(list(budgets))]
     env = os.environ | {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    try:
+        done = subprocess.run(
+            command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT_S
+        )
+    except subprocess.TimeoutExpired:
+        return {"memory_rss_failed": f"no result within {TIMEOUT_S} s"}
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
         err = [line for line in done.stderr.strip().splitlines() if line.strip()]

@@ -43,13 +43,13 @@ extrapolated quadratically in the swept quantity) exceeds `--time-budget` second
 skipped as too slow from there on. Multi-spike budgets come from an exact probe
 (`eqsnn_cases.multi_spike_budgets`) and are given to every library: eqsnn's per-layer
 buffers and per-neuron budgets, jaxsnn's per-layer event counts (`n_steps`), eventax's
-event-loop length (`max_event_steps`). `--short` (the prepared GPU run, under 5 minutes on
-one GPU; also runs on a CPU): the cases `SHORT_CASES` only, one spike per neuron at hidden
-100 and 400, 10 runs; it prints the JAX backend and devices first, and refuses `--write`
-(its tables go to `--markdown` and `--json`, to be pasted into RESULTS.md by hand). With
-`--write` the sections "Peers" and "Scaling" of `benchmarks/RESULTS.md` are replaced after
-every point (other sections are kept). `--markdown PATH` saves the printed tables, with the
-machine info, as Markdown.
+event-loop length (`max_event_steps`). `--short` (the prepared GPU run, meant to take under
+5 minutes on one GPU; also runs on a CPU): the cases `SHORT_CASES` only, one spike per
+neuron at hidden 100 and 400, 10 runs; it prints the JAX backend and devices first, and
+refuses `--write` (its tables go to `--markdown` and `--json`, to be pasted into RESULTS.md
+by hand). With `--write` the sections "Peers" and "Scaling" of `benchmarks/RESULTS.md` are
+replaced after every point (other sections are kept). `--markdown PATH` saves the printed
+tables, with the machine info, as Markdown.
 """
 
 import argparse
