@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _cli  # noqa: E402
 import _common  # noqa: E402
 import _loop  # noqa: E402
+import _neurons  # noqa: E402
 import _plots  # noqa: E402
 import _timing  # noqa: E402
 
@@ -73,19 +74,21 @@ def build_parser() -> argparse.ArgumentParser:
     add("--channels", type=int, default=2, help="input channels: the pair, then distractors")
     add("--spread", type=float, default=0.5, help="share of the window of the common onset")
     add("--jitter", type=float, default=0.0, help="spike-time jitter, fraction of t_late")
+    _neurons.add_arguments(parser, tau_adapt=0.05, beta=1.0)
     parser.set_defaults(**DEFAULTS)
     return parser
 
 
 def parse_args(argv=None) -> tuple[argparse.Namespace, list[dict]]:
-    """The options and the history so far (see `_cli.parse`: --resume, --evaluate, --out)."""
-    parser = build_parser()
-    return _cli.parse(parser, argv, default_out, "intervals")
+    """The options and the history so far (see `_cli.parse`: --resume, --evaluate, --out;
+    `_neurons.parse` refuses a `--neuron` that cannot run)."""
+    return _neurons.parse(build_parser(), argv, default_out, "intervals")
 
 
 def default_out(cfg: argparse.Namespace) -> Path:
     taus = "-taus" if cfg.train_taus else ""
-    return Path("runs") / f"intervals-{cfg.delays}{taus}-seed{cfg.seed}"
+    neuron = "" if cfg.neuron == "lif" else f"-{cfg.neuron}"
+    return Path("runs") / f"intervals-{cfg.delays}{taus}{neuron}-seed{cfg.seed}"
 
 
 def load(cfg: argparse.Namespace):
@@ -116,13 +119,14 @@ def main(argv=None) -> list[dict] | dict:
     train, validation, test = load(cfg)
     if cfg.evaluate is not None:
         return _loop.evaluate_saved(cfg, test)
-    recipe = _timing.recipe(cfg)
+    recipe = _neurons.recipe(cfg)
 
     def plot(network, out):
         _plots.plot_first_spikes(network, test, out / "first_spikes.png")
 
     taus = ", trained tau_mem/tau_syn/v_th" if cfg.train_taus else ""
-    title = f"Intervals {intervals_ms(cfg)}, delays {cfg.delays}{taus}"
+    neuron = "" if cfg.neuron == "lif" else f", {cfg.neuron.upper()} hidden neurons"
+    title = f"Intervals {intervals_ms(cfg)}, delays {cfg.delays}{taus}{neuron}"
     data = (train, validation, test)
     return _loop.run(cfg, history, data, title, plot, target=0.95, recipe=recipe)
 

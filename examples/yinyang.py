@@ -25,7 +25,8 @@ neurons that spike more than once, e.g. with `--v-reset 0 --spikes-per-neuron 3`
 `--neuron if` non-leaky (`eqsnn.IFParameters`, starting at v_leak = 0); the output layer
 stays LIF. These models run on the window scan of the feed-forward style only (not with
 --style recurrent, --engine interval-scan or event-loop) and have no refractory period
-(--t-ref 0). With --train-taus the ALIF's tau_adapt and beta are trained too.
+(--t-ref 0). With --train-taus the ALIF's tau_adapt and beta are trained too. The code is
+in `_neurons.py`, shared with `intervals.py`.
 """
 
 import argparse
@@ -33,17 +34,16 @@ import sys
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _cli  # noqa: E402
 import _common  # noqa: E402
 import _loop  # noqa: E402
+import _neurons  # noqa: E402
 import _plots  # noqa: E402
 import _timing  # noqa: E402
 
-import eqsnn  # noqa: E402
 from eqsnn import datasets  # noqa: E402
 
 DEFAULTS = dict(epochs=250, hidden=200, lr=2e-3, w_hidden=[3.0, 1.6], w_out=[0.5, 0.8])
@@ -59,108 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
     add("--validation-size", type=int, default=500, help="validation samples (0: none)")
     add("--test-size", type=int, default=1000, help="test samples")
     add("--data-seed", type=int, default=0, help="seed of the training, validation and test sets")
-    add(
-        "--neuron",
-        choices=NEURONS,
-        default="lif",
-        help="the hidden neurons: LIF, adaptive-threshold LIF (eqsnn.ALIFParameters) or "
-        "non-leaky IF (eqsnn.IFParameters); the output neurons are LIF",
-    )
-    add(
-        "--tau-adapt",
-        type=float,
-        default=0.05,
-        help="--neuron alif: time constant of the threshold adaptation in seconds",
-    )
-    add(
-        "--beta",
-        type=float,
-        default=0.1,
-        help="--neuron alif: threshold increase per spike (units of --v-th)",
-    )
+    _neurons.add_arguments(parser, tau_adapt=0.05, beta=0.1)
     parser.set_defaults(**DEFAULTS)
     return parser
 
 
 def parse_args(argv=None) -> tuple[argparse.Namespace, list[dict]]:
-    """The options and the history so far (see `_cli.parse`: --resume, --evaluate, --out)."""
-    parser = build_parser()
-    check_neuron(parser.parse_args(argv))  # before _cli.parse, which may clear --out
-    cfg, history = _cli.parse(parser, argv, default_out, "yinyang")
-    check_neuron(cfg)  # the settings of the run that --resume or --evaluate continues
-    return cfg, history
-
-
-NEURONS = ("lif", "alif", "if")
-"""`--neuron`: the hidden layer's model (eqsnn.LIFParameters, ALIFParameters, IFParameters)."""
-
-
-def check_neuron(cfg: argparse.Namespace) -> None:
-    """Refuse a `--neuron` other than lif where it cannot run, or with bad parameters."""
-    neuron = getattr(cfg, "neuron", "lif")  # settings saved before --neuron existed: lif
-    if neuron == "lif":
-        return
-    who = f"--neuron {neuron}"
-    if cfg.style != "feedforward":
-        raise SystemExit(
-            f"{who} needs --style feedforward: the recurrent style is fully connected, which "
-            "only the event loop runs, and the event loop runs LIF neurons only."
-        )
-    engine = _common.ENGINE_ALIASES.get(cfg.engine, cfg.engine)
-    if engine not in (None, _common.Engine.WINDOW_SCAN.value):
-        raise SystemExit(
-            f"{who} runs on the window scan only (--engine window-scan, the default); the "
-            f"{engine} runs LIF neurons only."
-        )
-    if _timing.t_ref(cfg) > 0:
-        raise SystemExit(
-            f"{who} has no refractory period: --t-ref must be 0 (got {cfg.t_ref:g}); "
-            "--v-reset and --spikes-per-neuron limit the spikes instead."
-        )
-    try:
-        hidden_parameters(cfg, 1, arrays=False)
-    except ValueError as error:
-        raise SystemExit(f"{who}: {error}") from None
-
-
-def hidden_parameters(cfg: argparse.Namespace, n: int, arrays: bool | None = None):
-    """The hidden layer's neuron parameters for `n` neurons: `--neuron`'s model with
-    `--tau-syn`, `--tau-mem`, `--v-th`, `--v-reset` (per-neuron arrays with
-    --train-taus, also `tau_adapt` and `beta`)."""
-    if cfg.neuron == "lif":
-        return _timing.lif_parameters(cfg, n)
-    arrays = cfg.train_taus if arrays is None else arrays
-    dtype = jnp.result_type(float)  # as _timing.lif_parameters: strong float32 / float64
-
-    def value(x):
-        return jnp.full(n, x, dtype) if arrays else x
-
-    common = dict(tau_syn=value(cfg.tau_syn), tau_mem=value(cfg.tau_mem), v_th=value(cfg.v_th))
-    if cfg.neuron == "if":
-        return eqsnn.IFParameters(**common, v_init=V_LEAK, v_reset=cfg.v_reset)
-    return eqsnn.ALIFParameters(
-        **common,
-        v_leak=V_LEAK,
-        v_reset=cfg.v_reset,
-        tau_adapt=value(cfg.tau_adapt),
-        beta=value(cfg.beta),
-    )
-
-
-V_LEAK = eqsnn.LIFParameters().v_leak
-"""The example's leak voltage (LIFParameters' default, 0): the IF neurons start there."""
-
-
-def build_network(cfg: argparse.Namespace, n_features: int, n_classes: int, *, key):
-    """`_timing.build_network` with the `--neuron` model in the hidden layer."""
-    params = hidden_parameters(cfg, cfg.hidden)
-    return _timing.build_network(cfg, n_features, n_classes, key=key, hidden_params=params)
-
-
-def recipe(cfg: argparse.Namespace) -> _loop.Recipe:
-    """`_timing.recipe(cfg)`, building the hidden layer of `--neuron` (lif: unchanged)."""
-    base = _timing.recipe(cfg)
-    return base if cfg.neuron == "lif" else base._replace(build=build_network)
+    """The options and the history so far (see `_cli.parse`: --resume, --evaluate, --out;
+    `_neurons.parse` refuses a `--neuron` that cannot run)."""
+    return _neurons.parse(build_parser(), argv, default_out, "yinyang")
 
 
 def default_out(cfg: argparse.Namespace) -> Path:
@@ -200,7 +107,7 @@ def main(argv=None) -> list[dict] | dict:
         _plots.plot_first_spikes(network, test, out / "first_spikes.png", names)
 
     data = (train, validation, test)
-    return _loop.run(cfg, history, data, "Yin-Yang", plot, recipe=recipe(cfg))
+    return _loop.run(cfg, history, data, "Yin-Yang", plot, recipe=_neurons.recipe(cfg))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ sys.path.insert(0, str(EXAMPLES))
 import _cli  # noqa: E402
 import _common  # noqa: E402
 import _loop  # noqa: E402
+import _neurons  # noqa: E402
 import digits  # noqa: E402
 import hardware_in_the_loop  # noqa: E402
 import yinyang  # noqa: E402
@@ -107,9 +108,9 @@ def test_neuron_alif_builds_an_adaptive_hidden_layer_and_refuses_what_cannot_run
     alif = ["--neuron", "alif", "--tau-adapt", "0.04", "--beta", "0.3", "--v-reset", "0"]
     with jax.enable_x64(False):  # as the script runs by default
         cfg, _ = yinyang.parse_args(["--out", str(out), *TINY, *alif])
-        network = yinyang.recipe(cfg).build(cfg, 5, 3, key=jax.random.key(cfg.seed))
+        network = _neurons.recipe(cfg).build(cfg, 5, 3, key=jax.random.key(cfg.seed))
         lif_cfg, _ = yinyang.parse_args(["--out", str(out), *TINY, "--v-reset", "0"])
-        lif = yinyang.recipe(lif_cfg).build(lif_cfg, 5, 3, key=jax.random.key(cfg.seed))
+        lif = _neurons.recipe(lif_cfg).build(lif_cfg, 5, 3, key=jax.random.key(cfg.seed))
         hidden, output = network.layers
         assert type(hidden.params) is eqsnn.ALIFParameters
         p = hidden.params
@@ -120,10 +121,10 @@ def test_neuron_alif_builds_an_adaptive_hidden_layer_and_refuses_what_cannot_run
             np.testing.assert_array_equal(ours.weights.input, theirs.weights.input)
         # --train-taus: per-neuron arrays, tau_adapt and beta too
         cfg_t, _ = yinyang.parse_args(["--out", str(out), *TINY, *alif, "--train-taus"])
-        trained = yinyang.hidden_parameters(cfg_t, 4)
+        trained = _neurons.hidden_parameters(cfg_t, 4)
         assert trained.tau_adapt.shape == trained.beta.shape == trained.v_th.shape == (4,)
         cfg_if, _ = yinyang.parse_args(["--out", str(out), *TINY, "--neuron", "if"])
-        p_if = yinyang.hidden_parameters(cfg_if, 4)
+        p_if = _neurons.hidden_parameters(cfg_if, 4)
         assert type(p_if) is eqsnn.IFParameters and (p_if.v_init, p_if.v_reset) == (0.0, -1000.0)
         # saved and loaded as an ALIF model
         out.mkdir()
