@@ -8,14 +8,15 @@ executable and the buffers of the calls. A process's peak resident set size (RSS
 process; here every case runs in its own process, `python -m benchmarks._memory`, which
 
 1. imports jax and builds the workload's inputs (`peers.yinyang_workload`, put on the
-   device, which initialises the backend): the **baseline**, the process's peak RSS at the
-   end of this phase (the figure a process that stopped here would report);
+   device, which initialises the backend): the **baseline**, the peak RSS of the process
+   up to the end of this phase (the figure a process that stopped here would report; the
+   counter is reset at the phase's start, so that a reused process's history is left out);
 2. **build**: builds the case (imports its library, constructs the model and its inputs);
 3. **compile**: traces, lowers and compiles its forward+gradient program ahead of time (the
    forward alone is not compiled: the step of training is the forward+gradient);
 4. **calls**: calls that program `CALLS` times, `jax.block_until_ready` on each.
 
-Before phases 2-4 the peak counter is reset to the current RSS (Linux: "5" written to
+Before phases 1-4 the peak counter is reset to the current RSS (Linux: "5" written to
 `/proc/self/clear_refs`), so each phase has its own peak. Reported, in bytes:
 
 - `rss_peak_bytes`: the highest peak of phases 2-4 minus the baseline (0 if none exceeds
@@ -100,6 +101,7 @@ def phases(spec, batch: int, hidden: int, regime: str, budgets=None) -> dict[str
 
     from benchmarks import peers
 
+    reset_peak()  # the baseline is this phase's peak, not the process's history (if any)
     work = peers.yinyang_workload(batch, hidden)
     jax.block_until_ready(jax.device_put([np.asarray(x) for x in work]))
     baseline, device_baseline = peak_rss(), _device_peak()
