@@ -51,20 +51,22 @@ def _inputs(seed=0, n=12, n_in=N_IN):
     return eqsnn.Spikes(time=time, idx=jax.random.randint(k2, (n,), 0, n_in))
 
 
-def _layer(params, adjoint, delays="synapse"):
+def _layer(params, adjoint, delays="synapse", recurrent=False):
+    """A layer of the model `params` on the window scan (budget 10 per neuron), with weights
+    that make every neuron burst within the budget: feed-forward `N_IN -> N_OUT` with
+    random per-synapse delays (none if `delays` is None), or with `recurrent` a layered
+    recurrent layer `4 -> (5, 3)` (weights scaled by 0.7: the second population sums 5
+    inputs)."""
     mean, std = WEIGHTS["if" if isinstance(params, eqsnn.IFParameters) else "alif"]
+    common = dict(engine=eqsnn.WindowScan(max_spikes_per_neuron=10), adjoint=adjoint)
+    if recurrent:
+        key, mean, std = jax.random.key(5), 0.7 * mean, 0.7 * std
+        return eqsnn.RecurrentLIF(
+            4, (5, 3), 64, T_MAX, params, key=key, mean=mean, std=std, **common
+        )
+    key = jax.random.key(3)
     layer = eqsnn.LIF(
-        N_IN,
-        N_OUT,
-        40,
-        T_MAX,
-        params,
-        key=jax.random.key(3),
-        mean=mean,
-        std=std,
-        engine=eqsnn.WindowScan(max_spikes_per_neuron=10),
-        adjoint=adjoint,
-        delays=delays,
+        N_IN, N_OUT, 40, T_MAX, params, key=key, mean=mean, std=std, delays=delays, **common
     )
     if delays is not None:
         d = np.abs(np.random.default_rng(1).normal(size=(N_IN, N_OUT))) * 2e-3
@@ -185,23 +187,7 @@ def test_layered_recurrent_gradients(name):
     base = MODELS[name]
     params = jax.tree.map(lambda a: jnp.concatenate([a, a[:4]]), base)  # 8 neurons
     spikes = _inputs(seed=2, n=14, n_in=4)
-    mean, std = (0.7 * v for v in WEIGHTS[name])  # the second population sums 5 inputs
-
-    def layer(adjoint):
-        return eqsnn.RecurrentLIF(
-            4,
-            (5, 3),
-            64,
-            T_MAX,
-            params,
-            key=jax.random.key(5),
-            mean=mean,
-            std=std,
-            engine=eqsnn.WindowScan(max_spikes_per_neuron=10),
-            adjoint=adjoint,
-        )
-
-    auto, prop = layer(eqsnn.AutoDiff()), layer(eqsnn.EventProp())
+    auto, prop = (_layer(params, m, recurrent=True) for m in (eqsnn.AutoDiff(), eqsnn.EventProp()))
     assert isinstance(auto.engine, eqsnn.WindowScan)
     out = _value(prop, spikes)[1]
     assert int(jnp.sum(out.idx >= 5)) >= 3 and int(out.dropped) == 0  # the second population fires
