@@ -71,23 +71,33 @@ def _batched(f):
     return jax.jit(jax.vmap(f))(W_ONE)
 
 
+def _all_at_once(ways):
+    """Every function of the dict `ways` over `W_ONE`, from one compiled program (one per
+    function would compile the simulation, and its derivatives, several times)."""
+    return _batched(lambda w: {way: f(w) for way, f in ways.items()})
+
+
 @pytest.mark.parametrize("name", ONE_NEURON)
 def test_one_neuron_second_derivative_matches_closed_form(name):
     t = _one_neuron(name)
     autodiff = isinstance(ONE_NEURON[name][2], eqsnn.AutoDiff)
-    expected = _batched(jax.grad(jax.grad(_closed_form_time)))
-    assert float(expected[1]) == pytest.approx(0.0031712244, rel=1e-8)  # the issue's value
-    np.testing.assert_allclose(_batched(t), _batched(_closed_form_time), rtol=1e-12)
+    closed = {"time": _closed_form_time, "second": jax.grad(jax.grad(_closed_form_time))}
     # Reverse over reverse, and forward over reverse (`jax.hessian`).
-    ways = {"grad(grad)": jax.grad(jax.grad(t)), "hessian": jax.hessian(t)}
+    ways = {"time": t, "grad(grad)": jax.grad(jax.grad(t)), "hessian": jax.hessian(t)}
     if autodiff:
         ways["jacfwd(jacfwd)"] = jax.jacfwd(jax.jacfwd(t))
-    for way, second in ways.items():
-        np.testing.assert_allclose(_batched(second), expected, rtol=1e-10, err_msg=way)
     if name == "LIF":  # the rule is differentiable again: third derivatives, forward mode
-        third = _batched(jax.jacfwd(jax.jacfwd(jax.jacfwd(t))))
-        expected_third = _batched(jax.grad(jax.grad(jax.grad(_closed_form_time))))
-        np.testing.assert_allclose(third, expected_third, rtol=1e-10)
+        ways["third"] = jax.jacfwd(jax.jacfwd(jax.jacfwd(t)))
+        closed["third"] = jax.grad(jax.grad(jax.grad(_closed_form_time)))
+    expected, got = _all_at_once(closed), _all_at_once(ways)
+    # The issue's value.
+    assert float(expected["second"][1]) == pytest.approx(0.0031712244, rel=1e-8)
+    np.testing.assert_allclose(got.pop("time"), expected["time"], rtol=1e-12)
+    if "third" in got:
+        np.testing.assert_allclose(got.pop("third"), expected["third"], rtol=1e-10)
+    assert len(got) == (3 if autodiff else 2)
+    for way, second in got.items():
+        np.testing.assert_allclose(second, expected["second"], rtol=1e-10, err_msg=way)
     if not autodiff:  # a custom VJP: forward mode innermost is refused (JAX's TypeError)
         with pytest.raises(TypeError, match="forward-mode"):
             jax.jacfwd(jax.jacfwd(t))(W_ONE[1])
