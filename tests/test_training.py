@@ -155,7 +155,9 @@ def test_yinyang_example_trains_resumes_and_plots(tmp_path):
     )
     out = tmp_path / "run"
     common = ["--out", str(out), "--no-progress"]  # default: EventProp, parallel engine
+    # Validation and test sets of one size share one compiled evaluation program.
     tiny = ["--hidden", "8", "--train-size", "64", "--test-size", "32", "--batch-size", "32"]
+    tiny += ["--validation-size", "32"]
     first = _run_example([*common, *tiny, "--epochs", "1", "--no-plots"], env)
     assert "test accuracy" in first and "after 1 epochs" in first
     info = json.loads((out / "checkpoint.json").read_text())
