@@ -23,12 +23,12 @@ from eqsnn import (
     Connectivity,
     ConnectivityMask,
     InputWeights,
-    IntervalScan,
     LIFParameters,
     Overflow,
     RecurrentLIF,
     RecurrentWeights,
     Spikes,
+    WindowScan,
 )
 from eqsnn._engine.event_loop import EventKind, trajectory, transition_without_recurrence
 from eqsnn.reference import simulate_diffrax
@@ -96,11 +96,11 @@ def _layered(params, mean, budget):
     return layer, _inputs(1, IN_SIZE, N_INPUTS)
 
 
-def _stack(layer, per_interval):
+def _stack(layer, per_neuron):
     def lif(n_in, n_out, w):
         lif = LIF(
             n_in, n_out, layer.n_spikes, T_MAX, layer.params,
-            key=jax.random.PRNGKey(0), engine=IntervalScan(max_spikes_per_interval=per_interval),
+            key=jax.random.PRNGKey(0), engine=WindowScan(max_spikes_per_neuron=per_neuron),
         )  # fmt: skip
         return eqx.tree_at(lambda m: m.weights.input, lif, w)
 
@@ -113,13 +113,13 @@ def _stack(layer, per_interval):
 
 
 @pytest.mark.parametrize(
-    ("params", "per_interval", "mean", "budget"),
-    [(ONE_SPIKE, 1, [1.2, 1.5], 24), (MULTI_SPIKE, 2, [1.2, 0.8], 48)],
+    ("params", "per_neuron", "mean", "budget"),
+    [(ONE_SPIKE, 1, [1.2, 1.5], 24), (MULTI_SPIKE, 8, [1.2, 0.8], 48)],
     ids=["one-spike", "multi-spike"],
 )
-def test_layered_matches_sequential_lif(params, per_interval, mean, budget):
+def test_layered_matches_sequential_lif(params, per_neuron, mean, budget):
     layer, inputs = _layered(params, mean, budget)
-    stack = _stack(layer, per_interval)
+    stack = _stack(layer, per_neuron)
     (_, spikes), (g_rec, gt_rec) = _recurrent_value_and_grad((layer, inputs.time), inputs.idx)
     (_, (hidden_ref, out_ref)), (g_seq, gt_seq) = _stack_value_and_grad(
         (stack, inputs.time), inputs.idx
