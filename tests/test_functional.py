@@ -262,26 +262,27 @@ def test_hardware_lif_matches_the_module():
     )  # fmt: skip
     for w, layer in zip(weights, model.layers, strict=True):
         np.testing.assert_array_equal(w.input, layer.weights.input)
-    _, _, out, recording = apply_fn(weights, INPUT32)
-    hidden = model.layers[0](INPUT32)
-    final = model.layers[1](hidden)
-    assert int(hidden.count()) > 0 and int(final.count()) > 0
-    for got, want, start in ((recording[0], hidden, IN), (out, final, IN + HIDDEN)):
-        np.testing.assert_array_equal(got.time, want.time)
-        np.testing.assert_array_equal(got.idx, jnp.where(want.valid, want.idx + start, -1))
 
     def functional_loss(weights, time):
         _, _, out, rec = apply_fn(weights, eqsnn.Spikes(time, INPUT32.idx))
-        return _valid_time_sum(rec[0]) + _valid_time_sum(out)
+        return _valid_time_sum(rec[0]) + _valid_time_sum(out), (rec[0], out)
 
     def module_loss(diff):
         model, time = diff
         hidden = model.layers[0](eqsnn.Spikes(time, INPUT32.idx))
-        return _valid_time_sum(hidden) + _valid_time_sum(model.layers[1](hidden))
+        final = model.layers[1](hidden)
+        return _valid_time_sum(hidden) + _valid_time_sum(final), (hidden, final)
 
-    # Compiled: one program per gradient (the backend is called through a callback).
-    g_w, g_t = jax.jit(jax.grad(functional_loss, argnums=(0, 1)))(weights, INPUT32.time)
-    m_model, m_t = eqx.filter_jit(eqx.filter_grad(module_loss))((model, INPUT32.time))
+    # Compiled: one program per side gives the spikes and the gradients (the backend is
+    # called through a callback; run op by op, the layers compile ~100 small programs).
+    grad_f = jax.jit(jax.grad(functional_loss, argnums=(0, 1), has_aux=True))
+    (g_w, g_t), (recording, out) = grad_f(weights, INPUT32.time)
+    grad_m = eqx.filter_jit(eqx.filter_grad(module_loss, has_aux=True))
+    (m_model, m_t), (hidden, final) = grad_m((model, INPUT32.time))
+    assert int(hidden.count()) > 0 and int(final.count()) > 0
+    for got, want, start in ((recording, hidden, IN), (out, final, IN + HIDDEN)):
+        np.testing.assert_array_equal(got.time, want.time)
+        np.testing.assert_array_equal(got.idx, jnp.where(want.valid, want.idx + start, -1))
     for g, layer in zip(g_w, m_model.layers, strict=True):
         assert jnp.any(g.input != 0)
         np.testing.assert_array_equal(g.input, layer.weights.input)
@@ -304,21 +305,25 @@ def test_hardware_recurrent_lif_matches_the_module():
     assert n == HIDDEN + OUT
     np.testing.assert_array_equal(w.input, layer.weights.input)
     np.testing.assert_array_equal(w.recurrent, layer.weights.recurrent)
-    _, _, out, _ = apply_fn([w], INPUT32)
-    want = layer(INPUT32)
-    assert int(want.count()) > 0
-    np.testing.assert_array_equal(out.time, want.time)
-    np.testing.assert_array_equal(out.idx, jnp.where(want.valid, want.idx + IN, -1))
 
     def functional_loss(weights, time):
-        return _valid_time_sum(apply_fn(weights, eqsnn.Spikes(time, INPUT32.idx))[2])
+        out = apply_fn(weights, eqsnn.Spikes(time, INPUT32.idx))[2]
+        return _valid_time_sum(out), out
 
     def module_loss(diff):
         model, time = diff
-        return _valid_time_sum(model(eqsnn.Spikes(time, INPUT32.idx)))
+        out = model(eqsnn.Spikes(time, INPUT32.idx))
+        return _valid_time_sum(out), out
 
-    g_w, g_t = jax.jit(jax.grad(functional_loss, argnums=(0, 1)))([w], INPUT32.time)
-    m_layer, m_t = eqx.filter_jit(eqx.filter_grad(module_loss))((layer, INPUT32.time))
+    # One program per side gives the spikes and the gradients (as above).
+    grad_f = jax.jit(jax.grad(functional_loss, argnums=(0, 1), has_aux=True))
+    (g_w, g_t), out = grad_f([w], INPUT32.time)
+    (m_layer, m_t), want = eqx.filter_jit(eqx.filter_grad(module_loss, has_aux=True))(
+        (layer, INPUT32.time)
+    )
+    assert int(want.count()) > 0
+    np.testing.assert_array_equal(out.time, want.time)
+    np.testing.assert_array_equal(out.idx, jnp.where(want.valid, want.idx + IN, -1))
     assert jnp.any(g_w[0].recurrent != 0) and jnp.any(g_t != 0)
     np.testing.assert_array_equal(g_w[0].input, m_layer.weights.input)
     np.testing.assert_array_equal(g_w[0].recurrent, m_layer.weights.recurrent)
