@@ -3,6 +3,8 @@
     python examples/intervals.py                     # EventProp, 2-10-3, trainable delays
     python examples/intervals.py --delays none       # the same network without delays
     python examples/intervals.py --train-taus --epochs 5 --out runs/try   # and time constants
+    python examples/intervals.py --delays none --neuron alif --t-ref 0 --v-reset 0 \
+        --spikes-per-neuron 3 --x64                # adaptive hidden neurons, no delays
 
 The data are `eqsnn.datasets.intervals`: channels 0 and 1 each spike once, at
 `x * t_late` (`t_late = --t-late-syn * --tau-syn` = 0.48 s), and the class is the
@@ -17,6 +19,18 @@ by the interval fires on the coincidence (Jeffress's model); without them, with
 learning rate (`--lr-delays`, in seconds) and the constraints after every step (delays
 >= 0, time constants >= `--tau-min`, thresholds >= `--v-th-min`): see `_timing.py`.
 
+`--neuron alif` (issue 18; `_neurons.py`, shared with `yinyang.py`) makes the hidden
+neurons adaptive: a hidden neuron that spikes at the first input still carries a
+threshold raised by `beta * exp(-interval / tau_adapt)` (`--beta` 1, `--tau-adapt`
+0.05 s here) when the second input comes, so whether it spikes again depends on the
+interval long after the synaptic trace has gone. The models have no refractory period:
+`--neuron alif` needs `--t-ref 0` (the default here, `t_max`, is refused) and limits the
+spikes by `--v-reset` and `--spikes-per-neuron` instead; the output layer stays LIF,
+with the same reset and budget. Measured in `benchmarks/RESULTS.md` (*Intervals with
+ALIF hidden neurons*, with `--x64`: in float32 the EventProp gradients of ALIF layers
+can be NaN for spikes this late): the hidden layer codes the interval, but the
+first-spike readout does not learn to use it.
+
 Settings that differ from the other examples, for the long window (`t_max` = 0.57 s):
 every neuron spikes at most once (refractory period `--t-ref` = `t_max`: the reset to
 -1000 alone wears off within ~100 ms); the loss is the time-to-first-spike
@@ -24,7 +38,7 @@ cross-entropy without the early-spike term (`--early-weight 0`: `exp(t / 6.4 ms)
 overflow); and silent neurons are revived by larger weight bumps (`--bump 0.1`: a sample
 whose correct output neuron stays silent gives no gradient). Writes the checkpoint (for
 --resume), `history.json` and plots to `--out` (default
-`runs/intervals-<delays>[-taus]-seed<seed>`) and the saved models (`model-*.eqx`, with
+`runs/intervals-<delays>[-taus][-alif]-seed<seed>`) and the saved models (`model-*.eqx`, with
 their trained delays and parameters). A new run does not overwrite a run there without
 --overwrite.
 """

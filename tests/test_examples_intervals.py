@@ -93,6 +93,9 @@ ALIF = [
 
 @pytest.mark.slow  # 20-40 s on 2 cores, nearly all of it compiling the step and evaluation
 @pytest.mark.standard_promotion  # optax.adam (see conftest.py)
+# The LIF output neurons (no refractory period, reset to 0) burst past their budget of 2;
+# only their first spikes enter the loss, so the drops change nothing here.
+@pytest.mark.filterwarnings("ignore::eqsnn.SpikesDroppedWarning")
 def test_one_epoch_with_alif_hidden_neurons(tmp_path, restore_x64, capsys):
     # --x64: in float32 the model EventProp of this commit can return NaN for spikes after
     # t / tau_syn > 88 (exp overflow in the replay's padding); the runs measured for
