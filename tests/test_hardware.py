@@ -169,7 +169,8 @@ def test_vmap_over_an_ensemble_is_one_call_per_member(feedforward):
     ensemble = jax.tree.map(lambda *x: jnp.stack(x), layer, scaled)
     sample = jax.tree.map(lambda x: x[0], _inputs())
     calls = backend.calls
-    out = eqx.filter_vmap(lambda member: member(sample))(ensemble)
+    # Jitted: run op by op, the hardware layer compiles ~100 small programs.
+    out = eqx.filter_jit(eqx.filter_vmap(lambda member: member(sample)))(ensemble)
     assert backend.calls == calls + 2
     batch_out = _value_and_grads(layer, _inputs())[2][0]  # compiled in an earlier test
     np.testing.assert_array_equal(out.time[0], batch_out.time[0])
@@ -338,8 +339,11 @@ def test_emulated_non_idealities_are_seeded():
     np.testing.assert_allclose(a.quantise(w, scale=0.5), np.clip(np.round(w / 0.5), -63, 63) * 0.5)
     inputs = _inputs()
     init = dict(key=jax.random.PRNGKey(0), mean=1.5, std=1.0)
-    run_a = jax.vmap(eqsnn.HardwareLIF(IN_SIZE, 5, 8, T_MAX, params, backend=a, **init))
-    run_b = jax.vmap(eqsnn.HardwareLIF(IN_SIZE, 5, 8, T_MAX, params, backend=b, **init))
+    # Jitted: run op by op, the hardware layer compiles ~80 small programs.
+    run_a, run_b = (
+        eqx.filter_jit(jax.vmap(eqsnn.HardwareLIF(IN_SIZE, 5, 8, T_MAX, params, backend=c, **init)))
+        for c in (a, b)
+    )
     out_a, out_b = run_a(inputs), run_b(inputs)
     np.testing.assert_array_equal(out_a.time, out_b.time)  # same seed, same chip and noise
     valid = out_a.valid
@@ -366,7 +370,7 @@ def test_brian2_agrees_with_eqsnn():
     layer = eqsnn.HardwareRecurrentLIF(IN_SIZE, [3, 2], 8, 0.02, params, backend=backend, **init)
     twin = eqsnn.RecurrentLIF(IN_SIZE, [3, 2], 8, 0.02, params, **init)
     inputs = _inputs(batch=2)
-    out, mismatch = jax.vmap(layer.replay)(inputs)
+    out, mismatch = eqx.filter_jit(jax.vmap(layer.replay))(inputs)  # not op by op
     ref = jax.vmap(twin)(inputs)
     assert backend.calls == 1
     np.testing.assert_array_equal(out.idx, ref.idx)
