@@ -67,15 +67,16 @@ def test_layers_and_encoders_set_n_sources():
             eqsnn.LIF(5, 3, 16, T_MAX, key=KEY, mean=0.5, std=0.5, adjoint=eqsnn.EventProp()),
         ]
     )
-    assert net.layers[0](INPUT).n_sources == 5
-    assert net(INPUT).n_sources == 3
+    # `n_sources` is static: the layers are traced (`eqx.filter_eval_shape`), not compiled.
+    traced = eqx.filter_eval_shape
+    assert traced(net.layers[0], INPUT).n_sources == 5
+    assert traced(net, INPUT).n_sources == 3
     batch = jax.tree.map(lambda x: jnp.stack([x, x]), INPUT)
-    assert eqx.filter_jit(eqx.filter_vmap(net))(batch).n_sources == 3
+    assert traced(eqx.filter_jit(eqx.filter_vmap(net)), batch).n_sources == 3
     recurrent = eqsnn.RecurrentLIF(2, [4, 3], 32, T_MAX, key=KEY, mean=[2.0, 1.0], std=0.5)
-    out = recurrent(INPUT)
-    assert out.n_sources == 7
-    assert recurrent.population_spikes(out, -1).n_sources == 3
-    assert out.sort().n_sources == 7
+    assert traced(recurrent, INPUT).n_sources == 7
+    assert traced(lambda: recurrent.population_spikes(recurrent(INPUT), -1)).n_sources == 3
+    assert traced(lambda: recurrent(INPUT).sort()).n_sources == 7
     features = jnp.array([[0.2, 0.5, 0.0]])
     assert spatio_temporal_encode(features, 1e-2).n_sources == 3
     assert spatio_temporal_encode(features, 1e-2, 2, duplicate_neurons=True).n_sources == 6
