@@ -253,3 +253,46 @@ def test_sweep_gradients_finite_when_hidden_spikes_are_dropped(adjoint):
     assert int(overflowed.sum()) > 0.2 * N_NETWORKS
     bad = np.flatnonzero(~np.asarray(finite))
     assert bad.size == 0, f"non-finite gradients in networks {bad.tolist()}"
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64], ids=["float32", "float64"])
+def test_alif_eventprop_finite_when_spikes_come_late(dtype):
+    """The ALIF's EventProp replays every row of its spike record, the unused ones (time 0)
+    too; spikes long after 0 made those rows flow backwards in time by hundreds of
+    `tau_syn`, where the exponentials overflow (float32 after about 88 `tau_syn`, float64
+    after about 709) and NaN reached the weight gradient through `where`. AutoDiff was
+    finite. Inputs at 0.45 s and 4.0 s cover both dtypes."""
+    start = 0.43 if dtype == jnp.float32 else 4.0
+    params = eqsnn.ALIFParameters(
+        tau_syn=TAU_SYN, tau_mem=1e-2, v_th=1.0, v_reset=0.0, tau_adapt=5e-2, beta=0.2
+    )
+    weights = jnp.array([[9.0, 2.4], [1.6, 8.0]], dtype)
+    spikes = Spikes(jnp.array([start, start + 0.02], dtype), jnp.array([0, 1]), n_sources=2)
+
+    def grad(adjoint):
+        layer = eqsnn.LIF(
+            2,
+            2,
+            6,
+            start + 0.14,
+            params,
+            key=jax.random.key(0),
+            adjoint=adjoint,
+            engine=eqsnn.WindowScan(max_spikes_per_neuron=3),
+        )
+        layer = eqx.tree_at(lambda m: m.weights.input, layer, weights)
+
+        def loss(m):
+            out = m(spikes)
+            return jnp.sum(jnp.where(out.idx >= 0, out.time - start, 0.0)), out
+
+        (_, out), g = eqx.filter_value_and_grad(loss, has_aux=True)(layer)
+        return out, g.weights.input
+
+    out, g_ep = grad(eqsnn.EventProp())
+    _, g_ad = grad(eqsnn.AutoDiff())
+    assert int(jnp.sum(out.idx >= 0)) >= 3  # the neurons burst: unused rows follow spikes
+    assert bool(jnp.all(jnp.isfinite(g_ep)))
+    # the two gradient methods agree to the dtype's rounding of ~10 ms spike times
+    rtol = 1e-4 if dtype == jnp.float32 else 1e-9
+    np.testing.assert_allclose(g_ep, g_ad, rtol=rtol, atol=rtol * float(jnp.max(jnp.abs(g_ad))))

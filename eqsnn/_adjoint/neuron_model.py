@@ -90,8 +90,10 @@ def replay(s, weight, time, idx, params, found: NeuronSpikes, usable, static: St
     def step(carry, spike):
         s_last, response = carry
         s_r, k, valid = spike
-        free_s = params.flow(free[k], s_r - sorted_in.time[k])
-        x_pre = free_s + params.flow(response, s_r - s_last)
+        # Unused rows of the record (time 0) would flow backwards in time, where the
+        # exponentials overflow and `where` passes their NaN to the gradient: lag 0 there.
+        free_s = params.flow(free[k], jnp.where(valid, s_r - sorted_in.time[k], 0.0))
+        x_pre = free_s + params.flow(response, jnp.where(valid, s_r - s_last, 0.0))
         new_response = jnp.where(valid, params.fire(x_pre) - free_s, response)
         carry = (jnp.where(valid, s_r, s_last), new_response)
         return carry, (params.gap(x_pre), params.current(x_pre))
