@@ -95,7 +95,10 @@ def test_functional_api_checks_n_sources():
         eqsnn.functional.LIF(2, 16, T_MAX, LIFParameters(), mean=1.0, std=0.5),
     )
     _, weights = init_fn(KEY, 2)
-    _, _, out, _ = apply_fn(weights, Spikes(INPUT.time, INPUT.idx, n_sources=2))
+    # Traced, not compiled (`n_sources` is static).
+    _, _, out, _ = eqx.filter_eval_shape(
+        apply_fn, weights, Spikes(INPUT.time, INPUT.idx, n_sources=2)
+    )
     assert out.n_sources == 2 + 4 + 2  # global indices
     with pytest.raises(ValueError, match=r"n_sources=3, but this layer's inputs end at 2"):
         apply_fn(weights, Spikes(INPUT.time, INPUT.idx, n_sources=3))
@@ -278,10 +281,10 @@ class _LateBackend(Backend):
 
 def test_backend_time_rounded_to_t_max_is_not_a_spike():
     layer = eqsnn.HardwareLIF(2, 3, 4, T_MAX, key=KEY, backend=_LateBackend())
-    out64 = layer(INPUT)
+    out64 = eqx.filter_jit(layer)(INPUT)  # jitted: op by op, ~50 small programs each
     assert np.asarray(out64.idx)[:2].tolist() == [0, 1]  # float64: still before t_max
     layer32 = eqx.tree_at(lambda m: m.weights.input, layer, layer.weights.input.astype("float32"))
-    out32 = layer32(Spikes(INPUT.time.astype("float32"), INPUT.idx))
+    out32 = eqx.filter_jit(layer32)(Spikes(INPUT.time.astype("float32"), INPUT.idx))
     assert out32.time.dtype == jnp.float32
     assert np.asarray(out32.idx).tolist() == [0, -1, -1, -1]
     assert np.all(np.asarray(out32.time)[np.asarray(out32.idx) >= 0] < T_MAX)
