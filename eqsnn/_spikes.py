@@ -8,6 +8,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 
 from ._checks import as_int
+from ._sort import stable_argsort
 
 EMPTY_INDEX = -1
 """Index that marks an empty slot of a [`eqsnn.Spikes`][] buffer."""
@@ -127,7 +128,7 @@ class Spikes(eqx.Module):
         Ties keep their original order (stable sort).
         """
         key = jnp.where(self.valid, self.time, jnp.inf)
-        order = jnp.argsort(key, axis=-1, stable=True)
+        order = stable_argsort(key)
 
         def take(x):
             return jnp.take_along_axis(x, order, axis=-1)

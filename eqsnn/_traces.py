@@ -20,6 +20,7 @@ from ._layers.base import AbstractLayer
 from ._layers.feedforward import AbstractFeedForwardLayer
 from ._layers.recurrent import AbstractRecurrentLayer
 from ._params import LIFParameters
+from ._sort import stable_argsort
 from ._spikes import Spikes
 
 
@@ -185,5 +186,5 @@ def _events(params, t_max, w_in, w_rec, in_time, in_idx, out: Spikes) -> _Events
     jump = jnp.where(valid[:, None], jnp.concatenate([in_jump, out_jump]), 0.0)
     reset = jnp.concatenate([jnp.zeros_like(in_jump, dtype=bool), out_reset])
     key = jnp.where(valid, time, jnp.inf)
-    order = jnp.argsort(jax.lax.stop_gradient(key), stable=True)
+    order = stable_argsort(jax.lax.stop_gradient(key))
     return _Events(time=key[order], jump=jump[order], reset=reset[order], valid=valid[order])

@@ -17,6 +17,7 @@ from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 from ._checks import as_int, check_labels, is_concrete
 from ._custom_types import RealScalarLike
 from ._overflow import _WARNED, Overflow, SpikesDroppedWarning, _emit
+from ._sort import stable_argsort
 from ._spikes import EMPTY_INDEX, Spikes
 
 
@@ -134,7 +135,7 @@ def _spatio_temporal_encode(inputs, t_late, duplication, duplicate_neurons, t_bi
         else:
             idx = jnp.repeat(idx, duplication)
     idx = jnp.broadcast_to(idx, time.shape)
-    order = jnp.argsort(time, axis=-1, stable=True)
+    order = stable_argsort(time)
     time = jnp.take_along_axis(time, order, axis=-1)
     idx = jnp.take_along_axis(idx, order, axis=-1)
     n_sources = n_features * duplication if duplication and duplicate_neurons else n_features

@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from eqsnn._engine.buffers import select_spikes, stable_argsort
+from eqsnn._engine.buffers import select_spikes
+from eqsnn._sort import stable_argsort
 
 # Few distinct values make ties likely; the special values are where an integer view of
 # a float could order differently from the float comparison.
@@ -53,6 +54,11 @@ def test_stable_argsort_batched_and_select_spikes_match_top_k(x64):
     with jax.enable_x64(x64):
         order = jax.jit(jax.vmap(stable_argsort))(jnp.asarray(time))
         np.testing.assert_array_equal(order, np.argsort(time, axis=-1, kind="stable"))
+        # leading axes without vmap (as `Spikes.sort` and the encoders call it)
+        cube = time.reshape(4, 4, 40)
+        np.testing.assert_array_equal(
+            stable_argsort(jnp.asarray(cube)), np.argsort(cube, axis=-1, kind="stable")
+        )
         pick, kept = jax.jit(jax.vmap(lambda t, v: select_spikes(t, v, 25)))(time, valid)
         key = np.where(valid, time, np.inf)
         _, want = jax.lax.top_k(-jnp.asarray(key), 25)

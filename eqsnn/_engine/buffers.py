@@ -3,9 +3,9 @@
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
+from .._sort import stable_argsort
 from .._spikes import EMPTY_INDEX, Spikes
 
 
@@ -22,39 +22,6 @@ class SortedInputs(eqx.Module):
     valid: Bool[Array, " k"]
     order: Int[Array, " k"]
     """`order[k]` is the slot of the input buffer that holds the k-th spike in time."""
-
-
-def stable_argsort(key: Float[Array, " k"]) -> Int[Array, " k"]:
-    """`jnp.argsort(key, stable=True)` for a 1-d float `key`, bit for bit, from integer sorts.
-
-    XLA on CPU sorts a single integer array several times faster than it sorts a float
-    key together with its indices (a comparator call per comparison), so the order is
-    built from integer sorts: the floats are mapped to integers in the same order (`-0.0`
-    as `0.0`, every NaN as one NaN, last), sorted; each key's rank is the position of its
-    first equal key in that sorted array, `searchsorted`; and one more sort of
-    `rank * k + position` gives the stable order (equal keys keep their positions). With
-    64-bit integers enabled, a float32 key and its position fit one 64-bit integer, and
-    one sort does. Keys that are not float32 or float64, and buffers of 46341 or more
-    entries (`k * k` must fit an int32), use `jnp.argsort`.
-    """
-    k = key.shape[-1]
-    wide = jax.config.jax_enable_x64
-    if key.ndim != 1 or k * k >= 2**31 or key.dtype not in (jnp.float32, jnp.float64):
-        return jnp.argsort(key, stable=True)
-    if key.dtype == jnp.float64 and not wide:
-        return jnp.argsort(key, stable=True)
-    itype = jnp.int32 if key.dtype == jnp.float32 else jnp.int64
-    key = jnp.where(key == 0, jnp.zeros((), key.dtype), key)
-    key = jnp.where(jnp.isnan(key), jnp.full((), jnp.nan, key.dtype), key)
-    bits = jax.lax.bitcast_convert_type(key, itype)
-    # Negative floats order backwards as integers: flip all their bits but the sign.
-    bits = bits ^ ((bits >> (np.dtype(itype).itemsize * 8 - 1)) & np.iinfo(itype).max)
-    position = jnp.arange(k, dtype=jnp.int32)
-    if itype == jnp.int32 and wide:
-        packed = (bits.astype(jnp.int64) << 32) | position.astype(jnp.int64)
-        return (jnp.sort(packed) & 0xFFFFFFFF).astype(jnp.int32)
-    rank = jnp.searchsorted(jnp.sort(bits), bits, side="left").astype(jnp.int32)
-    return jnp.sort(rank * k + position) % k
 
 
 def sort_inputs(spikes: Spikes, t_max: float) -> SortedInputs:

@@ -26,6 +26,7 @@ from .._engine.buffers import sort_inputs
 from .._engine.event_loop import Event, EventKind, transition_with_recurrence
 from .._flow import LIFState, lif_exponential_flow
 from .._params import LIFParameters
+from .._sort import stable_argsort
 from .._spikes import EMPTY_INDEX, Spikes
 from .._weights import InputWeights, RecurrentWeights
 
@@ -106,7 +107,7 @@ def _merge(input_time, input_idx, hw_time, hw_idx, t_max) -> _Record:
             jnp.where(sorted_in.valid, sorted_in.idx.astype(jnp.int32), EMPTY_INDEX),
         ]
     )
-    order = jnp.argsort(time, stable=True)
+    order = stable_argsort(time)
     position = jnp.zeros_like(order).at[order].set(jnp.arange(order.shape[0], dtype=order.dtype))
     kind = jax.vmap(_kind)(is_spike[order], is_input[order])
     events = Event(time=time[order], kind=kind, idx=idx[order], current=jnp.zeros_like(time))
