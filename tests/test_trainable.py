@@ -78,11 +78,10 @@ def _loss_and_spikes(layer, spikes):
     return jnp.sum(jnp.where(out.valid, 30.0 * out.time**2 + 0.1 * out.current, 0.0)), out
 
 
-_value_and_grad = eqx.filter_jit(eqx.filter_value_and_grad(_loss_and_spikes, has_aux=True))
+_value_and_grad = eqx.filter_value_and_grad(_loss_and_spikes, has_aux=True)
 """`((loss, spikes), gradient)`: the spikes, the loss (also for the finite differences)
 and its gradient, from one compilation per layer configuration (a separate forward pass
-would compile another program; without the outer `jit`, the layer's own jitted call is
-compiled twice, linearised and transposed, plus small eager programs for autodiff)."""
+would compile another program)."""
 
 
 def _loss(layer, spikes):
