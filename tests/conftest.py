@@ -26,3 +26,19 @@ def _standard_promotion(request):
     else:
         with jax.numpy_dtype_promotion("standard"):
             yield
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drop JAX's compiled programs after each test module.
+
+    Every program XLA compiles for the CPU keeps a few memory mappings (its code and data)
+    for as long as a cache holds it, and a test worker runs hundreds of modules' programs:
+    `tests/test_trainable.py` alone leaves about 9,500 mappings. Linux refuses new mappings
+    past `vm.max_map_count` (65,530 by default), and XLA's compiler then crashes with a
+    segmentation fault instead of raising, which is how a full `-n 2` run ended in two CI
+    runs on 2026-12-05 (always in the same worker, late in the run). Modules share no
+    compiled programs that matter for time, so each starts from empty caches.
+    """
+    yield
+    jax.clear_caches()
