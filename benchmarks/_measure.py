@@ -86,6 +86,11 @@ def _prepare(case: PeerCase) -> tuple[Compiled, dict[str, Any]]:
     return Compiled(forward, value_and_grad), record
 
 
+CHECK_REFERENCES = ("eqsnn LIF", ec.RECURRENT_CASE)
+"""The case the others of a point are checked against: the first of these built there
+(eqsnn `LIF` on the feed-forward network, eqsnn's recurrent case on the recurrent one)."""
+
+
 class Reference(NamedTuple):
     """What the other cases are checked against: eqsnn LIF's outputs and weight gradients."""
 
@@ -111,7 +116,8 @@ def _grad_difference(grads, reference) -> float:
 
 
 def _check(case: PeerCase, compiled: Compiled, reference: Reference | None) -> dict[str, Any]:
-    """Loss, outputs and gradients vs eqsnn LIF's, and eqsnn's dropped spikes."""
+    """Loss, outputs and gradients vs the reference's (eqsnn LIF's, see `CHECK_REFERENCES`),
+    and eqsnn's dropped spikes."""
     loss, mine = _outputs(case, compiled)
     out = mine.first_spikes
     spiking = np.isfinite(out) & (out < peers.T_MAX)
@@ -242,12 +248,15 @@ def measure_point(
         point["budget_scale"] = budget_scale
         log(f"{regime.name.lower()} {_where(point)}: {budgets}")
     records, compiled, cases = _build_all(specs, batch, point, regime, budgets, skip)
-    reference = None
-    if "eqsnn LIF" in compiled:
-        reference = _outputs(cases["eqsnn LIF"], compiled["eqsnn LIF"])[1]
+    reference, checked = None, {}
+    for ref in CHECK_REFERENCES:
+        if ref in compiled:
+            reference = _outputs(cases[ref], compiled[ref])[1]
+            checked = {"checked_against": ref}
+            break
     for name in list(compiled):
         try:
-            records[name] |= _check(cases[name], compiled[name], reference)
+            records[name] |= _check(cases[name], compiled[name], reference) | checked
         except Exception as err:
             records[name]["failed"] = _error(err)
             del compiled[name]

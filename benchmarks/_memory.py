@@ -138,11 +138,12 @@ def phases(spec, batch: int, hidden: int, regime: str, budgets=None) -> dict[str
 def case_memory(
     case_name: str, batch: int, hidden: int, regime: str, budgets: Sequence[int] | None = None
 ) -> dict[str, Any]:
-    """Run `case_name` (a case of `benchmarks.run.SPECS`) in a fresh process and return its
-    memory fields (see the module docstring), or `{"memory_rss_failed": reason}`."""
+    """Run `case_name` (a case of `benchmarks.run.SPECS` or `RECURRENT_SPECS`) in a fresh
+    process and return its memory fields (see the module docstring), or
+    `{"memory_rss_failed": reason}`."""
     from benchmarks import run
 
-    if not any(s.name == case_name for s in run.SPECS):
+    if not any(s.name == case_name for s in run.SPECS + run.RECURRENT_SPECS):
         return {"memory_rss_failed": "not a case of benchmarks.run"}
     command = [sys.executable, "-m", "benchmarks._memory", "--case", case_name]
     command += ["--batch", str(batch), "--hidden", str(hidden), "--regime", regime]
@@ -169,12 +170,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--case", required=True, help="a case name of benchmarks.run")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--hidden", type=int, default=100)
-    parser.add_argument("--regime", default="single", help="single, multi or budget")
+    parser.add_argument("--regime", default="single", help="single, multi, budget or recurrent")
     parser.add_argument("--budgets", type=json.loads, help="eqsnn_cases.Budgets as a list")
     args = parser.parse_args(argv)
     from benchmarks import run
 
-    spec = next(s for s in run.SPECS if s.name == args.case)  # imports no library
+    spec = next(s for s in run.SPECS + run.RECURRENT_SPECS if s.name == args.case)
     record = phases(spec, args.batch, args.hidden, args.regime, args.budgets)
     print(json.dumps(record))
     return record

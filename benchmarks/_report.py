@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.eqsnn_cases import RECURRENT_CASE
+
 
 class Regime(enum.Enum):
     """Spiking regime of the workload."""
@@ -17,11 +19,13 @@ class Regime(enum.Enum):
     SINGLE = "one spike per neuron"
     MULTI = "multi-spike (v_reset = 0)"
     BUDGET = "multi-spike (v_reset = 0), spike budgets scaled"
+    RECURRENT = "one spike per neuron, recurrent hidden population"
+    """The hidden population also reaches itself (`benchmarks.run.RECURRENT_SPECS`)."""
 
     @property
     def multi_spike(self) -> bool:
         """Whether neurons reset to 0 (and may spike many times)."""
-        return self is not Regime.SINGLE
+        return self in (Regime.MULTI, Regime.BUDGET)
 
     @property
     def axis(self) -> str:
@@ -29,8 +33,18 @@ class Regime(enum.Enum):
         return "budget_scale" if self is Regime.BUDGET else "hidden"
 
 
-REFERENCE = ("eqsnn EventPropLIF", "eqsnn LIF")
-"""The ratio denominator: the first of these that was measured."""
+REFERENCE = ("eqsnn EventPropLIF", "eqsnn LIF", RECURRENT_CASE)
+"""The ratio denominator: the first of these that was measured (the recurrent regime's
+points hold only `RECURRENT_CASE` of them)."""
+
+RECURRENT_NOTE = (
+    "The hidden population also reaches itself: weights hidden -> hidden "
+    "`benchmarks.peers.recurrent_weights` (N(0, 0.1^2), diagonal included), the other weights "
+    "as above; eqsnn: one `RecurrentLIF([hidden, 3])` with that `ConnectivityMask` on the event "
+    "loop, jaxsnn: its recurrent topology (`lif1 -> syn3 -> lif1`, EventProp). Correctness and "
+    "ratios against {reference}; the gradients compared are those of the input, recurrent and "
+    "output weights."
+)
 
 
 METHOD = (
@@ -179,7 +193,9 @@ def point_table(records: Sequence[dict[str, Any]]) -> str:
     """Markdown table of one (regime, hidden) point; ratios are case / reference time."""
     reference = reference_record(records)
     extra = [c for c in MEMORY_COLUMNS if any(c[0] in r for r in records)]
-    head, rule = POINT_HEADER.split("\n")
+    checked = next((r["checked_against"] for r in records if "checked_against" in r), None)
+    header = POINT_HEADER if checked is None else POINT_HEADER.replace("eqsnn LIF", checked)
+    head, rule = header.split("\n")
     rows = [head + "".join(f" {c[1]} |" for c in extra) + "\n" + rule + "---|" * len(extra)]
     for r in records:
         status = _status(r)
@@ -303,6 +319,8 @@ def peers_section(records: Sequence[dict[str, Any]], info: str) -> str:
             if regime is Regime.BUDGET:
                 where += f", {_label(regime.axis, value)}"
             parts.append(f"### {regime.value}, {where}\n\n{point_table(group)}")
+            if regime is Regime.RECURRENT:
+                parts.append(RECURRENT_NOTE.format(reference=RECURRENT_CASE))
             if regime.multi_spike:
                 parts.append(_budget_line(group))
     return "\n\n".join(p for p in parts if p)

@@ -353,3 +353,101 @@ def eqsnn_yinyang(
             ),
         },
     )
+
+
+RECURRENT_CASE = "eqsnn RecurrentEventPropLIF [n_spikes, recurrent]"
+"""The name of `eqsnn_recurrent_yinyang`'s case: a genuinely recurrent hidden population on
+the event loop (`[n_spikes]`, as `case_name(EqsnnLayer.RECURRENT_EVENTPROP,
+Engine.EVENT_LOOP)`)."""
+
+
+def recurrent_connectivity(hidden: int):
+    """The `eqsnn.ConnectivityMask` of the recurrent Yin-Yang network, layers `[hidden, 3]`:
+    inputs -> hidden, hidden -> hidden (diagonal included) and hidden -> output; the
+    output neurons reach no one."""
+    import eqsnn
+
+    n = hidden + N_CLASSES
+    mask_in = np.zeros((N_FEATURES, n), bool)
+    mask_in[:, :hidden] = True
+    mask_rec = np.zeros((n, n), bool)
+    mask_rec[:hidden, :] = True
+    return eqsnn.ConnectivityMask(mask_in, mask_rec)
+
+
+def _recurrent_yinyang_weight_grads(value_and_grad):
+    """`(w_in, w_rec, w_out)` gradients, in the layout of the workload and of
+    `benchmarks.peers.recurrent_weights`."""
+    weights = value_and_grad[1].weights
+    hidden = weights.recurrent.shape[0] - N_CLASSES
+    rec = weights.recurrent
+    return weights.input[:, :hidden], rec[:hidden, :hidden], rec[:hidden, hidden:]
+
+
+def eqsnn_recurrent_yinyang(batch: int = 64, hidden: int = 100, seed: int = 0) -> PeerCase:
+    """eqsnn's recurrent Yin-Yang case, the network of `peers.jaxsnn_yinyang(recurrent=True)`.
+
+    One `eqsnn.RecurrentLIF(5, [hidden, 3], hidden + 3, T_MAX, params,
+    connectivity=recurrent_connectivity(hidden), engine=eqsnn.EventLoop(),
+    adjoint=eqsnn.EventProp())`, one spike per neuron (`v_reset = -1000`, so `hidden + 3`
+    output slots hold every spike), with the workload's `w_in`, `w_out` and
+    `peers.recurrent_weights(hidden, seed)` as the hidden -> hidden block. Named
+    `RECURRENT_CASE`; `meta` as `eqsnn_yinyang`'s, `weight_grads` giving `(w_in, w_rec,
+    w_out)`.
+    """
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+
+    from benchmarks.peers import recurrent_weights
+
+    cls, adjoint = _layer(EqsnnLayer.RECURRENT_EVENTPROP)  # PeerUnavailable without eqsnn
+    import eqsnn
+
+    work = yinyang_workload(batch, hidden, seed)
+    n = hidden + N_CLASSES
+    model = cls(
+        N_FEATURES,
+        [hidden, N_CLASSES],
+        n,
+        T_MAX,
+        lif_parameters(False),
+        key=jax.random.PRNGKey(seed),
+        connectivity=recurrent_connectivity(hidden),
+        engine=eqsnn.EventLoop(),
+        adjoint=adjoint,
+    )
+    w_in = np.zeros((N_FEATURES, n), np.float32)
+    w_in[:, :hidden] = work.w_in
+    w_rec = np.zeros((n, n), np.float32)
+    w_rec[:hidden, :hidden] = recurrent_weights(hidden, seed)
+    w_rec[:hidden, hidden:] = work.w_out
+    model = eqx.tree_at(
+        lambda m: (m.weights.input, m.weights.recurrent),
+        model,
+        (jnp.asarray(w_in), jnp.asarray(w_rec)),
+    )
+    spikes = eqsnn_input_spikes(work.feature_times)
+    targets = jnp.asarray(work.target_times)
+
+    def forward(model, spikes):
+        _, out = jax.vmap(_recurrent_spikes, in_axes=(None, 0))(model, spikes)
+        return out.first_spike_times(N_CLASSES)
+
+    def loss(model, spikes, targets):
+        return mse_first_spike_loss(forward(model, spikes), targets)
+
+    return PeerCase(
+        name=RECURRENT_CASE,
+        forward=eqx.filter_jit(forward),
+        forward_args=(model, spikes),
+        value_and_grad=eqx.filter_jit(eqx.filter_value_and_grad(loss)),
+        grad_args=(model, spikes, targets),
+        meta={
+            "engine": Engine.EVENT_LOOP.name.lower(),
+            "multi_spike": False,
+            "recurrent": True,
+            "spike_stats": lambda: _spike_stats(_recurrent_spikes, model, spikes, hidden),
+            "weight_grads": _recurrent_yinyang_weight_grads,
+        },
+    )

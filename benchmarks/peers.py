@@ -44,6 +44,8 @@ DUPLICATION = 5
 # (each input spike arrives 5 times), N(0.5, 0.8) output weights.
 W_IN_MEAN, W_IN_STD = 3.0 / DUPLICATION, 1.6 / DUPLICATION
 W_OUT_MEAN, W_OUT_STD = 0.5, 0.8
+# jaxsnn's yinyang_recurrent_event_prop example: N(0, 0.1) hidden -> hidden weights (syn3).
+W_REC_MEAN, W_REC_STD = 0.0, 0.1
 
 
 class PeerUnavailable(Exception):
@@ -102,6 +104,19 @@ def yinyang_workload(batch: int, hidden: int, seed: int = 0) -> Workload:
         w_in.astype(f32),
         w_out.astype(f32),
     )
+
+
+def recurrent_weights(hidden: int, seed: int = 0) -> np.ndarray:
+    """Hidden -> hidden weights of the recurrent Yin-Yang network, `(hidden, hidden)`
+    float32: `w_rec[j, k]` is added to the synaptic current of hidden neuron `k` when hidden
+    neuron `j` spikes (diagonal included, as jaxsnn's recurrent example).
+
+    Drawn from `N(W_REC_MEAN, W_REC_STD^2)` = `N(0, 0.1^2)` (the `syn3` of jaxsnn's
+    `yinyang_recurrent_event_prop` example) with a generator of its own, seeded by
+    `(seed, 1)`: deterministic, and `yinyang_workload(batch, hidden, seed)` is unchanged.
+    """
+    rng = np.random.default_rng([seed, 1])
+    return rng.normal(W_REC_MEAN, W_REC_STD, size=(hidden, hidden)).astype(np.float32)
 
 
 def mse_first_spike_loss(t_first, target):
@@ -165,6 +180,7 @@ def jaxsnn_yinyang(
     n_steps_hidden: int | None = None,
     n_steps_output: int | None = None,
     seed: int = 0,
+    recurrent: bool = False,
 ) -> PeerCase:
     """jaxsnn (>=0.3 Topology API) Yin-Yang case.
 
@@ -173,6 +189,16 @@ def jaxsnn_yinyang(
     `25 + hidden`, output `hidden + 3` (exact for one spike per neuron);
     `multi_spike=True` sets `v_reset = 0` and doubles the budgets (spikes
     beyond the budget are silently dropped by jaxsnn).
+
+    `recurrent=True` adds the hidden -> hidden synapse of jaxsnn's
+    `yinyang_recurrent_event_prop` example (`lif1 -> syn3 -> lif1`, weights
+    `recurrent_weights(hidden, seed)`) and names the case `... [recurrent]`. A
+    hidden spike then costs the hidden layer two events: its emission, and its
+    delivery back to the layer through `syn3` (jaxsnn reads it from the layer's
+    own event record like any input), so the default hidden budget is
+    `25 + 2 hidden` (exact for one spike per neuron). `meta["events"]` is a
+    thunk returning jaxsnn's event records (`{"lif1": Spike, "lif2": Spike}`,
+    batched), to check that no budget ran full.
     """
     import jax
 
@@ -180,7 +206,8 @@ def jaxsnn_yinyang(
     method = JaxsnnGradient(method)
     n_in_events = N_FEATURES * DUPLICATION
     factor = 2 if multi_spike else 1
-    n_hid = n_steps_hidden or n_in_events + factor * hidden
+    per_hidden_spike = 2 if recurrent else 1
+    n_hid = n_steps_hidden or n_in_events + per_hidden_spike * factor * hidden
     n_out = n_steps_output or factor * hidden + N_CLASSES
     params = modules.LIFParameters(
         v_reset=0.0 if multi_spike else V_RESET_SINGLE_SPIKE,
@@ -190,23 +217,19 @@ def jaxsnn_yinyang(
     )
     work = yinyang_workload(batch, hidden, seed)
     builder = topology.Topology(t_max=T_MAX, backprop_method=method.value)
-    builder.add(
-        {
-            "inp": modules.Source(N_FEATURES),
-            "syn1": modules.Linear(pre_weights=work.w_in),
-            "lif1": modules.LIF(hidden, n_hid, params),
-            "syn2": modules.Linear(pre_weights=work.w_out),
-            "lif2": modules.LIF(N_CLASSES, n_out, params),
-        }
-    )
-    builder.connect(
-        [
-            ("inp", "syn1"),
-            ("syn1", "lif1"),
-            ("lif1", "syn2"),
-            ("syn2", "lif2"),
-        ]
-    )
+    nodes = {
+        "inp": modules.Source(N_FEATURES),
+        "syn1": modules.Linear(pre_weights=work.w_in),
+        "lif1": modules.LIF(hidden, n_hid, params),
+        "syn2": modules.Linear(pre_weights=work.w_out),
+        "lif2": modules.LIF(N_CLASSES, n_out, params),
+    }
+    edges = [("inp", "syn1"), ("syn1", "lif1"), ("lif1", "syn2"), ("syn2", "lif2")]
+    if recurrent:
+        nodes["syn3"] = modules.Linear(pre_weights=recurrent_weights(hidden, seed))
+        edges += [("lif1", "syn3"), ("syn3", "lif1")]
+    builder.add(nodes)
+    builder.connect(edges)
     init_fn, apply_fn = builder.done()
     weights = init_fn(jax.random.PRNGKey(seed))
     inputs = {"inp": jaxsnn_input_spikes(work.feature_times, DUPLICATION)}
@@ -218,8 +241,9 @@ def jaxsnn_yinyang(
     def loss(weights, inputs, targets):
         return mse_first_spike_loss(forward(weights, inputs), targets)
 
+    name = f"jaxsnn {'LIF' if method is JaxsnnGradient.AUTODIFF else 'EventProp'}"
     return PeerCase(
-        name=f"jaxsnn {'LIF' if method is JaxsnnGradient.AUTODIFF else 'EventProp'}",
+        name=name + (" [recurrent]" if recurrent else ""),
         forward=jax.jit(forward),
         forward_args=(weights, inputs),
         value_and_grad=jax.jit(jax.value_and_grad(loss)),
@@ -229,6 +253,8 @@ def jaxsnn_yinyang(
             "n_steps_output": n_out,
             "method": method.value,
             "multi_spike": multi_spike,
+            "recurrent": recurrent,
+            "events": lambda: jax.jit(apply_fn)(inputs, weights),
         },
     )
 

@@ -2,15 +2,22 @@
 
 ```
 python -m benchmarks.run [--short] [--hidden 50,100,...] [--multi-hidden 50,100,...]
-    [--budget-scales 1,2,4] [--budget-hidden 100] [--runs N] [--time-budget S]
+    [--budget-scales 1,2,4] [--budget-hidden 100] [--recurrent-hidden 50,100,...]
+    [--runs N] [--time-budget S]
     [--only NAMES] [--memory-rss] [--write] [--json PATH] [--markdown PATH]
 ```
 
 Three sweeps on the identical workload (`benchmarks.peers.yinyang_workload`: batch 64,
 5x5 duplicated inputs -> hidden -> 3, float32): one spike per neuron over `--hidden`;
 multi-spike (`v_reset = 0`) over `--multi-hidden`; multi-spike at `--budget-hidden` with
-every spike budget scaled by `--budget-scales` (cost against budget). At each point every
-case is built, then measured:
+every spike budget scaled by `--budget-scales` (cost against budget). A fourth sweep,
+`--recurrent-hidden`, runs another network, the cases `RECURRENT_SPECS`: the same one with a
+genuinely recurrent hidden population (hidden -> hidden weights
+`peers.recurrent_weights`, one spike per neuron), eqsnn's `RecurrentLIF` with that
+`ConnectivityMask` on the event loop (`eqsnn_cases.RECURRENT_CASE`, the reference of its
+checks and ratios) against jaxsnn's recurrent topology with EventProp (`jaxsnn EventProp
+[recurrent]`, `peers.jaxsnn_yinyang(recurrent=True)`). At each point every case is built,
+then measured:
 
 - **compile**: tracing + lowering + XLA compilation of the forward and of the
   forward+gradient executables (`jax.jit(...).lower(...).compile()`, ahead of time);
@@ -86,6 +93,8 @@ SHORT_HIDDEN = (100, 400)
 SHORT_MULTI_HIDDEN = ()
 DEFAULT_BUDGET_SCALES = (1, 2, 4)
 SHORT_BUDGET_SCALES = ()
+DEFAULT_RECURRENT_HIDDEN = DEFAULT_HIDDEN
+SHORT_RECURRENT_HIDDEN = ()
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
@@ -166,6 +175,33 @@ SPECS = (
     floor.spec(),
 )
 
+
+def _jaxsnn_recurrent_weight_grads(value_and_grad):
+    """jaxsnn's `(w_in, w_rec, w_out)` gradients: its projections syn1, syn3, syn2."""
+    grads = value_and_grad[1]
+    return grads["syn1"], grads["syn3"], grads["syn2"]
+
+
+def _recurrent_specs() -> tuple[Spec, Spec]:
+    """eqsnn's and jaxsnn's EventProp on the recurrent network (one spike per neuron)."""
+
+    def eqsnn_build(batch, hidden, regime, budgets):
+        return ec.eqsnn_recurrent_yinyang(batch, hidden)
+
+    def jaxsnn_build(batch, hidden, regime, budgets):
+        case = peers.jaxsnn_yinyang(batch, hidden, peers.JaxsnnGradient.EVENTPROP, recurrent=True)
+        return case._replace(meta=case.meta | {"weight_grads": _jaxsnn_recurrent_weight_grads})
+
+    return (
+        Spec(ec.RECURRENT_CASE, eqsnn_build),
+        Spec("jaxsnn EventProp [recurrent]", jaxsnn_build),
+    )
+
+
+RECURRENT_SPECS = _recurrent_specs()
+"""The cases of the `--recurrent-hidden` sweep (`Regime.RECURRENT`): the recurrent network,
+eqsnn (the reference of the checks and ratios) and jaxsnn."""
+
 SHORT_CASES = (
     ec.case_name(ec.EqsnnLayer.LIF),  # the reference of the spike and gradient checks
     ec.case_name(ec.EqsnnLayer.EVENTPROP),  # the reference of the ratios
@@ -197,6 +233,11 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--budget-hidden", type=int, default=100, help="hidden size of the spike-budget sweep"
     )
+    parser.add_argument(
+        "--recurrent-hidden",
+        type=_hidden_list,
+        help="sizes of the recurrent-network sweep, RECURRENT_SPECS ('' none)",
+    )
     parser.add_argument("--runs", type=int, help="timed calls per case (default 20; short 10)")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument(
@@ -224,6 +265,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         args.multi_hidden = SHORT_MULTI_HIDDEN if args.short else DEFAULT_MULTI_HIDDEN
     if args.budget_scales is None:
         args.budget_scales = SHORT_BUDGET_SCALES if args.short else DEFAULT_BUDGET_SCALES
+    if args.recurrent_hidden is None:
+        args.recurrent_hidden = SHORT_RECURRENT_HIDDEN if args.short else DEFAULT_RECURRENT_HIDDEN
     if args.runs is None:
         args.runs = 10 if args.short else 20
     if args.time_budget is None:
@@ -258,6 +301,14 @@ def select_specs(args: argparse.Namespace) -> tuple[Spec, ...]:
     if args.short:
         return tuple(s for s in SPECS if s.name in SHORT_CASES)
     return SPECS
+
+
+def select_recurrent_specs(args: argparse.Namespace) -> tuple[Spec, ...]:
+    """The cases of the recurrent sweep: `RECURRENT_SPECS`, those `--only` names if given."""
+    if args.only:
+        wanted = args.only.split(",")
+        return tuple(s for s in RECURRENT_SPECS if any(w in s.name for w in wanted))
+    return RECURRENT_SPECS
 
 
 def _info(args, command: str, started: str, load, version: str, records) -> str:
@@ -314,7 +365,9 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     load = os.getloadavg()
     version = eqsnn_version()
     specs = select_specs(args)
-    log(f"JAX backend {_backend()}; cases: {', '.join(s.name for s in specs)}")
+    recurrent_specs = select_recurrent_specs(args) if args.recurrent_hidden else ()
+    names = ", ".join(s.name for s in specs + recurrent_specs)
+    log(f"JAX backend {_backend()}; cases: {names}")
     regimes = {
         Regime.SINGLE: args.hidden,
         Regime.MULTI: args.multi_hidden,
@@ -327,17 +380,31 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
             args.json.write_text(json.dumps({"info": info, "records": records}, default=str))
         _emit(args, info, records, final)
 
-    records = measure(
-        specs,
-        args.batch,
-        args.hidden,
-        regimes,
-        args.runs,
-        args.time_budget,
-        args.budget_hidden,
-        on_point=report,
-        memory_rss=args.memory_rss,
-    )
+    records = []
+    if specs:
+        records = measure(
+            specs,
+            args.batch,
+            args.hidden,
+            regimes,
+            args.runs,
+            args.time_budget,
+            args.budget_hidden,
+            on_point=report,
+            memory_rss=args.memory_rss,
+        )
+    if recurrent_specs:  # another network: its own cases, after the others
+        first = records
+        records = first + measure(
+            recurrent_specs,
+            args.batch,
+            args.recurrent_hidden,
+            {Regime.RECURRENT: args.recurrent_hidden},
+            args.runs,
+            args.time_budget,
+            on_point=lambda recurrent: report(first + recurrent),
+            memory_rss=args.memory_rss,
+        )
     report(records, final=True)
     return records
 

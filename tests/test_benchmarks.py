@@ -341,3 +341,33 @@ def test_memory_phases_of_a_tiny_case(run, _measure):
     assert _memory.case_memory("toy", 2, 3, "single") == {
         "memory_rss_failed": "not a case of benchmarks.run"
     }
+
+
+def test_recurrent_cases_hold_the_same_network(run):
+    """The `--recurrent-hidden` sweep (`RECURRENT_SPECS`, full runs only): eqsnn's and
+    jaxsnn's recurrent cases are built (not compiled: that costs seconds) with the same
+    hidden -> hidden weights `peers.recurrent_weights` (deterministic), eqsnn's mask lets
+    only the hidden neurons reach others, and jaxsnn's hidden budget counts every hidden
+    spike twice (its emission and its delivery back through `syn3`)."""
+    import numpy as np
+
+    from benchmarks import eqsnn_cases as ec
+    from benchmarks import peers
+
+    assert run._parse([]).recurrent_hidden == run.DEFAULT_RECURRENT_HIDDEN
+    assert run._parse(["--short"]).recurrent_hidden == ()
+    only = run.select_recurrent_specs(run._parse(["--only", "jaxsnn"]))
+    assert [spec.name for spec in only] == ["jaxsnn EventProp [recurrent]"]
+    hidden = 6
+    w_rec = peers.recurrent_weights(hidden)
+    assert w_rec.dtype == np.float32 and np.array_equal(w_rec, peers.recurrent_weights(hidden))
+    mask = ec.recurrent_connectivity(hidden)
+    assert mask.recurrent[:hidden].all() and not mask.recurrent[hidden:].any()
+    assert mask.input[:, :hidden].all() and not mask.input[:, hidden:].any()
+    model = ec.eqsnn_recurrent_yinyang(batch=2, hidden=hidden).forward_args[0]
+    np.testing.assert_array_equal(model.weights.recurrent[:hidden, :hidden], w_rec)
+    if importlib.util.find_spec("jaxsnn") is not None:
+        case = peers.jaxsnn_yinyang(2, hidden, recurrent=True)
+        np.testing.assert_array_equal(case.forward_args[0]["syn3"], w_rec)
+        assert case.name == "jaxsnn EventProp [recurrent]"
+        assert case.meta["n_steps_hidden"] == peers.N_FEATURES * peers.DUPLICATION + 2 * hidden
