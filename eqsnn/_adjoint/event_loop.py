@@ -84,6 +84,8 @@ def event_loop_eventprop(
     if per_step:
         return _stepwise(config, weights, spikes)
     arrays, constants = eqx.partition(config.params, eqx.is_array)
+    if weights.recurrent_delays is None:
+        return _gathered(config, weights, spikes, arrays, constants)
     return _trajectory((weights, spikes, arrays), dataclasses.replace(config, params=constants))
 
 
@@ -129,15 +131,7 @@ def _trajectory_bwd(events, grad_out, perturbed, weights_spikes_params, config: 
     grad_params = parameter_gradients(
         arrays, config, weights, events, jumps, grad_current, config.n_spikes
     )
-    # The k-th input event is slot k of the time-sorted inputs.
-    is_input = events.kind == EventKind.INPUT
-    slot = jnp.cumsum(is_input, dtype=jnp.int32) - 1
-    n_slots = spikes.n_slots
-    grad_sorted = (
-        jnp.zeros(n_slots, grad_step_time.dtype)
-        .at[jnp.where(is_input, slot, n_slots)]
-        .add(grad_step_time, mode="drop")
-    )
+    grad_sorted = _by_slot(events, grad_step_time, spikes.n_slots)
     sorted_in = sort_inputs(spikes, config.t_max)
     grad_weights = RecurrentWeights(
         input=jnp.where(config.mask.input, grad_w.input, 0.0),
@@ -225,6 +219,120 @@ def replay_conditions(params, weights: RecurrentWeights, events, n_spikes: int =
     init = (rest, jnp.zeros((), dtype), jnp.zeros(n, bool), jnp.zeros(n, dtype))
     _, (crossing, current) = jax.lax.scan(body, init, (events.kind, events.idx, times))
     return crossing, current
+
+
+# --- The weight gradients as the transpose of a gather -----------------------------------
+
+
+def _gathered(
+    config: SimulationConfig, weights: RecurrentWeights, spikes: Spikes, arrays, constants
+):
+    r"""The event loop with EventProp, its weight gradients formed outside the custom VJP.
+
+    `_run` runs the loop (a custom VJP with no cotangents: reverse mode does not
+    differentiate through the loop, forward mode over reverse mode still sees how the
+    events move). Each recorded step then *gathers* the row of weights its event added to
+    the currents (`weights.input[i]` at an input of input $i$, `weights.recurrent[j]` at a
+    spike of neuron $j$, a row of zeros at other steps) and hands those rows to `_replay`,
+    a custom VJP whose backward pass returns the gradient of each row,
+    $-\tau_\mathrm{syn}\lambda_I(t_k^+)$ (`adjoint_events(rows=True)`). The weight
+    gradients are the transpose of the gather, which autodiff forms. Under `jax.vmap` of a
+    batch the weights are shared, so that transpose is one scatter-add of all samples'
+    rows into one weight matrix: no weight matrix per sample is carried through the
+    reverse walk, masked or summed over the batch. (The rows' values are never used.)
+    """
+    config = dataclasses.replace(config, params=constants)
+    events, pending = _run((weights, spikes, arrays), config)
+    floats, ints = eqx.partition(events, eqx.is_inexact_array)  # (the ints carry float0
+    events = eqx.combine(floats, jax.lax.stop_gradient(ints))  # tangents out of `_run`)
+    pending = jax.lax.stop_gradient(pending)
+    n_in, n = weights.input.shape
+    table = jnp.concatenate(
+        [
+            jnp.where(config.mask.input, weights.input, 0.0),
+            jnp.where(config.mask.recurrent, weights.recurrent, 0.0),
+            jnp.zeros((1, n), weights.input.dtype),
+        ]
+    )
+    j = jnp.maximum(events.idx, 0)
+    row = jnp.where(
+        events.kind == EventKind.INPUT,
+        j,
+        jnp.where(events.kind == EventKind.SPIKE, n_in + j, n_in + n),
+    )
+    return _replay((table[row], weights, spikes, arrays, events, pending), config)
+
+
+@eqx.filter_custom_vjp
+def _run(weights_spikes_params, config: SimulationConfig):
+    """The loop's recorded events and its number of pending crossings (for `dropped`)."""
+    weights, spikes, arrays = weights_spikes_params
+    final, events = run_loop(_with_params(config, arrays), weights, spikes)
+    return events, pending_crossings(final, config.t_max)
+
+
+def _run_fwd(perturbed, weights_spikes_params, config: SimulationConfig):
+    del perturbed
+    return _run.fn(weights_spikes_params, config), None
+
+
+def _run_bwd(residuals, grad_out, perturbed, weights_spikes_params, config):
+    """No cotangents: `_replay` gives them all."""
+    del residuals, grad_out, perturbed, config
+    return jax.tree.map(lambda _: None, eqx.filter(weights_spikes_params, eqx.is_inexact_array))
+
+
+_run.def_fwd(_run_fwd)
+_run.def_bwd(_run_bwd)
+
+
+@eqx.filter_custom_vjp
+def _replay(rows_weights_spikes_params_events, config: SimulationConfig):
+    """The output buffer of a loop that already ran (`_gathered`), as a function of the
+    rows of weights its steps used, the input spikes and the parameters' arrays (the
+    weights and the events come along for the backward pass, without cotangents)."""
+    *_, events, pending = rows_weights_spikes_params_events
+    return collect_events(events, config.n_spikes, pending)
+
+
+def _replay_fwd(perturbed, rows_weights_spikes_params_events, config: SimulationConfig):
+    del perturbed
+    return _replay.fn(rows_weights_spikes_params_events, config), None
+
+
+def _replay_bwd(residuals, grad_out, perturbed, rows_weights_spikes_params_events, config):
+    del residuals, perturbed
+    _, weights, spikes, arrays, events, _ = rows_weights_spikes_params_events
+    config = _with_params(config, arrays)
+    zero = jnp.zeros((), jnp.int32)
+    grad_time, grad_current = record_cotangents(
+        lambda e: collect_events(e, config.n_spikes, zero), events, grad_out
+    )
+    grad_rows, grad_step_time, jumps = adjoint_events(
+        config.params, weights, events, grad_time, grad_current, config.t_max, rows=True
+    )
+    grad_params = parameter_gradients(arrays, config, weights, events, jumps, grad_current, 0)
+    grad_sorted = _by_slot(events, grad_step_time, spikes.n_slots)
+    sorted_in = sort_inputs(spikes, config.t_max)
+    grad_spikes = input_cotangent(spikes, sorted_in, config.t_max, grad_sorted)
+    no_grad = jax.tree.map(lambda _: None, eqx.filter((weights, events), eqx.is_inexact_array))
+    return (grad_rows, no_grad[0], grad_spikes, grad_params, no_grad[1], None)
+
+
+_replay.def_fwd(_replay_fwd)
+_replay.def_bwd(_replay_bwd)
+
+
+def _by_slot(events, grad_step_time, n_slots: int):
+    """The per-step input-time gradients on the time-sorted input slots (the `k`-th input
+    event is slot `k` of the sorted inputs)."""
+    is_input = events.kind == EventKind.INPUT
+    slot = jnp.cumsum(is_input, dtype=jnp.int32) - 1
+    return (
+        jnp.zeros(n_slots, grad_step_time.dtype)
+        .at[jnp.where(is_input, slot, n_slots)]
+        .add(grad_step_time, mode="drop")
+    )
 
 
 # --- Custom VJP on each event step ------------------------------------------------------

@@ -74,6 +74,7 @@ def adjoint_events(
     grad_current,
     t_max: float,
     n_spikes: int = 0,
+    rows: bool = False,
 ):
     r"""Walk the recorded events in reverse, from $\lambda(t_\mathrm{max}) = 0$.
 
@@ -87,6 +88,13 @@ def adjoint_events(
     - `t_max`: the simulation horizon.
     - `n_spikes`: with recurrent delays, the number of spikes the loop queued (its
       `n_spikes`).
+    - `rows`: instead of the weight gradients, return per step the gradient of the row
+      of weights that the step's event added to the currents,
+      $-\tau_\mathrm{syn}\lambda_I(t_k^+)$ at an input or a spike, zero at other steps
+      (without recurrent delays only). The weight gradients are their sums over the steps
+      that used each row; `_adjoint/event_loop.py` lets autodiff form those sums (a
+      scatter over the whole batch at once) instead of carrying a weight matrix per sample
+      through the walk.
 
     With a refractory period, a release event of neuron $j$ at $e = s + t_\mathrm{ref}$ sets
     $\lambda_{V,j} = 0$ (the voltage was held before it) and passes
@@ -97,7 +105,8 @@ def adjoint_events(
     spike time and with the delay).
 
     **Returns:** `(grad_weights, grad_input_time, jumps)`: the gradient w.r.t. `weights`
-    (a [`eqsnn.RecurrentWeights`][], with `recurrent_delays` when there are some); per
+    (a [`eqsnn.RecurrentWeights`][], with `recurrent_delays` when there are some; with
+    `rows=True`, the per-step rows of shape `(steps, n)` instead); per
     step, the gradient w.r.t. the time of the input spike processed there (zero at other
     steps); and per step the adjoint jump $\mu = -\tau_\mathrm{mem}\lambda_{V,j}(s^-)$ of
     a spike of neuron $j$ (zero at other steps), from which the gradients of the neuron
@@ -110,6 +119,8 @@ def adjoint_events(
     wide = params.per_neuron(n)
     neurons = jnp.arange(n, dtype=jnp.int32)
     delayed = weights.recurrent_delays is not None
+    if rows and delayed:
+        raise ValueError("rows=True reads the weight gradients at the events: no delays")
     per_spike = n if delayed and weights.recurrent_delays.ndim == 2 else 1
     n_queue = n_spikes * per_spike if delayed else 0
     ordinal = jnp.cumsum(events.kind == EventKind.SPIKE, dtype=jnp.int32) - 1
@@ -151,26 +162,34 @@ def adjoint_events(
             )
             a = jnp.sum(row * (adjoint.lambda_v - adjoint.lambda_i))
             arrival = jnp.where(is_arrival, arrival.at[j].set(a), arrival)
+        used = is_spike | (event.kind == EventKind.INPUT)
+        row = jnp.where(used, -wide.tau_syn * adjoint.lambda_i, 0.0)  # lambda just after
         adjoint, in_row, rec_row, in_time = adjoint_event(
             params, at_spike, adjoint, event, g_time, g_current
         )
-        grad_in = grad_in.at[j].add(in_row)
-        if not delayed:  # (with delays the recurrent gradients are read at the arrivals)
-            grad_rec = grad_rec.at[j].add(rec_row)
+        if not rows:
+            grad_in = grad_in.at[j].add(in_row)
+            if not delayed:  # (with delays the recurrent gradients are read at the arrivals)
+                grad_rec = grad_rec.at[j].add(rec_row)
         tau_mem = of_neuron(params, j).tau_mem
         mu = jnp.where(is_spike, -tau_mem * adjoint.lambda_v[j], 0.0)
-        return (adjoint, event_time, grad_in, grad_rec, release, arrival), (in_time, mu)
+        out = (in_time, mu, row) if rows else (in_time, mu)
+        return (adjoint, event_time, grad_in, grad_rec, release, arrival), out
 
+    no_matrix = jnp.zeros((0, n), dtype)  # (rows=True: no gradient carried per sample)
     init = (
         AdjointState(zeros, zeros),
         jnp.asarray(t_max, dtype),
-        jnp.zeros_like(weights.input),
-        jnp.zeros_like(weights.recurrent),
+        no_matrix if rows else jnp.zeros_like(weights.input),
+        no_matrix if rows else jnp.zeros_like(weights.recurrent),
         zeros,
         jnp.zeros(n_queue, dtype),
     )
     xs = (events, grad_time, grad_current, ordinal)
-    carry, (grad_input_time, jumps) = jax.lax.scan(body, init, xs, reverse=True)
+    carry, out = jax.lax.scan(body, init, xs, reverse=True)
+    if rows:
+        return out[2], out[0], out[1]
+    grad_input_time, jumps = out
     grad_in, grad_rec, arrival = carry[2], carry[3], carry[5]
     grad_delays = None
     if delayed:
