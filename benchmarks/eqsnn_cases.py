@@ -315,9 +315,6 @@ def eqsnn_yinyang(
     `dropped == 0`); `meta["weight_grads"]` maps the output of `value_and_grad` to the
     gradients of the loss with respect to `(w_in, w_out)` of the workload.
     """
-    import equinox as eqx
-    import jax
-    import jax.numpy as jnp
 
     if budgets is None:
         budgets = (
@@ -326,8 +323,29 @@ def eqsnn_yinyang(
             else single_spike_budgets(hidden)
         )
     model, simulate, work = _build(kind, batch, hidden, multi_spike, budgets, seed, engine)
+    meta = {
+        "engine": engine.name.lower(),
+        "multi_spike": multi_spike,
+        "weight_grads": (
+            _recurrent_weight_grads
+            if kind is EqsnnLayer.RECURRENT_EVENTPROP
+            else _feedforward_weight_grads
+        ),
+    }
+    return _peer_case(case_name(kind, engine), model, simulate, work, meta)
+
+
+def _peer_case(name: str, model, simulate, work, meta: dict) -> PeerCase:
+    """The `PeerCase` of an eqsnn model on the workload `work`: forward (first output spike
+    times of the batch, `simulate` `vmap`ped) and the MSE first-spike loss's value and
+    gradient, both `eqx.filter_jit`; `meta` gains `spike_stats`."""
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+
     spikes = eqsnn_input_spikes(work.feature_times)
     targets = jnp.asarray(work.target_times)
+    hidden = work.w_in.shape[1]
 
     def forward(model, spikes):
         _, out = jax.vmap(simulate, in_axes=(None, 0))(model, spikes)
@@ -337,21 +355,12 @@ def eqsnn_yinyang(
         return mse_first_spike_loss(forward(model, spikes), targets)
 
     return PeerCase(
-        name=case_name(kind, engine),
+        name=name,
         forward=eqx.filter_jit(forward),
         forward_args=(model, spikes),
         value_and_grad=eqx.filter_jit(eqx.filter_value_and_grad(loss)),
         grad_args=(model, spikes, targets),
-        meta={
-            "engine": engine.name.lower(),
-            "multi_spike": multi_spike,
-            "spike_stats": lambda: _spike_stats(simulate, model, spikes, hidden),
-            "weight_grads": (
-                _recurrent_weight_grads
-                if kind is EqsnnLayer.RECURRENT_EVENTPROP
-                else _feedforward_weight_grads
-            ),
-        },
+        meta=meta | {"spike_stats": lambda: _spike_stats(simulate, model, spikes, hidden)},
     )
 
 
@@ -427,27 +436,10 @@ def eqsnn_recurrent_yinyang(batch: int = 64, hidden: int = 100, seed: int = 0) -
         model,
         (jnp.asarray(w_in), jnp.asarray(w_rec)),
     )
-    spikes = eqsnn_input_spikes(work.feature_times)
-    targets = jnp.asarray(work.target_times)
-
-    def forward(model, spikes):
-        _, out = jax.vmap(_recurrent_spikes, in_axes=(None, 0))(model, spikes)
-        return out.first_spike_times(N_CLASSES)
-
-    def loss(model, spikes, targets):
-        return mse_first_spike_loss(forward(model, spikes), targets)
-
-    return PeerCase(
-        name=RECURRENT_CASE,
-        forward=eqx.filter_jit(forward),
-        forward_args=(model, spikes),
-        value_and_grad=eqx.filter_jit(eqx.filter_value_and_grad(loss)),
-        grad_args=(model, spikes, targets),
-        meta={
-            "engine": Engine.EVENT_LOOP.name.lower(),
-            "multi_spike": False,
-            "recurrent": True,
-            "spike_stats": lambda: _spike_stats(_recurrent_spikes, model, spikes, hidden),
-            "weight_grads": _recurrent_yinyang_weight_grads,
-        },
-    )
+    meta = {
+        "engine": Engine.EVENT_LOOP.name.lower(),
+        "multi_spike": False,
+        "recurrent": True,
+        "weight_grads": _recurrent_yinyang_weight_grads,
+    }
+    return _peer_case(RECURRENT_CASE, model, _recurrent_spikes, work, meta)
