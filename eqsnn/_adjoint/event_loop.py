@@ -18,6 +18,12 @@ $(\lambda_V, \lambda_I)$ of all neurons from $\lambda(t_\mathrm{max}) = 0$:
 Gradients of masked-out weights are exactly zero. Simultaneous events (ties) are processed
 one per step in the forward order; their gradient is that of the recorded order.
 
+Without recurrent delays (`_gathered`) the walk does not sum the weight gradients itself:
+it returns, per event, the gradient of the row of weights the event used, and the weight
+gradients are the transpose of a gather of those rows (under `jax.vmap`, one scatter-add
+of the whole batch into the shared weights). With delays (`_trajectory`) the walk carries
+the weight gradients, which it reads at the arrivals.
+
 With `EventProp(per_step=True)` the same adjoint is split over the steps of the loop
 instead: each step (`step` in `_engine/event_loop.py`) gets its own custom VJP (the jump at
 its event, then the flow back to the previous event), and JAX's transpose of the `lax.scan` chains
@@ -279,7 +285,13 @@ def _run_fwd(perturbed, weights_spikes_params, config: SimulationConfig):
 def _run_bwd(residuals, grad_out, perturbed, weights_spikes_params, config):
     """No cotangents: `_replay` gives them all."""
     del residuals, grad_out, perturbed, config
-    return jax.tree.map(lambda _: None, eqx.filter(weights_spikes_params, eqx.is_inexact_array))
+    return _no_cotangents(weights_spikes_params)
+
+
+def _no_cotangents(tree):
+    """Symbolic zero cotangents (`None`) for every inexact array of `tree`, in the
+    structure an `eqx.filter_custom_vjp` backward pass returns."""
+    return jax.tree.map(lambda _: None, eqx.filter(tree, eqx.is_inexact_array))
 
 
 _run.def_fwd(_run_fwd)
@@ -315,8 +327,14 @@ def _replay_bwd(residuals, grad_out, perturbed, rows_weights_spikes_params_event
     grad_sorted = _by_slot(events, grad_step_time, spikes.n_slots)
     sorted_in = sort_inputs(spikes, config.t_max)
     grad_spikes = input_cotangent(spikes, sorted_in, config.t_max, grad_sorted)
-    no_grad = jax.tree.map(lambda _: None, eqx.filter((weights, events), eqx.is_inexact_array))
-    return (grad_rows, no_grad[0], grad_spikes, grad_params, no_grad[1], None)
+    return (
+        grad_rows,
+        _no_cotangents(weights),
+        grad_spikes,
+        grad_params,
+        _no_cotangents(events),
+        None,
+    )
 
 
 _replay.def_fwd(_replay_fwd)

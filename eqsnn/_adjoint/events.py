@@ -162,8 +162,9 @@ def adjoint_events(
             )
             a = jnp.sum(row * (adjoint.lambda_v - adjoint.lambda_i))
             arrival = jnp.where(is_arrival, arrival.at[j].set(a), arrival)
-        used = is_spike | (event.kind == EventKind.INPUT)
-        row = jnp.where(used, -wide.tau_syn * adjoint.lambda_i, 0.0)  # lambda just after
+        if rows:  # the gradient of the row the event used: lambda just after the event
+            used = is_spike | (event.kind == EventKind.INPUT)
+            row = jnp.where(used, -wide.tau_syn * adjoint.lambda_i, 0.0)
         adjoint, in_row, rec_row, in_time = adjoint_event(
             params, at_spike, adjoint, event, g_time, g_current
         )
@@ -176,12 +177,11 @@ def adjoint_events(
         out = (in_time, mu, row) if rows else (in_time, mu)
         return (adjoint, event_time, grad_in, grad_rec, release, arrival), out
 
-    no_matrix = jnp.zeros((0, n), dtype)  # (rows=True: no gradient carried per sample)
-    init = (
+    init = (  # (rows=True: no weight gradient carried, None)
         AdjointState(zeros, zeros),
         jnp.asarray(t_max, dtype),
-        no_matrix if rows else jnp.zeros_like(weights.input),
-        no_matrix if rows else jnp.zeros_like(weights.recurrent),
+        None if rows else jnp.zeros_like(weights.input),
+        None if rows else jnp.zeros_like(weights.recurrent),
         zeros,
         jnp.zeros(n_queue, dtype),
     )
