@@ -29,7 +29,7 @@ import jax.numpy as jnp
 
 from .._engine.base import SimulationConfig
 from .._engine.buffers import sort_inputs, zeros_if_none
-from .._engine.neuron_model import free_states, model_neuron
+from .._engine.neuron_model import model_neuron
 from .._engine.window_scan import NeuronSpikes
 from .._spikes import Spikes
 from .neuron_core import Static, layer_eventprop, neuron_core
@@ -68,13 +68,17 @@ def _backward(found: NeuronSpikes, grad_out, diff, idx, static: Static):
     jac = jax.jacfwd(crossings)(s, found.valid)
     usable = found.valid & (jnp.diagonal(jac) > 0)
     jac = jnp.where(usable[:, None], jac, jnp.eye(s.shape[0], dtype=dtype))
-    _, pull_s = jax.vjp(lambda s: run(s, weight, time, arrays, usable), s)
-    (dcur_ds,) = pull_s((jnp.zeros_like(s), g_cur))
+    # One replay, pulled back twice: the currents' dependence on the spike times first
+    # (it enters the right-hand side), then everything at the adjoint jumps.
+    _, pull = jax.vjp(lambda s, w, t, a: run(s, w, t, a, usable), s, weight, time, arrays)
+    dcur_ds = pull((jnp.zeros_like(s), g_cur))[0]
     g_total = jnp.where(usable, g_time + dcur_ds, 0.0)
-    mu = jax.scipy.linalg.solve_triangular(jac, -g_total, trans="T", lower=True)
+    if s.shape[0] == 1:  # (a 1 x 1 system: XLA's batched triangular solve costs more)
+        mu = -g_total / jac[:, 0]
+    else:
+        mu = jax.scipy.linalg.solve_triangular(jac, -g_total, trans="T", lower=True)
     mu = jnp.where(usable, mu, 0.0)
-    _, pull = jax.vjp(lambda w, t, a: run(s, w, t, a, usable), weight, time, arrays)
-    return pull((mu, g_cur))
+    return pull((mu, g_cur))[1:]
 
 
 _core = neuron_core(_forward, _backward)
@@ -85,20 +89,33 @@ def replay(s, weight, time, idx, params, found: NeuronSpikes, usable, static: St
     currents `I_r` at the spike times `s`, as functions of the spike times, weights,
     arrival times and parameters: the free states, then the chain of jump responses."""
     sorted_in = sort_inputs(Spikes(time=time, idx=idx), static.config.t_max)
-    free = free_states(params, sorted_in, weight)
+    w = jnp.where(sorted_in.valid, weight[sorted_in.order], 0.0)
+    x_init = params.initial_state(w.dtype)
+    jumps = jax.vmap(lambda w_j: params.receive(jnp.zeros_like(x_init), w_j))(w)
+    arrivals = jnp.arange(w.shape[0])
+    flows = jax.vmap(params.flow)
+
+    def free_at(s_r, k, valid):
+        # By linearity, the free state after the arrivals 0..k is the flow of the initial
+        # state plus each arrival's jump flowed from its time: one sum, no recurrence.
+        # Arrivals after k and unused rows of the record (time 0) would flow backwards in
+        # time, where the exponentials overflow and `where` passes their NaN to the
+        # gradient: lag 0 there, and masked.
+        include = (arrivals <= k.astype(arrivals.dtype)) & valid
+        lag = jnp.where(include, s_r - sorted_in.time, 0.0)
+        terms = jnp.where(include[:, None], flows(jumps, lag), 0.0)
+        return params.flow(x_init, jnp.where(valid, s_r, 0.0)) + jnp.sum(terms, axis=0)
 
     def step(carry, spike):
         s_last, response = carry
         s_r, k, valid = spike
-        # Unused rows of the record (time 0) would flow backwards in time, where the
-        # exponentials overflow and `where` passes their NaN to the gradient: lag 0 there.
-        free_s = params.flow(free[k], jnp.where(valid, s_r - sorted_in.time[k], 0.0))
+        free_s = free_at(s_r, k, valid)
         x_pre = free_s + params.flow(response, jnp.where(valid, s_r - s_last, 0.0))
         new_response = jnp.where(valid, params.fire(x_pre) - free_s, response)
         carry = (jnp.where(valid, s_r, s_last), new_response)
         return carry, (params.gap(x_pre), params.current(x_pre))
 
-    init = (jnp.zeros((), free.dtype), jnp.zeros_like(free[0]))
+    init = (jnp.zeros((), w.dtype), jnp.zeros_like(x_init))
     _, (crossing, current) = jax.lax.scan(step, init, (s, found.interval, found.valid))
     crossing = jnp.where(usable, crossing, s)
     return crossing, jnp.where(found.valid, current, 0.0)

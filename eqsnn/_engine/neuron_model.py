@@ -14,6 +14,10 @@ as [`eqsnn.neurons.first_crossing`][] does) and spikes at the earliest or moves 
 $\lceil K/L\rceil + S$ steps for `K` arrivals and a budget of
 `S` spikes, as for the LIF. A neuron that finds a crossing after its budget is full sets
 `more` and stops. Delays shift the arrivals exactly as for the LIF.
+
+The adaptive LIF ([`eqsnn.ALIFParameters`][]) takes a faster route: its voltage is the
+LIF's, so it runs on the LIF's window scan with its own crossing search
+(`eqsnn._engine.adaptive`); `model_neuron` dispatches it there.
 """
 
 import equinox as eqx
@@ -25,7 +29,8 @@ from ..neurons._crossing import gap_bound, implicit_time, locate
 from .base import SimulationConfig
 from .buffers import SortedInputs, sort_inputs
 from .per_neuron import collect, per_neuron_spikes
-from .window_scan import NeuronSpikes, scan_length, window_length
+from .adaptive import is_adaptive, lif_solver
+from .window_scan import NeuronSpikes, neuron_spikes, scan_length, window_length
 
 
 def free_states(params, sorted_in: SortedInputs, weight):
@@ -45,8 +50,14 @@ def free_states(params, sorted_in: SortedInputs, weight):
 
 def model_neuron(weight, time, idx, params, t_max: float, budget: int) -> NeuronSpikes:
     """The spikes of one neuron of model `params` (scalar parameters) driven by the
-    arrivals `(time, weight)` of the slots `idx` (-1: empty); `(S,)` arrays."""
+    arrivals `(time, weight)` of the slots `idx` (-1: empty); `(S,)` arrays. The adaptive
+    LIF runs on the LIF's window scan (`eqsnn._engine.adaptive`)."""
     sorted_in = sort_inputs(Spikes(time=time, idx=idx), t_max)
+    if is_adaptive(params):
+        solver = lif_solver(params)
+        found = neuron_spikes(weight[:, None], sorted_in, params, solver, t_max, budget)
+        found = jax.tree.map(lambda a: a[..., 0], found)
+        return _compact(found.time, found.current, found.valid, found.interval, found.more, budget)
     free = free_states(params, sorted_in, weight)
     n_in = free.shape[0]
     length = window_length(n_in, budget)
@@ -91,14 +102,21 @@ def model_neuron(weight, time, idx, params, t_max: float, budget: int) -> Neuron
     init = (zero_i, no, jnp.zeros((), dtype), response, zero_i, no)
     steps = scan_length(n_in, budget, length)
     carry, (s, current, spike, interval) = jax.lax.scan(step, init, None, length=steps)
-    # Compact the steps' spikes into the `budget` slots (they are in time order).
+    return _compact(s, current, spike, interval, carry[5], budget)
+
+
+def _compact(s, current, spike, interval, more, budget: int) -> NeuronSpikes:
+    """The steps' spikes (in time order) compacted into the `budget` slots."""
     slot = jnp.where(spike, jnp.cumsum(spike) - 1, budget)
+    dtype = s.dtype
     return NeuronSpikes(
         time=jnp.full((budget,), jnp.inf, dtype).at[slot].set(s, mode="drop"),
         current=jnp.zeros((budget,), dtype).at[slot].set(current, mode="drop"),
         valid=jnp.zeros((budget,), bool).at[slot].set(spike, mode="drop"),
-        interval=jnp.zeros((budget,), jnp.int32).at[slot].set(interval, mode="drop"),
-        more=jax.lax.stop_gradient(carry[5]),
+        interval=jnp.zeros((budget,), jnp.int32)
+        .at[slot]
+        .set(interval.astype(jnp.int32), mode="drop"),
+        more=jax.lax.stop_gradient(more),
     )
 
 

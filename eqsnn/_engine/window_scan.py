@@ -24,6 +24,7 @@ from .._params import LIFParameters
 from .._spikes import Spikes
 from ..solvers import AbstractCrossingSolver
 from .base import AbstractEngine, SimulationConfig
+from .adaptive import crossing_exists, first_crossing_window, is_adaptive
 from .buffers import SortedInputs, collect_spikes, sort_inputs
 
 
@@ -99,6 +100,8 @@ class _WindowState(eqx.Module):
     - `resets`: the decaying sum of its resets, at `last_time`.
     - `count`: how many spikes it emitted.
     - `more`: whether it found a crossing after its budget was spent.
+    - `adapt`: the threshold adaptation right after its last spike (the adaptive LIF;
+      `None` for the LIF).
     """
 
     pointer: Int[Array, " n"]
@@ -108,6 +111,7 @@ class _WindowState(eqx.Module):
     resets: Float[Array, " n"]
     count: Int[Array, " n"]
     more: Bool[Array, " n"]
+    adapt: Float[Array, " n"] | None = None
 
 
 def window_length(n_inputs: int, max_spikes_per_neuron: int) -> int:
@@ -152,6 +156,7 @@ def neuron_spikes(
     u_reset = params.v_reset - params.v_leak
     neurons = jnp.arange(n_out)
     refractory = params.refractory
+    adaptive = is_adaptive(params)
 
     def windows(carry, view):
         """Start, state, length and index of each neuron's search windows, `(L, N)`.
@@ -166,7 +171,9 @@ def neuron_spikes(
             k = jnp.broadcast_to(jnp.arange(length)[:, None], (length, n_out))
             time, end = sorted_in.time[:length, None], sorted_in.end[:length, None]
             time = jnp.broadcast_to(time, k.shape)
-            return time, u_in[:length], i_in[:length], end - time, jnp.ones_like(k, bool), k
+            # (no spike yet: no adaptation either)
+            states = (u_in[:length], i_in[:length], None)
+            return time, states, end - time, jnp.ones_like(k, bool), k
         if view == "all":
             k = jnp.broadcast_to(jnp.arange(n_in)[:, None], (n_in, n_out))
             inside = k >= ptr[None, :]
@@ -183,18 +190,30 @@ def neuron_spikes(
         start = jnp.where(from_spike, s_last[None, :], t_start)
         u0 = jnp.where(from_spike, u_reset, u0)
         i0 = jnp.where(from_spike, i_last[None, :], i_lin)
-        return start, u0, i0, _length(end - start), inside, k
+        a0 = None
+        if adaptive:
+            # The adaptation decays from the last spike (0 before the first).
+            since = start - s_last[None, :]
+            since = jnp.where(since >= 0, since, 0.0)
+            a0 = carry.adapt[None, :] * jnp.exp(-since / params.tau_adapt)
+        return start, (u0, i0, a0), _length(end - start), inside, k
 
     def step(carry: _WindowState, view):
-        start, u0, i0, window, inside, k = windows(carry, view)
-        dt, found = solver(u0, i0, theta, window, params.tau_mem, params.tau_syn)
-        found = found & inside
-        first = jnp.argmax(found, axis=0)
-        dt_first = dt[first, neurons]
+        start, (u0, i0, a0), window, inside, k = windows(carry, view)
+        if a0 is not None:
+            first, dt_first, any_found = first_crossing_window(
+                params, solver, u0, i0, a0, window, inside
+            )
+        else:
+            dt, found = solver(u0, i0, theta, window, params.tau_mem, params.tau_syn)
+            found = found & inside
+            first = jnp.argmax(found, axis=0)
+            dt_first = dt[first, neurons]
+            any_found = jnp.any(found, axis=0)
         s_new = start[first, neurons] + dt_first
         i_new = i0[first, neurons] * jnp.exp(-dt_first / params.tau_syn)
         interval = k[first, neurons]
-        hit = jnp.any(found, axis=0) & (s_new < t_max)
+        hit = any_found & (s_new < t_max)
         spike = hit & (carry.count < budget)
         if refractory:
             # The window after the spike starts when the refractory period ends, at
@@ -211,7 +230,15 @@ def neuron_spikes(
             new_resets = u_reset - u_lin_restart
         else:
             since = jnp.where(spike, s_new - carry.last_time, 0.0)
-            new_resets = carry.resets * jnp.exp(-since / params.tau_mem) + (u_reset - theta)
+            jump = u_reset - theta
+            if adaptive:
+                # The voltage crosses the adapted threshold theta + a, which then rises.
+                a_pre = 0.0
+                if a0 is not None:
+                    a_pre = a0[first, neurons] * jnp.exp(-dt_first / params.tau_adapt)
+                jump = jump - a_pre
+                new_adapt = jnp.where(spike, a_pre + params.beta, carry.adapt)
+            new_resets = carry.resets * jnp.exp(-since / params.tau_mem) + jump
             new_pointer, new_time, new_current = interval, s_new, i_new
         carry = _WindowState(
             pointer=jnp.where(spike, new_pointer, jnp.where(hit, n_in, carry.pointer + length)),
@@ -221,6 +248,7 @@ def neuron_spikes(
             resets=jnp.where(spike, new_resets, carry.resets),
             count=carry.count + spike.astype(carry.count.dtype),
             more=carry.more | (hit & ~spike),
+            adapt=new_adapt if adaptive else None,
         )
         return carry, (s_new, i_new, spike, interval)
 
@@ -234,15 +262,20 @@ def neuron_spikes(
         resets=zeros,
         count=jnp.zeros((n_out,), int),
         more=no,
+        adapt=zeros if adaptive else None,
     )
     carry, row = step(carry, "first")
     if length >= n_in:
         # One window holds every interval: `budget` rounds over all of them (no gathers), and
         # a last look whether any neuron could spike again (no root finding).
         carry, rows = jax.lax.scan(lambda c, _: step(c, "all"), carry, None, length=budget - 1)
-        start, u0, i0, window, inside, _ = windows(carry, "all")
-        again = solver.exists(u0, i0, theta, window, params.tau_mem, params.tau_syn)
-        more = carry.more | jnp.any(again & inside & (window > 0), axis=0)
+        start, (u0, i0, a0), window, inside, _ = windows(carry, "all")
+        if adaptive:
+            again = crossing_exists(params, solver, u0, i0, a0, window, inside & (window > 0))
+        else:
+            exists = solver.exists(u0, i0, theta, window, params.tau_mem, params.tau_syn)
+            again = jnp.any(exists & inside & (window > 0), axis=0)
+        more = carry.more | again
     else:
         steps = scan_length(n_in, budget, length) - 1
         carry, rows = jax.lax.scan(lambda c, _: step(c, "gather"), carry, None, length=steps)

@@ -28,9 +28,11 @@ class ALIFParameters(AbstractNeuronModel):
     $a \to a + \beta$: each spike raises the threshold by $\beta$, which decays back to
     $v_\mathrm{th}$ with $\tau_\mathrm{adapt}$. With $\beta = 0$ it is the LIF neuron.
     Between events the distance to threshold is a sum of three exponentials (rates
-    $1/\tau_\mathrm{mem}$, $1/\tau_\mathrm{syn}$, $1/\tau_\mathrm{adapt}$), so the
-    crossings are found exactly by [`eqsnn.neurons.first_crossing`][]; see
-    [Neuron models](../concepts/neurons.md).
+    $1/\tau_\mathrm{mem}$, $1/\tau_\mathrm{syn}$, $1/\tau_\mathrm{adapt}$). The layers
+    run it on the LIF's window scan: before a neuron's first spike its crossing is the
+    LIF's (the LIF's solver), after it a closed-form decision per input interval and a
+    Newton iteration find it exactly, with [`eqsnn.neurons.first_crossing`][] where the
+    decision needs it; see [Neuron models](../concepts/neurons.md).
 
     Use it as the `params` of [`eqsnn.LIF`][], [`eqsnn.EventPropLIF`][] or a layered
     [`eqsnn.RecurrentLIF`][]; fields are floats (constants) or arrays of shape `()` or

@@ -39,9 +39,10 @@ def _exp_sum_full(c0, c, r, t):
     return value, slope, scale
 
 
-def _solve(f, a, b, active):
+def _solve(f, a, b, active, start=None):
     """A root of the scalar `f` in `[a, b]`, given a sign change (or a zero at `b`):
-    Newton steps kept inside a shrinking bracket, bisection when they leave it. Where
+    Newton steps kept inside a shrinking bracket, bisection when they leave it, from
+    `start` (default: the midpoint). Where
     `active` is false nothing is iterated (under `vmap` only the active lanes decide how
     many iterations run) and the midpoint is returned. `f(x)` returns the value, the
     slope and the size of the terms that make up the value: the iteration stops where the
@@ -69,7 +70,7 @@ def _solve(f, a, b, active):
         x_new = jnp.where(jnp.abs(f_x) <= 4 * eps * scale, x, x_new)
         return a, b, x_new, x_new - x, i + 1, f_x, scale
 
-    start = 0.5 * (a + b)
+    start = 0.5 * (a + b) if start is None else start
     one = jnp.ones((), dtype)
     init = (a, b, start, b - a, jnp.zeros((), jnp.int32), one, jnp.zeros((), dtype))
     a, b, x, _, _, _, _ = jax.lax.while_loop(cond, body, init)

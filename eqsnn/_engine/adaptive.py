@@ -1,0 +1,207 @@
+r"""The adaptive LIF on the LIF's window scan: crossings of a decaying threshold.
+
+An [`eqsnn.ALIFParameters`][] neuron is the LIF with the threshold $\theta + a(t)$, where
+$a(t) = a_0 e^{-t/\tau_\mathrm{adapt}} \ge 0$ jumps by $\beta$ at each spike. Its voltage
+between events is the LIF's, so the LIF's window scan ([`eqsnn.WindowScan`][]) runs it
+with one more number per neuron (the adaptation after its last spike) and this module's
+crossing search instead of the LIF solver. The search decides in closed form for every
+window, and solves one window per neuron:
+
+- where $a_0 = 0$ (no spike yet) the crossing is the LIF's: the LIF solver's answer,
+  bit for bit;
+- otherwise the window is split at the voltage's one critical point. Where the voltage
+  rises, $g(t) = u(t) - \theta - a(t)$ rises too (the threshold only decays), so there is
+  a crossing iff $g \ge 0$ at the piece's end, and it is the only root there. Where the
+  voltage falls, there is a crossing at the piece's start if $g \ge 0$ there, none if
+  $u(\text{start}) - \theta - a(\text{end}) < 0$, and otherwise the piece is *undecided*;
+- each neuron's first window that crosses or is undecided is taken in order: an
+  undecided one is settled by the general solver
+  ([`eqsnn.neurons.first_crossing`][]), a crossing on a rising piece is located by a
+  safeguarded Newton iteration started at the LIF's crossing (a lower bound: the adapted
+  threshold is higher).
+
+No crossing is missed: every decision is the sign of $g$ at a point, or of an upper
+bound of $g$, and the general solver covers what the bound cannot rule out. The time's
+derivatives are those of the implicit-function theorem
+([`eqsnn.neurons.first_crossing`][]).
+"""
+
+import jax
+import jax.numpy as jnp
+
+from ..neurons._alif import ALIFParameters
+from ..neurons._crossing import _exp_sum_full, _solve, implicit_time, locate
+from ..solvers import AbstractCrossingSolver, BracketedSolver, TTFSSolver
+
+
+def is_adaptive(params) -> bool:
+    """Whether `params` is the adaptive LIF, which the LIF's window scan runs."""
+    return isinstance(params, ALIFParameters)
+
+
+def lif_solver(params: ALIFParameters) -> AbstractCrossingSolver:
+    """The LIF solver of the ALIF's voltage: the analytic one where `tau_mem == 2 tau_syn`
+    (both constants), else the bracketed one (the ALIF's time constants differ)."""
+    fixed = isinstance(params.tau_mem, float) and isinstance(params.tau_syn, float)
+    if fixed and params.tau_mem == 2.0 * params.tau_syn:
+        return TTFSSolver()
+    return BracketedSolver()
+
+
+def _terms(params: ALIFParameters, u0, i0, a0):
+    """`(c0, c, r)` of $g(t) = u(t) - \\theta - a(t)$ (see `ALIFParameters.gap_terms`)."""
+    amp = i0 * params.tau_syn / (params.tau_syn - params.tau_mem)
+    c = jnp.stack([u0 - amp, amp, -a0], axis=-1)
+    r = jnp.stack([1.0 / params.tau_mem, 1.0 / params.tau_syn, 1.0 / params.tau_adapt]).astype(
+        c.dtype
+    )
+    c0 = jnp.zeros_like(u0) - (params.v_th - params.v_leak)
+    return c0, c, r
+
+
+def _decide(params: ALIFParameters, u0, i0, a0, window):
+    """For every window: whether it has a crossing, whether it is undecided, and the
+    bracket `[lo, hi]` of the crossing on a rising piece (`lo == hi` at its start)."""
+    tm, ts, ta = params.tau_mem, params.tau_syn, params.tau_adapt
+    c0, c, r = _terms(params, u0, i0, a0)
+    amp = c[..., 1]
+
+    def g(t):
+        return _exp_sum_full(c0, c, r, t)[0]
+
+    def u(t):
+        return c[..., 0] * jnp.exp(-t / tm) + amp * jnp.exp(-t / ts)
+
+    # u'(t) = 0 where e^{t (1/ts - 1/tm)} = -amp tm / ((u0 - amp) ts).
+    ratio = -amp * tm / jnp.where(c[..., 0] != 0, c[..., 0] * ts, 1.0)
+    has_critical = (c[..., 0] != 0) & (ratio > 0)
+    t_c = jnp.log(jnp.where(has_critical, ratio, 1.0)) / (1.0 / ts - 1.0 / tm)
+    interior = has_critical & (t_c > 0) & (t_c < window)
+    edge = jnp.where(interior, t_c, window)
+    rising_first = i0 > u0  # u'(0) = (i0 - u0) / tm
+    g0, g_edge, g_end = g(jnp.zeros_like(window)), g(edge), g(window)
+
+    def piece(start, end, g_start, g_stop, u_start, rising):
+        """(crossing, undecided, lo, hi) of one monotone piece of u."""
+        at_start = g_start >= 0
+        up = rising & (g_stop >= 0)
+        bound = u_start - (params.v_th - params.v_leak) - a0 * jnp.exp(-end / ta)
+        crossing = at_start | up
+        undecided = ~crossing & ~rising & (bound >= 0)
+        lo = start
+        hi = jnp.where(at_start, start, end)
+        return crossing, undecided, lo, hi
+
+    x1, und1, lo1, hi1 = piece(0.0, edge, g0, g_edge, u0, rising_first)
+    x2, und2, lo2, hi2 = piece(edge, window, g_edge, g_end, u(edge), ~rising_first)
+    x2, und2 = x2 & interior, und2 & interior
+    first_piece = x1 | und1
+    crossing = jnp.where(first_piece, x1, x2)
+    undecided = jnp.where(first_piece, und1, und2)
+    lo = jnp.where(first_piece, lo1, lo2)
+    hi = jnp.where(first_piece, hi1, hi2)
+    return crossing, undecided, lo, hi
+
+
+def _once_if_any(pred, fn, default):
+    """`fn()` where any entry of `pred` is true, else `default`, without computing `fn`
+    when none is (a `lax.cond` would compute both branches under `vmap`)."""
+
+    def body(state):
+        return False, fn()
+
+    return jax.lax.while_loop(lambda state: state[0], body, (jnp.any(pred), default))[1]
+
+
+def _search(params, solver, u0, i0, a0, window, inside):
+    """Each neuron's first window that crosses, among `(L, N)` windows (no gradient).
+
+    The LIF's crossings of $\theta$ are the candidates (the adapted threshold is higher,
+    so a window without one has no crossing); each neuron's candidates are decided in
+    order, one window per neuron at a time, until one crosses. Returns, shape `(N,)`: the
+    window, whether there is one, its bracket `[lo, hi]` and the LIF's time in it (the
+    Newton start), and where the general solver settled it, its time."""
+    neurons = jnp.arange(u0.shape[1])
+    theta = params.v_th - params.v_leak
+    dt_lif, found_lif = solver.solve(u0, i0, theta, window, params.tau_mem, params.tau_syn)
+    zero = jnp.zeros_like(u0[0])
+    no = jnp.zeros(u0.shape[1:], bool)
+
+    def cond(state):
+        candidate, done = state[0], state[1]
+        return jnp.any(~done & jnp.any(candidate, axis=0))
+
+    def body(state):
+        candidate, done, first, lo, hi, settled, dt_settled = state
+        k = jnp.argmax(candidate, axis=0)
+        todo = ~done & candidate[k, neurons]
+        u, i, a, w = (x[k, neurons] for x in (u0, i0, a0, window))
+        adapting = a > 0
+        crossing, undecided, lo_k, hi_k = _decide(params, u, i, a, w)
+        settle = todo & adapting & ~crossing & undecided
+        x0 = jnp.stack([u, i, a], axis=-1)
+
+        def general():
+            width = jnp.where(settle, w, 0.0)
+            return jax.vmap(lambda x, w: locate(params, x, w))(x0, width)
+
+        dt_k, hit_k = _once_if_any(settle, general, (zero, no))
+        hit_k = settle & hit_k
+        hit = todo & (~adapting | crossing | hit_k)
+        return (
+            candidate.at[k, neurons].set(False) & ~(done | hit)[None, :],
+            done | hit,
+            jnp.where(hit, k, first),
+            jnp.where(hit, jnp.where(adapting, lo_k, dt_lif[k, neurons]), lo),
+            jnp.where(hit, jnp.where(adapting, hi_k, dt_lif[k, neurons]), hi),
+            jnp.where(hit, hit_k, settled),
+            jnp.where(hit, dt_k, dt_settled),
+        )
+
+    first = jnp.zeros_like(jnp.argmax(inside, axis=0))
+    init = (found_lif & inside, no, first, zero, zero, no, zero)
+    _, found, first, lo, hi, settled, dt_settled = jax.lax.while_loop(cond, body, init)
+    return first, found, lo, hi, dt_lif[first, neurons], settled, dt_settled
+
+
+def first_crossing_window(params: ALIFParameters, solver, u0, i0, a0, window, inside):
+    """Each neuron's first window with a crossing, among `(L, N)` windows from the states
+    `(u0, i0, a0)` at their starts (`inside`: the windows to search): `(first, dt, found)`
+    of shape `(N,)`, the time from the window's start differentiable by the
+    implicit-function theorem."""
+    sg = jax.lax.stop_gradient
+    static, u0s, i0s, a0s, window_s = sg((params, u0, i0, a0, window))
+    first, found, lo, hi, start, settled, dt_settled = _search(
+        static, solver, u0s, i0s, a0s, window_s, inside
+    )
+    neurons = jnp.arange(u0.shape[1])
+
+    def take(x):
+        return x[first, neurons]
+
+    # Where the bracket is wider than a point, the crossing is on a rising piece: Newton
+    # from the LIF's crossing, a lower bound of the adapted one.
+    newton = found & ~settled & (hi > lo)
+    c0, c, r = _terms(static, take(u0s), take(i0s), take(a0s))
+
+    def solve_one(c0, c, lo, hi, active, start):
+        return _solve(lambda t: _exp_sum_full(c0, c, r, t), lo, hi, active, start)
+
+    def roots():
+        lo_n, hi_n = jnp.where(newton, lo, 0.0), jnp.where(newton, hi, 1.0)
+        return jax.vmap(solve_one)(c0, c, lo_n, hi_n, newton, jnp.clip(start, lo_n, hi_n))
+
+    root = _once_if_any(newton, roots, lo)
+    dt = jnp.where(newton, root, lo)
+    dt = jnp.where(settled, dt_settled, dt)
+    dt = jnp.where(found, dt, take(window_s))
+    x0 = jnp.stack([take(u0), take(i0), take(a0)], axis=-1)
+    dt = jax.vmap(lambda x, t, hit: implicit_time(params, x, t, hit))(x0, dt, found)
+    return first, dt, found
+
+
+def crossing_exists(params: ALIFParameters, solver, u0, i0, a0, window, inside):
+    """Whether each neuron has a crossing in one of its `(L, N)` windows (no gradient)."""
+    sg = jax.lax.stop_gradient
+    args = sg((params, u0, i0, a0, window))
+    return _search(args[0], solver, *args[1:], inside)[1]
