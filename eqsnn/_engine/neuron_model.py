@@ -26,10 +26,10 @@ import jax.numpy as jnp
 
 from .._spikes import Spikes
 from ..neurons._crossing import gap_bound, implicit_time, locate
+from .adaptive import is_adaptive, lif_solver
 from .base import SimulationConfig
 from .buffers import SortedInputs, sort_inputs
 from .per_neuron import collect, per_neuron_spikes
-from .adaptive import is_adaptive, lif_solver
 from .window_scan import NeuronSpikes, neuron_spikes, scan_length, window_length
 
 

@@ -23,8 +23,8 @@ from .._flow import LIFState, membrane
 from .._params import LIFParameters
 from .._spikes import Spikes
 from ..solvers import AbstractCrossingSolver
-from .base import AbstractEngine, SimulationConfig
 from .adaptive import crossing_exists, first_crossing_window, is_adaptive
+from .base import AbstractEngine, SimulationConfig
 from .buffers import SortedInputs, collect_spikes, sort_inputs
 
 
