@@ -14,11 +14,12 @@ window, and solves one window per neuron:
   a crossing iff $g \ge 0$ at the piece's end, and it is the only root there. Where the
   voltage falls, there is a crossing at the piece's start if $g \ge 0$ there, none if
   $u(\text{start}) - \theta - a(\text{end}) < 0$, and otherwise the piece is *undecided*;
-- each neuron's first window that crosses or is undecided is taken in order: an
-  undecided one is settled by the general solver
-  ([`eqsnn.neurons.first_crossing`][]), a crossing on a rising piece is located by a
-  safeguarded Newton iteration started at the LIF's crossing (a lower bound: the adapted
-  threshold is higher).
+- only the windows where the voltage reaches the window's lowest threshold
+  $\theta + a(\text{end})$ (the LIF's solver) are candidates, and each neuron's first
+  candidate that crosses or is undecided is taken, in order: an undecided one is settled
+  by the general solver ([`eqsnn.neurons.first_crossing`][]), a crossing on a rising
+  piece is located by a safeguarded Newton iteration started at the voltage's crossing of
+  that lowest threshold (a lower bound of the crossing).
 
 No crossing is missed: every decision is the sign of $g$ at a point, or of an upper
 bound of $g$, and the general solver covers what the bound cannot rule out. The time's
@@ -116,13 +117,17 @@ def _once_if_any(pred, fn, default):
 def _search(params, solver, u0, i0, a0, window, inside):
     """Each neuron's first window that crosses, among `(L, N)` windows (no gradient).
 
-    The LIF's crossings of $\theta$ are the candidates (the adapted threshold is higher,
-    so a window without one has no crossing); each neuron's candidates are decided in
-    order, one window per neuron at a time, until one crosses. Returns, shape `(N,)`: the
-    window, whether there is one, its bracket `[lo, hi]` and the LIF's time in it (the
-    Newton start), and where the general solver settled it, its time."""
+    The candidates are the windows where the voltage reaches the window's lowest
+    threshold, $\theta + a(\text{end})$ (the LIF's solver: a window without that crossing
+    has none); each neuron's candidates are decided in order, one window per neuron at a
+    time, until one crosses. Returns, shape `(N,)`: the window, whether there is one, its
+    bracket `[lo, hi]` and the LIF's time in it (a lower bound: the Newton start), and
+    where the general solver settled it, its time."""
     neurons = jnp.arange(u0.shape[1])
-    theta = params.v_th - params.v_leak
+    # The threshold is at least theta + a(end) in the window: where the voltage does not
+    # reach that, there is no crossing, and where it does, it does so first no later
+    # than the adapted crossing. (Without adaptation: the LIF's crossing, exactly.)
+    theta = params.v_th - params.v_leak + a0 * jnp.exp(-window / params.tau_adapt)
     dt_lif, found_lif = solver.solve(u0, i0, theta, window, params.tau_mem, params.tau_syn)
     zero = jnp.zeros_like(u0[0])
     no = jnp.zeros(u0.shape[1:], bool)

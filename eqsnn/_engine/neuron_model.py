@@ -57,7 +57,7 @@ def model_neuron(weight, time, idx, params, t_max: float, budget: int) -> Neuron
         solver = lif_solver(params)
         found = neuron_spikes(weight[:, None], sorted_in, params, solver, t_max, budget)
         found = jax.tree.map(lambda a: a[..., 0], found)
-        return _compact(found.time, found.current, found.valid, found.interval, found.more, budget)
+        return compact(found.time, found.current, found.valid, found.interval, found.more, budget)
     free = free_states(params, sorted_in, weight)
     n_in = free.shape[0]
     length = window_length(n_in, budget)
@@ -102,10 +102,10 @@ def model_neuron(weight, time, idx, params, t_max: float, budget: int) -> Neuron
     init = (zero_i, no, jnp.zeros((), dtype), response, zero_i, no)
     steps = scan_length(n_in, budget, length)
     carry, (s, current, spike, interval) = jax.lax.scan(step, init, None, length=steps)
-    return _compact(s, current, spike, interval, carry[5], budget)
+    return compact(s, current, spike, interval, carry[5], budget)
 
 
-def _compact(s, current, spike, interval, more, budget: int) -> NeuronSpikes:
+def compact(s, current, spike, interval, more, budget: int) -> NeuronSpikes:
     """The steps' spikes (in time order) compacted into the `budget` slots."""
     slot = jnp.where(spike, jnp.cumsum(spike) - 1, budget)
     dtype = s.dtype

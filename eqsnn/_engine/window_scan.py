@@ -23,7 +23,7 @@ from .._flow import LIFState, membrane
 from .._params import LIFParameters
 from .._spikes import Spikes
 from ..solvers import AbstractCrossingSolver
-from .adaptive import crossing_exists, first_crossing_window, is_adaptive
+from .adaptive import crossing_exists, first_crossing_window, is_adaptive, lif_solver
 from .base import AbstractEngine, SimulationConfig
 from .buffers import SortedInputs, collect_spikes, sort_inputs
 
@@ -193,9 +193,12 @@ def neuron_spikes(
         a0 = None
         if adaptive:
             # The adaptation decays from the last spike (0 before the first).
-            since = start - s_last[None, :]
+            # (the barrier keeps XLA from recomputing the last spike's gathers for every
+            # window: 3x faster on CPU)
+            last, adapt = jax.lax.optimization_barrier((s_last, carry.adapt))
+            since = start - last[None, :]
             since = jnp.where(since >= 0, since, 0.0)
-            a0 = carry.adapt[None, :] * jnp.exp(-since / params.tau_adapt)
+            a0 = adapt[None, :] * jnp.exp(-since / params.tau_adapt)
         return start, (u0, i0, a0), _length(end - start), inside, k
 
     def step(carry: _WindowState, view):
@@ -357,14 +360,16 @@ class WindowScan(AbstractEngine):
         from .neuron_model import simulate_model
         from .per_neuron import simulate_per_neuron, uses_per_neuron_path
 
-        if is_model(config.params):
+        per_neuron = uses_per_neuron_path(config, weights)
+        # The ALIF with shared arrivals and constant parameters runs as the LIF does.
+        adaptive = is_adaptive(config.params) and not per_neuron
+        if is_model(config.params) and not adaptive:
             return simulate_model(config, weights, spikes, budget)
-        if uses_per_neuron_path(config, weights):
+        if per_neuron:
             return simulate_per_neuron(config, weights, spikes, budget)
         sorted_in = sort_inputs(spikes, config.t_max)
-        found = neuron_spikes(
-            weights, sorted_in, config.params, config.solver, config.t_max, budget
-        )
+        solver = lif_solver(config.params) if adaptive else config.solver
+        found = neuron_spikes(weights, sorted_in, config.params, solver, config.t_max, budget)
         extra = jnp.sum(found.more, dtype=jnp.int32)
         return collect_spikes(*candidates(found), config.n_spikes, extra)
 
