@@ -17,7 +17,7 @@ from eqsnn._engine.adaptive import _decide, crossing_exists, first_crossing_wind
 from eqsnn.neurons import first_crossing
 from eqsnn.solvers import BracketedSolver, TTFSSolver
 
-L, N = 6, 400
+L, N = 6, 800
 
 
 def _states(seed, params):
@@ -56,10 +56,9 @@ PARAMS = {
 
 
 @pytest.mark.parametrize("name", PARAMS)
-@pytest.mark.parametrize("seed", [0, 1])
-def test_search_finds_the_general_solvers_first_crossing(name, seed):
+def test_search_finds_the_general_solvers_first_crossing(name):
     params, solver = PARAMS[name]
-    u0, i0, a0, window, inside = _states(seed, params)
+    u0, i0, a0, window, inside = _states(0, params)
     first, dt, found = jax.jit(first_crossing_window, static_argnums=1)(
         params, solver, u0, i0, a0, window, inside
     )
