@@ -4,7 +4,10 @@ against the general solver (`eqsnn.neurons.first_crossing`), window by window.
 Float64 (see `conftest.py`). The search decides in closed form and locates by Newton
 iteration; the general solver splits each window at the exact critical points of the
 exponential sum. Both are exact: the crossing times agree to `1e-13` s (about 1e-11 of the
-time constants, a few hundred ulps of a Newton root of a sum of three exponentials).
+time constants, a few hundred ulps of a Newton root of a sum of three exponentials). The
+time's derivatives (the implicit-function theorem's, as the general solver's) are checked
+through the layers in `test_neuron_models.py`: AutoDiff against EventProp, whose adjoint
+does not use the search, and against finite differences.
 """
 
 import jax
@@ -76,26 +79,3 @@ def test_search_finds_the_general_solvers_first_crossing(name):
     assert np.sum(adapting & np.asarray(crossing) & np.asarray(hi == lo)) > 10
     if name == "fast-adaptation":
         assert np.sum(adapting & np.asarray(undecided)) > 5
-
-
-def test_crossing_time_has_the_implicit_derivative():
-    """The time's derivative to the state is the implicit-function theorem's (the general
-    solver's), on windows where the crossing is on a rising piece of an adapted neuron."""
-    params, solver = PARAMS["ttfs"]
-    u0, i0, a0, window, inside = _states(3, params)
-
-    def times(x):
-        return first_crossing_window(params, solver, x[0], x[1], x[2], window, inside)[1]
-
-    def general(x):
-        x0 = jnp.stack(x, axis=-1)
-        return jax.vmap(jax.vmap(lambda x, w: first_crossing(params, x, w)[0]))(x0, window)
-
-    x = (u0, i0, a0)
-    first, _, found = first_crossing_window(params, solver, *x, window, inside)
-    tangent = tuple(jnp.asarray(np.random.default_rng(4).normal(size=u0.shape)) for _ in x)
-    _, mine = jax.jvp(times, (x,), (tangent,))
-    _, ref = jax.jvp(general, (x,), (tangent,))
-    ref = np.asarray(ref)[np.asarray(first), np.arange(N)]
-    found = np.asarray(found)
-    np.testing.assert_allclose(np.asarray(mine)[found], ref[found], rtol=1e-9, atol=1e-12)
