@@ -98,23 +98,20 @@ def _backward(found: NeuronSpikes, grad_out, diff, idx, static: Static):
     def run(s, weight, time, arrays, usable):
         return replay(s, weight, time, idx, static.params(arrays), found, usable, static)
 
-    def crossings(s, usable):
-        return run(s, weight, time, arrays, usable)[0]
-
-    jac = jax.jacfwd(crossings)(s, found.valid)
+    # Forward mode over the R spike times (cheap: the free states enter linearly in s,
+    # see `replay`) gives the Jacobians of the crossing conditions and of the currents.
+    jac, jac_cur = jax.jacfwd(run)(s, weight, time, arrays, found.valid)
     usable = found.valid & (jnp.diagonal(jac) > 0)
     jac = jnp.where(usable[:, None], jac, jnp.eye(s.shape[0], dtype=dtype))
-    # One replay, pulled back twice: the currents' dependence on the spike times first
-    # (it enters the right-hand side), then everything at the adjoint jumps.
-    _, pull = jax.vjp(lambda s, w, t, a: run(s, w, t, a, usable), s, weight, time, arrays)
-    dcur_ds = pull((jnp.zeros_like(s), g_cur))[0]
+    dcur_ds = g_cur @ jac_cur
     g_total = jnp.where(usable, g_time + dcur_ds, 0.0)
     if s.shape[0] == 1:  # (a 1 x 1 system: XLA's batched triangular solve costs more)
         mu = -g_total / jac[:, 0]
     else:
         mu = jax.scipy.linalg.solve_triangular(jac, -g_total, trans="T", lower=True)
     mu = jnp.where(usable, mu, 0.0)
-    return pull((mu, g_cur))[1:]
+    _, pull = jax.vjp(lambda w, t, a: run(s, w, t, a, usable), weight, time, arrays)
+    return pull((mu, g_cur))
 
 
 _core = neuron_core(_forward, _backward)
@@ -156,8 +153,19 @@ def replay(s, weight, time, idx, params, found: NeuronSpikes, usable, static: St
         return carry, (params.gap(x_pre), params.current(x_pre))
 
     init = (jnp.zeros((), w.dtype), jnp.zeros_like(x_init))
-    # (the free states at every spike at once, outside the chain's loop)
-    free = jax.vmap(free_at)(s, found.interval, found.valid)
+    # The free states at every spike at once, outside the chain's loop. The free state at
+    # s_r depends on s_r alone: it enters as its value at the recorded time plus its
+    # (constant) time derivative times the shift, exact to first order in s, so that
+    # differentiating in s (the Jacobian of the crossing conditions, forward over all R
+    # spikes) does not differentiate the K flows R times over.
+    s0 = jax.lax.stop_gradient(s)
+    free = jax.vmap(free_at)(s0, found.interval, found.valid)
+
+    def rate(s_r, k, valid):
+        return jax.jvp(lambda t: free_at(t, k, valid), (s_r,), (jnp.ones_like(s_r),))[1]
+
+    slope = jax.lax.stop_gradient(jax.vmap(rate)(s0, found.interval, found.valid))
+    free = free + slope * (s - s0)[:, None]
     _, (crossing, current) = jax.lax.scan(step, init, (s, free, found.valid))
     crossing = jnp.where(usable, crossing, s)
     return crossing, jnp.where(found.valid, current, 0.0)
