@@ -193,8 +193,9 @@ def neuron_spikes(
         a0 = None
         if adaptive:
             # The adaptation decays from the last spike (0 before the first).
-            # (the barrier keeps XLA from recomputing the last spike's gathers for every
-            # window: 3x faster on CPU)
+            # (The barrier was meant to keep XLA from fusing the gathers that produce the
+            # last spike's time into every window; a profile showed no measurable effect.
+            # It is an identity, kept because the RESULTS figures were measured with it.)
             last, adapt = jax.lax.optimization_barrier((s_last, carry.adapt))
             since = start - last[None, :]
             since = jnp.where(since >= 0, since, 0.0)
