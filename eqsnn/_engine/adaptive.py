@@ -50,14 +50,10 @@ def lif_solver(params: ALIFParameters) -> AbstractCrossingSolver:
 
 
 def _terms(params: ALIFParameters, u0, i0, a0):
-    """`(c0, c, r)` of $g(t) = u(t) - \\theta - a(t)$ (see `ALIFParameters.gap_terms`)."""
-    amp = i0 * params.tau_syn / (params.tau_syn - params.tau_mem)
-    c = jnp.stack([u0 - amp, amp, -a0], axis=-1)
-    r = jnp.stack([1.0 / params.tau_mem, 1.0 / params.tau_syn, 1.0 / params.tau_adapt]).astype(
-        c.dtype
-    )
-    c0 = jnp.zeros_like(u0) - (params.v_th - params.v_leak)
-    return c0, c, r
+    """`(c0, c, r)` of $g(t) = u(t) - \\theta - a(t)$ for every window: the model's
+    `gap_terms`, broadcast over the windows."""
+    gap_terms = jnp.vectorize(params.gap_terms, signature="(d)->(),(m),(m)")
+    return gap_terms(jnp.stack([u0, i0, a0], axis=-1))
 
 
 def _decide(params: ALIFParameters, u0, i0, a0, window):
@@ -185,16 +181,16 @@ def first_crossing_window(params: ALIFParameters, solver, u0, i0, a0, window, in
         return x[first, neurons]
 
     # Where the bracket is wider than a point, the crossing is on a rising piece: Newton
-    # from the LIF's crossing, a lower bound of the adapted one.
+    # from the voltage's crossing of the window's lowest threshold, a lower bound.
     newton = found & ~settled & (hi > lo)
     c0, c, r = _terms(static, take(u0s), take(i0s), take(a0s))
 
-    def solve_one(c0, c, lo, hi, active, start):
+    def solve_one(c0, c, r, lo, hi, active, start):
         return _solve(lambda t: _exp_sum_full(c0, c, r, t), lo, hi, active, start)
 
     def roots():
         lo_n, hi_n = jnp.where(newton, lo, 0.0), jnp.where(newton, hi, 1.0)
-        return jax.vmap(solve_one)(c0, c, lo_n, hi_n, newton, jnp.clip(start, lo_n, hi_n))
+        return jax.vmap(solve_one)(c0, c, r, lo_n, hi_n, newton, jnp.clip(start, lo_n, hi_n))
 
     root = _once_if_any(newton, roots, lo)
     dt = jnp.where(newton, root, lo)
