@@ -180,6 +180,39 @@ def test_feedforward_gradients_autodiff_eventprop_finite_differences(name):
             assert np.all(np.asarray(g) == 0.0)
 
 
+def test_alif_closed_form_adjoint():
+    """An ALIF layer with constant parameters and shared arrivals gets EventProp's closed-form
+    adjoint (`adaptive_jumps`): AutoDiff equals it, and so do central finite differences of
+    weights and input times, with every neuron bursting (the adaptation and the resets'
+    dependence on it enter every later spike's condition)."""
+    params = eqsnn.ALIFParameters(
+        tau_syn=4e-3, tau_mem=1.2e-2, v_th=0.5, v_leak=0.05, v_reset=0.1, tau_adapt=3e-2, beta=0.2
+    )
+    common = dict(key=jax.random.key(3), mean=0.9, std=0.5)
+    engine = eqsnn.WindowScan(max_spikes_per_neuron=10)
+    auto, prop = (
+        eqsnn.LIF(N_IN, N_OUT, 40, T_MAX, params, engine=engine, adjoint=m, **common)
+        for m in (eqsnn.AutoDiff(), eqsnn.EventProp())
+    )
+    spikes = _inputs()
+    out = _value(prop, spikes)[1]
+    counts = np.bincount(np.asarray(out.idx)[np.asarray(out.idx) >= 0], minlength=N_OUT)
+    assert counts.min() >= 2 and int(out.dropped) == 0, counts
+    g_auto, g_prop = _grads(auto, spikes), _grads(prop, spikes)
+    for a, b in zip(_leaves(g_auto), _leaves(g_prop), strict=True):
+        _assert_close(a, b, 1e-8, "ALIF closed form: AutoDiff vs EventProp")
+    probes = [
+        (lambda m: m[0].weights.input, [(0, 0), (4, 3)], 1e-7),
+        (lambda m: m[1].time, [0, 5], 1e-9),
+    ]
+    for where, indices, h in probes:
+        grad = where(g_prop)
+        for index in indices:
+            fd = _finite_difference(prop, spikes, where, index, h)
+            scale = np.max(np.abs(np.asarray(grad)))
+            assert abs(float(grad[index]) - fd) <= 1e-5 * scale, (index, grad, fd)
+
+
 @pytest.mark.parametrize("name", ["alif", "if"])
 def test_layered_recurrent_gradients(name):
     """A layered recurrent layer (4 -> 5 -> 3) of the model: AutoDiff equals EventProp, and

@@ -24,57 +24,21 @@ spike record only. A spike whose crossing has no slope ($J_{rr} \le 0$: the traj
 touches the threshold) gets no gradient, as with autodiff.
 """
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .._engine.adaptive import is_adaptive, lif_solver
 from .._engine.base import SimulationConfig
 from .._engine.buffers import sort_inputs, zeros_if_none
-from .._engine.neuron_model import compact, model_neuron
-from .._engine.per_neuron import arrivals, collect, split_params, uses_per_neuron_path
-from .._engine.window_scan import NeuronSpikes, neuron_spikes
+from .._engine.neuron_model import model_neuron
+from .._engine.window_scan import NeuronSpikes
 from .._spikes import Spikes
-from .._weights import InputWeights
 from .neuron_core import Static, layer_eventprop, neuron_core
 
 
 def model_eventprop(config: SimulationConfig, weights, spikes: Spikes, budget: int) -> Spikes:
     """A feed-forward layer of a neuron model with EventProp gradients (to the weights,
     delays, input times and the array fields of the parameters)."""
-    if is_adaptive(config.params) and not uses_per_neuron_path(config, weights):
-        return _adaptive_eventprop(config, weights, spikes, budget)
     return layer_eventprop(_core, config, weights, spikes, budget)
-
-
-def _adaptive_eventprop(config: SimulationConfig, weights, spikes: Spikes, budget: int) -> Spikes:
-    """The ALIF with shared arrivals and constant parameters: the forward pass runs all
-    neurons at once, as the LIF's does; each neuron's backward pass is the model's."""
-    sg = jax.lax.stop_gradient
-    w = weights.input if isinstance(weights, InputWeights) else weights
-    sorted_in = sort_inputs(sg(spikes), config.t_max)
-    rows = neuron_spikes(
-        sg(w), sorted_in, config.params, lif_solver(config.params), config.t_max, budget
-    )
-    found = jax.vmap(compact, in_axes=(1, 1, 1, 1, 0, None))(
-        rows.time, rows.current, rows.valid, rows.interval, rows.more, budget
-    )
-    arr = arrivals(weights, spikes)
-    arrays, constants = split_params(config.params, arr.time.shape[0])
-    static = Static(config=eqx.tree_at(lambda c: c.params, config, constants), budget=budget)
-    out = jax.vmap(_given_core, in_axes=((0, None, 0), (None, 0), None))(
-        (arr.weight, arr.time[0], arrays), (arr.idx[0], found), static
-    )
-    return collect(
-        NeuronSpikes(
-            time=out.time.T,
-            current=out.current.T,
-            valid=out.valid.T,
-            interval=out.interval.T,
-            more=out.more,
-        ),
-        config.n_spikes,
-    )
 
 
 def _forward(diff, idx, static: Static) -> NeuronSpikes:
@@ -115,11 +79,6 @@ def _backward(found: NeuronSpikes, grad_out, diff, idx, static: Static):
 
 
 _core = neuron_core(_forward, _backward)
-# One neuron whose spikes were found beforehand (`(idx, found)`) with the model's backward.
-_given_core = neuron_core(
-    lambda diff, given, static: given[1],
-    lambda found, grad_out, diff, given, static: _backward(found, grad_out, diff, given[0], static),
-)
 
 
 def replay(s, weight, time, idx, params, found: NeuronSpikes, usable, static: Static):

@@ -29,6 +29,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from .._engine.adaptive import is_adaptive, lif_solver
 from .._engine.base import SimulationConfig
 from .._engine.buffers import collect_spikes, pad_candidates, select_spikes, sort_inputs
 from .._engine.per_neuron import uses_per_neuron_path
@@ -57,9 +58,12 @@ def window_scan_eventprop(
     """
     del per_step
     budget = engine.population_budgets(config)[0]
-    if is_model(config.params):
+    per_neuron = uses_per_neuron_path(config, weights)
+    # The ALIF with shared arrivals and constant parameters has this module's closed form.
+    adaptive = is_adaptive(config.params) and not per_neuron
+    if is_model(config.params) and not adaptive:
         return model_eventprop(config, weights, spikes, budget)
-    if uses_per_neuron_path(config, weights):
+    if per_neuron:
         return per_neuron_eventprop(config, weights, spikes, budget)
     static = _Static(config=config, budget=budget)
     return _eventprop((weights, spikes.time), spikes.idx, static)
@@ -76,9 +80,8 @@ def _eventprop(weights_and_times, idx, static: _Static):
 
 def _neuron_spikes(weights, sorted_in, static: _Static):
     config = static.config
-    return neuron_spikes(
-        weights, sorted_in, config.params, config.solver, config.t_max, static.budget
-    )
+    solver = lif_solver(config.params) if is_adaptive(config.params) else config.solver
+    return neuron_spikes(weights, sorted_in, config.params, solver, config.t_max, static.budget)
 
 
 @_eventprop.def_fwd
@@ -116,7 +119,8 @@ def _bwd(residuals, grad_out, perturbed, weights_and_times, idx, static: _Static
     g_time = _candidate_cotangent(grad_out.time, pick, kept, shape).astype(weights.dtype)
     g_cur = _candidate_cotangent(grad_out.current, pick, kept, shape).astype(weights.dtype)
     g_cur = jnp.where(spikes.valid, g_cur, 0.0)
-    mu = adjoint_jumps(spikes, g_time - g_cur * spikes.current / params.tau_syn, params)
+    jumps = adaptive_jumps if is_adaptive(params) else adjoint_jumps
+    mu = jumps(spikes, g_time - g_cur * spikes.current / params.tau_syn, params)
     w = jnp.where(sorted_in.valid[:, None], weights[sorted_in.idx], 0.0)
     d_w, d_t = input_gradients(spikes, mu, g_cur, sorted_in, w, params)
     grad_w = (
@@ -155,6 +159,72 @@ def adjoint_jumps(spikes, grad_time, params):
     zeros = jnp.zeros_like(spikes.time[0])
     xs = (spikes.time, grad_time, ok, slope, spikes.valid)
     _, mu = jax.lax.scan(back, (zeros, zeros), xs, reverse=True)
+    return mu
+
+
+def adaptive_jumps(spikes, grad_time, params):
+    r"""The adjoint jumps $\mu_r$ of the adaptive LIF ([`eqsnn.ALIFParameters`][]).
+
+    With the adaptation before spike $r$, $a_r = \beta \sum_{q<r} e^{-(s_r - s_q)/
+    \tau_a}$ ($\tau_a$ = `tau_adapt`), the crossing conditions are
+
+    $$
+    F_r = \sum_k w_k\, \kappa(s_r - t_k) + \sum_{q<r} \delta_q e^{-(s_r - s_q)/
+    \tau_\mathrm{mem}} - \theta - a_r = 0, \qquad \delta_q = u_\mathrm{reset} - \theta - a_q,
+    $$
+
+    (the reset takes the voltage to $u_\mathrm{reset}$ from the adapted threshold). The
+    weights and inputs enter as in the LIF, so only the jumps change: walking the spikes
+    backwards with the adjoint voltage $\Lambda_r = \sum_{r'>r} \mu_{r'}
+    e^{-(s_{r'} - s_r)/\tau_\mathrm{mem}}$ and the adjoint adaptation
+    $\Lambda^a_r = \sum_{q>r} e^{-(s_q - s_r)/\tau_a} (\mu_q + \Lambda_q)$ (both
+    carried back by one scan),
+
+    $$
+    \mu_r = -\frac{\partial L/\partial s_r + (\delta_r/\tau_\mathrm{mem} + a_r/\tau_a)
+    \Lambda_r - \beta \Lambda^a_r/\tau_a}{\partial F_r/\partial s_r}, \qquad
+    \frac{\partial F_r}{\partial s_r} = \frac{I(s_r) - \theta - a_r}{\tau_\mathrm{mem}}
+    + \frac{a_r}{\tau_a} .
+    $$
+
+    The terms are $\partial F_{r'}/\partial s_r$ for $r' > r$: the reset's own decay and
+    its dependence on $a_r$, the adaptation jump's decay, and the later resets' dependence
+    on that jump. Arguments and return as `adjoint_jumps`.
+    """
+    theta = params.v_th - params.v_leak
+    u_reset = params.v_reset - params.v_leak
+    tau_mem, tau_a, beta = params.tau_mem, params.tau_adapt, params.beta
+
+    def forward(carry, x):
+        a_post, s_last = carry
+        s, valid = x
+        a_pre = a_post * jnp.exp(-jnp.where(valid, jnp.maximum(s - s_last, 0.0), 0.0) / tau_a)
+        carry = (jnp.where(valid, a_pre + beta, a_post), jnp.where(valid, s, s_last))
+        return carry, a_pre
+
+    zeros = jnp.zeros_like(spikes.time[0])
+    _, adapt = jax.lax.scan(forward, (zeros, zeros), (spikes.time, spikes.valid))
+    slope = (spikes.current - theta - adapt) / tau_mem + adapt / tau_a
+    reset_rate = (u_reset - theta - adapt) / tau_mem + adapt / tau_a
+    ok = spikes.valid & (slope > 0)
+
+    def back(carry, x):
+        lam, lam_a, s_next = carry
+        s, g, ok_r, slope_r, rate_r, valid = x
+        gap = jnp.where(valid, jnp.maximum(s_next - s, 0.0), 0.0)
+        lam_s = lam * jnp.exp(-gap / tau_mem)
+        lam_a_s = lam_a * jnp.exp(-gap / tau_a)
+        a = g + rate_r * lam_s - beta / tau_a * lam_a_s
+        mu = jnp.where(ok_r, -a / jnp.where(ok_r, slope_r, 1.0), 0.0)
+        carry = (
+            jnp.where(valid, lam_s + mu, lam),
+            jnp.where(valid, lam_s + mu + lam_a_s, lam_a),
+            jnp.where(valid, s, s_next),
+        )
+        return carry, mu
+
+    xs = (spikes.time, grad_time, ok, slope, reset_rate, spikes.valid)
+    _, mu = jax.lax.scan(back, (zeros, zeros, zeros), xs, reverse=True)
     return mu
 
 

@@ -100,14 +100,50 @@ def _decide(params: ALIFParameters, u0, i0, a0, window):
     return crossing, undecided, lo, hi
 
 
-def _once_if_any(pred, fn, default):
-    """`fn()` where any entry of `pred` is true, else `default`, without computing `fn`
-    when none is (a `lax.cond` would compute both branches under `vmap`)."""
+def _once_if_any(pred, fn, default, *operands):
+    """`fn(*operands)` where any entry of `pred` is true, else `default`, without computing
+    `fn` when none is (a `lax.cond` would compute both branches under `vmap`).
+
+    The operands reach `fn` through an optimization barrier together with the loop's flag:
+    otherwise XLA sees that `fn`'s work does not change from one iteration to the next,
+    hoists it out of the loop and runs it whether the loop runs or not."""
 
     def body(state):
-        return False, fn()
+        go, _ = state
+        _, args = jax.lax.optimization_barrier((go, operands))
+        return jnp.zeros_like(go), fn(*args)
 
     return jax.lax.while_loop(lambda state: state[0], body, (jnp.any(pred), default))[1]
+
+
+_SETTLE_LANES = 8
+
+
+def _settle(params, x0, width, settle):
+    """The general solver's `(dt, found)` for the windows where `settle` holds, `(N,)`
+    (`dt` 0 and `found` false elsewhere).
+
+    They are few: the general solver runs on them alone, `_SETTLE_LANES` at a time,
+    gathered from the `N` windows, not on all `N` of them (its iterations cost as much
+    for every lane they run on, and under `vmap` they run on every lane of the batch)."""
+    n = settle.shape[0]
+    lanes = min(n, _SETTLE_LANES)
+
+    def body(state):
+        todo, dt, found = state
+        (pick,) = jnp.nonzero(todo, size=lanes, fill_value=n)
+        used = pick < n
+        width_k = jnp.where(used, jnp.take(width, pick, mode="clip"), 0.0)
+        x_k = jnp.take(x0, pick, axis=0, mode="clip")
+        dt_k, found_k = jax.vmap(lambda x, w: locate(params, x, w))(x_k, width_k)
+        return (
+            todo.at[pick].set(False, mode="drop"),
+            dt.at[pick].set(dt_k, mode="drop"),
+            found.at[pick].set(found_k & used, mode="drop"),
+        )
+
+    init = (settle, jnp.zeros_like(width), jnp.zeros_like(settle))
+    return jax.lax.while_loop(lambda state: jnp.any(state[0]), body, init)[1:]
 
 
 def _search(params, solver, u0, i0, a0, window, inside):
@@ -142,11 +178,7 @@ def _search(params, solver, u0, i0, a0, window, inside):
         settle = todo & adapting & ~crossing & undecided
         x0 = jnp.stack([u, i, a], axis=-1)
 
-        def general():
-            width = jnp.where(settle, w, 0.0)
-            return jax.vmap(lambda x, w: locate(params, x, w))(x0, width)
-
-        dt_k, hit_k = _once_if_any(settle, general, (zero, no))
+        dt_k, hit_k = _settle(params, x0, w, settle)
         hit_k = settle & hit_k
         hit = todo & (~adapting | crossing | hit_k)
         return (
@@ -188,11 +220,9 @@ def first_crossing_window(params: ALIFParameters, solver, u0, i0, a0, window, in
     def solve_one(c0, c, r, lo, hi, active, start):
         return _solve(lambda t: _exp_sum_full(c0, c, r, t), lo, hi, active, start)
 
-    def roots():
-        lo_n, hi_n = jnp.where(newton, lo, 0.0), jnp.where(newton, hi, 1.0)
-        return jax.vmap(solve_one)(c0, c, r, lo_n, hi_n, newton, jnp.clip(start, lo_n, hi_n))
-
-    root = _once_if_any(newton, roots, lo)
+    lo_n, hi_n = jnp.where(newton, lo, 0.0), jnp.where(newton, hi, 1.0)
+    operands = (c0, c, r, lo_n, hi_n, newton, jnp.clip(start, lo_n, hi_n))
+    root = _once_if_any(newton, jax.vmap(solve_one), lo, *operands)
     dt = jnp.where(newton, root, lo)
     dt = jnp.where(settled, dt_settled, dt)
     dt = jnp.where(found, dt, take(window_s))

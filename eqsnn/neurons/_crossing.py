@@ -25,6 +25,29 @@ def _terms(c, r, t):
     return [c[..., j] * jnp.exp(-r[..., j] * t) for j in range(c.shape[-1])]
 
 
+def _sort_by(key, *arrays):
+    """`key` and `arrays` reordered by `key` along the last axis, as a stable `argsort` of
+    `key` would: from each entry's rank by unrolled comparisons where there are few
+    entries (XLA's sort is slow on the CPU for many tiny rows), by `jnp.argsort` else."""
+    m = key.shape[-1]
+    if m > 8:
+        order = jnp.argsort(key, axis=-1)
+        return tuple(jnp.take_along_axis(x, order, axis=-1) for x in (key, *arrays))
+    k = [key[..., i] for i in range(m)]
+    rank = [
+        sum(((k[j] < k[i]) | ((k[j] == k[i]) & (j < i))).astype(jnp.int32) for j in range(m))
+        for i in range(m)
+    ]
+
+    def place(x, slot):
+        out = x[..., m - 1]
+        for i in range(m - 2, -1, -1):
+            out = jnp.where(rank[i] == slot, x[..., i], out)
+        return out
+
+    return tuple(jnp.stack([place(x, j) for j in range(m)], axis=-1) for x in (key, *arrays))
+
+
 def _exp_sum(c0, c, r, t):
     return c0 + sum(_terms(c, r, t))
 
@@ -100,15 +123,14 @@ def exp_sum_roots(c0, c, r, t_hi) -> Float[Array, " m"]:
         edges[:-1], edges[1:], change
     )
     inside = change & (roots > 0) & (roots < t_hi)
-    return jnp.sort(jnp.where(inside, roots, t_hi))
+    return _sort_by(jnp.where(inside, roots, t_hi))[0]
 
 
 def _monotone_edges(c0, c, r, t_hi) -> Float[Array, " m_plus_1"]:
     """`0`, the critical points of the sum in `(0, t_hi)` (padded with `t_hi`) and `t_hi`:
     the sum is monotone between consecutive entries."""
     del c0
-    order = jnp.argsort(r)
-    c, r = c[order], r[order]
+    r, c = _sort_by(r, c)
     # g'(t) e^{r_0 t} = -r_0 c_0 - sum_{j>0} r_j c_j e^{-(r_j - r_0) t}
     critical = exp_sum_roots(-r[0] * c[0], -r[1:] * c[1:], r[1:] - r[0], t_hi)
     zero = jnp.zeros((1,), critical.dtype)
@@ -128,8 +150,7 @@ def gap_bound(c0, c, r, t_hi) -> Float[Array, ""]:
     c_head, r_head = c[..., :head], r[..., :head]
     points = [jnp.zeros_like(t_hi), t_hi]
     if head == 2:
-        order = jnp.argsort(r_head)
-        cs, rs = c_head[order], r_head[order]
+        rs, cs = _sort_by(r_head, c_head)
         critical = exp_sum_roots(-rs[0] * cs[0], -rs[1:] * cs[1:], rs[1:] - rs[0], t_hi)
         points.append(critical[0])
     best = jnp.max(jnp.stack([_exp_sum(c0, c_head, r_head, t) for t in points]))
