@@ -193,13 +193,9 @@ def neuron_spikes(
         a0 = None
         if adaptive:
             # The adaptation decays from the last spike (0 before the first).
-            # (The barrier was meant to keep XLA from fusing the gathers that produce the
-            # last spike's time into every window; a profile showed no measurable effect.
-            # It is an identity, kept because the RESULTS figures were measured with it.)
-            last, adapt = jax.lax.optimization_barrier((s_last, carry.adapt))
-            since = start - last[None, :]
+            since = start - s_last[None, :]
             since = jnp.where(since >= 0, since, 0.0)
-            a0 = adapt[None, :] * jnp.exp(-since / params.tau_adapt)
+            a0 = carry.adapt[None, :] * jnp.exp(-since / params.tau_adapt)
         return start, (u0, i0, a0), _length(end - start), inside, k
 
     def step(carry: _WindowState, view):
