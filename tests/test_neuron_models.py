@@ -182,9 +182,9 @@ def test_feedforward_gradients_autodiff_eventprop_finite_differences(name):
 
 def test_alif_closed_form_adjoint():
     """An ALIF layer with constant parameters and shared arrivals gets EventProp's closed-form
-    adjoint (`adaptive_jumps`): AutoDiff equals it, and so do central finite differences of
-    weights and input times, with every neuron bursting (the adaptation and the resets'
-    dependence on it enter every later spike's condition)."""
+    adjoint (`adjoint_jumps` with the adaptation): AutoDiff equals it, and so do central
+    finite differences of weights and input times, with every neuron bursting (the
+    adaptation and the resets' dependence on it enter every later spike's condition)."""
     params = eqsnn.ALIFParameters(
         tau_syn=4e-3, tau_mem=1.2e-2, v_th=0.5, v_leak=0.05, v_reset=0.1, tau_adapt=3e-2, beta=0.2
     )

@@ -119,8 +119,7 @@ def _bwd(residuals, grad_out, perturbed, weights_and_times, idx, static: _Static
     g_time = _candidate_cotangent(grad_out.time, pick, kept, shape).astype(weights.dtype)
     g_cur = _candidate_cotangent(grad_out.current, pick, kept, shape).astype(weights.dtype)
     g_cur = jnp.where(spikes.valid, g_cur, 0.0)
-    jumps = adaptive_jumps if is_adaptive(params) else adjoint_jumps
-    mu = jumps(spikes, g_time - g_cur * spikes.current / params.tau_syn, params)
+    mu = adjoint_jumps(spikes, g_time - g_cur * spikes.current / params.tau_syn, params)
     w = jnp.where(sorted_in.valid[:, None], weights[sorted_in.idx], 0.0)
     d_w, d_t = input_gradients(spikes, mu, g_cur, sorted_in, w, params)
     grad_w = (
@@ -133,99 +132,90 @@ def _bwd(residuals, grad_out, perturbed, weights_and_times, idx, static: _Static
 def adjoint_jumps(spikes, grad_time, params):
     r"""The adjoint jumps $\mu_r$ at every neuron's spikes, walking the spikes backwards.
 
+    For the LIF this is the module docstring's recursion. For the adaptive LIF
+    ([`eqsnn.ALIFParameters`][]), with the adaptation before spike $r$,
+    $a_r = \beta \sum_{q<r} e^{-(s_r - s_q)/\tau_a}$ ($\tau_a$ = `tau_adapt`), the crossing
+    conditions are
+
+    $$
+    F_r = \sum_k w_k\, \kappa(s_r - t_k) + \sum_{q<r} \delta_q e^{-(s_r - s_q)/
+    \tau_\mathrm{mem}} - \theta - a_r = 0, \qquad \delta_q = u_\mathrm{reset} - \theta - a_q
+    $$
+
+    (the reset takes the voltage to $u_\mathrm{reset}$ from the adapted threshold). The
+    weights and inputs enter as in the LIF, so only the jumps change: with the adjoint
+    voltage $\Lambda_r = \sum_{r'>r} \mu_{r'} e^{-(s_{r'} - s_r)/\tau_\mathrm{mem}}$ and
+    the adjoint adaptation $\Lambda^a_r = \sum_{q>r} e^{-(s_q - s_r)/\tau_a}
+    (\mu_q + \Lambda_q)$, carried back together,
+
+    $$
+    \mu_r = -\frac{\partial L/\partial s_r + (\delta_r/\tau_\mathrm{mem} + a_r/\tau_a)
+    \Lambda_r - \beta \Lambda^a_r/\tau_a}{\partial F_r/\partial s_r}, \qquad
+    \frac{\partial F_r}{\partial s_r} = \frac{I(s_r) - \theta - a_r}{\tau_\mathrm{mem}}
+    + \frac{a_r}{\tau_a} :
+    $$
+
+    the terms of $\partial F_{r'}/\partial s_r$ for $r' > r$ are the reset's decay and its
+    dependence on $a_r$, the adaptation jump's decay, and the later resets' dependence on
+    that jump. (With $\beta = 0$ this is the LIF's recursion.)
+
     **Arguments:**
 
     - `spikes`: the per-neuron spikes of the forward pass (`(R, N)` arrays; each neuron's
       valid entries in time order, empty entries anywhere in between).
     - `grad_time`: $\partial L / \partial s_r$ including the current terms, `(R, N)`.
-    - `params`: the neuron parameters.
+    - `params`: the neuron parameters (constants).
 
     **Returns:** $\mu$, shape `(R, N)`, zero for entries that are not spikes.
     """
     theta = params.v_th - params.v_leak
     delta = params.v_reset - params.v_th
     slope = (spikes.current - theta) / params.tau_mem
-    ok = spikes.valid & (slope > 0)
-
-    def back(carry, x):
-        lam, s_next = carry
-        s, g, ok_r, slope_r, valid = x
-        # lam: the adjoint voltage (sum of the later spikes' jumps), carried back to s.
-        lam_s = lam * jnp.exp(-jnp.where(valid, jnp.maximum(s_next - s, 0.0), 0.0) / params.tau_mem)
-        a = g + delta / params.tau_mem * lam_s
-        mu = jnp.where(ok_r, -a / jnp.where(ok_r, slope_r, 1.0), 0.0)
-        return (jnp.where(valid, lam_s + mu, lam), jnp.where(valid, s, s_next)), mu
-
+    adaptive = is_adaptive(params)
     zeros = jnp.zeros_like(spikes.time[0])
-    xs = (spikes.time, grad_time, ok, slope, spikes.valid)
-    _, mu = jax.lax.scan(back, (zeros, zeros), xs, reverse=True)
-    return mu
-
-
-def adaptive_jumps(spikes, grad_time, params):
-    r"""The adjoint jumps $\mu_r$ of the adaptive LIF ([`eqsnn.ALIFParameters`][]).
-
-    With the adaptation before spike $r$, $a_r = \beta \sum_{q<r} e^{-(s_r - s_q)/
-    \tau_a}$ ($\tau_a$ = `tau_adapt`), the crossing conditions are
-
-    $$
-    F_r = \sum_k w_k\, \kappa(s_r - t_k) + \sum_{q<r} \delta_q e^{-(s_r - s_q)/
-    \tau_\mathrm{mem}} - \theta - a_r = 0, \qquad \delta_q = u_\mathrm{reset} - \theta - a_q,
-    $$
-
-    (the reset takes the voltage to $u_\mathrm{reset}$ from the adapted threshold). The
-    weights and inputs enter as in the LIF, so only the jumps change: walking the spikes
-    backwards with the adjoint voltage $\Lambda_r = \sum_{r'>r} \mu_{r'}
-    e^{-(s_{r'} - s_r)/\tau_\mathrm{mem}}$ and the adjoint adaptation
-    $\Lambda^a_r = \sum_{q>r} e^{-(s_q - s_r)/\tau_a} (\mu_q + \Lambda_q)$ (both
-    carried back by one scan),
-
-    $$
-    \mu_r = -\frac{\partial L/\partial s_r + (\delta_r/\tau_\mathrm{mem} + a_r/\tau_a)
-    \Lambda_r - \beta \Lambda^a_r/\tau_a}{\partial F_r/\partial s_r}, \qquad
-    \frac{\partial F_r}{\partial s_r} = \frac{I(s_r) - \theta - a_r}{\tau_\mathrm{mem}}
-    + \frac{a_r}{\tau_a} .
-    $$
-
-    The terms are $\partial F_{r'}/\partial s_r$ for $r' > r$: the reset's own decay and
-    its dependence on $a_r$, the adaptation jump's decay, and the later resets' dependence
-    on that jump. Arguments and return as `adjoint_jumps`.
-    """
-    theta = params.v_th - params.v_leak
-    u_reset = params.v_reset - params.v_leak
-    tau_mem, tau_a, beta = params.tau_mem, params.tau_adapt, params.beta
-
-    def forward(carry, x):
-        a_post, s_last = carry
-        s, valid = x
-        a_pre = a_post * jnp.exp(-jnp.where(valid, jnp.maximum(s - s_last, 0.0), 0.0) / tau_a)
-        carry = (jnp.where(valid, a_pre + beta, a_post), jnp.where(valid, s, s_last))
-        return carry, a_pre
-
-    zeros = jnp.zeros_like(spikes.time[0])
-    _, adapt = jax.lax.scan(forward, (zeros, zeros), (spikes.time, spikes.valid))
-    slope = (spikes.current - theta - adapt) / tau_mem + adapt / tau_a
-    reset_rate = (u_reset - theta - adapt) / tau_mem + adapt / tau_a
+    xs = (spikes.time, grad_time)
+    if adaptive:
+        adapt = _adaptation(spikes, params)
+        slope = (spikes.current - theta - adapt) / params.tau_mem + adapt / params.tau_adapt
+        rate = (delta - adapt) / params.tau_mem + adapt / params.tau_adapt
+        xs = xs + (rate,)
     ok = spikes.valid & (slope > 0)
 
     def back(carry, x):
         lam, lam_a, s_next = carry
-        s, g, ok_r, slope_r, rate_r, valid = x
+        s, g, *rate_r = x[:-3]
+        ok_r, slope_r, valid = x[-3:]
         gap = jnp.where(valid, jnp.maximum(s_next - s, 0.0), 0.0)
-        lam_s = lam * jnp.exp(-gap / tau_mem)
-        lam_a_s = lam_a * jnp.exp(-gap / tau_a)
-        a = g + rate_r * lam_s - beta / tau_a * lam_a_s
+        # lam: the adjoint voltage (sum of the later spikes' jumps), carried back to s.
+        lam_s = lam * jnp.exp(-gap / params.tau_mem)
+        if adaptive:
+            lam_a_s = lam_a * jnp.exp(-gap / params.tau_adapt)
+            a = g + rate_r[0] * lam_s - params.beta / params.tau_adapt * lam_a_s
+        else:
+            a = g + delta / params.tau_mem * lam_s
         mu = jnp.where(ok_r, -a / jnp.where(ok_r, slope_r, 1.0), 0.0)
-        carry = (
-            jnp.where(valid, lam_s + mu, lam),
-            jnp.where(valid, lam_s + mu + lam_a_s, lam_a),
-            jnp.where(valid, s, s_next),
-        )
-        return carry, mu
+        if adaptive:
+            lam_a = jnp.where(valid, lam_s + mu + lam_a_s, lam_a)
+        return (jnp.where(valid, lam_s + mu, lam), lam_a, jnp.where(valid, s, s_next)), mu
 
-    xs = (spikes.time, grad_time, ok, slope, reset_rate, spikes.valid)
+    xs = xs + (ok, slope, spikes.valid)
     _, mu = jax.lax.scan(back, (zeros, zeros, zeros), xs, reverse=True)
     return mu
+
+
+def _adaptation(spikes, params):
+    """The ALIF's adaptation just before each spike, `(R, N)` (0 before the first)."""
+
+    def forward(carry, x):
+        a_post, s_last = carry
+        s, valid = x
+        since = jnp.where(valid, jnp.maximum(s - s_last, 0.0), 0.0)
+        a_pre = a_post * jnp.exp(-since / params.tau_adapt)
+        carry = (jnp.where(valid, a_pre + params.beta, a_post), jnp.where(valid, s, s_last))
+        return carry, a_pre
+
+    zeros = jnp.zeros_like(spikes.time[0])
+    return jax.lax.scan(forward, (zeros, zeros), (spikes.time, spikes.valid))[1]
 
 
 def input_gradients(spikes, mu, g_cur, sorted_in, w, params):
