@@ -146,21 +146,32 @@ def _settle(params, x0, width, settle):
     return jax.lax.while_loop(lambda state: jnp.any(state[0]), body, init)[1:]
 
 
-def _search(params, solver, u0, i0, a0, window, inside):
+def _lowest_threshold(params: ALIFParameters, a0, window):
+    """The threshold above leak at a window's end, $\theta + a(\text{end})$: its lowest
+    in the window (the adaptation only decays)."""
+    return params.v_th - params.v_leak + a0 * jnp.exp(-window / params.tau_adapt)
+
+
+def _gathered(u0, i0, a0, window):
+    """`at` of the `(L, N)` window states: window `k[n]` of each neuron `n`, gathered."""
+    neurons = jnp.arange(u0.shape[1])
+    return lambda k: tuple(x[k, neurons] for x in (u0, i0, a0, window))
+
+
+def _search(params, solver, u0, i0, a0, window, inside, at):
     """Each neuron's first window that crosses, among `(L, N)` windows (no gradient).
 
     The candidates are the windows where the voltage reaches the window's lowest
     threshold, $\theta + a(\text{end})$ (the LIF's solver: a window without that crossing
-    has none); each neuron's candidates are decided in order, one window per neuron at a
-    time, until one crosses. Returns, shape `(N,)`: the window, whether there is one, its
-    bracket `[lo, hi]` and the LIF's time in it (a lower bound: the Newton start), and
-    where the general solver settled it, its time."""
+    has none, and where it has one, the voltage reaches it first no later than the
+    adapted crossing; without adaptation it is the crossing); each neuron's candidates
+    are decided in order, one window per neuron at a time, until one crosses. `at(k)`
+    gives the state of window `k[n]` of each neuron (see `first_crossing_window`).
+    Returns, shape `(N,)`: the window, whether there is one, its bracket `[lo, hi]` (of
+    an adapting window) and where the general solver settled it, its time."""
     neurons = jnp.arange(u0.shape[1])
-    # The threshold is at least theta + a(end) in the window: where the voltage does not
-    # reach that, there is no crossing, and where it does, it does so first no later
-    # than the adapted crossing. (Without adaptation: the LIF's crossing, exactly.)
-    theta = params.v_th - params.v_leak + a0 * jnp.exp(-window / params.tau_adapt)
-    dt_lif, found_lif = solver.solve(u0, i0, theta, window, params.tau_mem, params.tau_syn)
+    theta = _lowest_threshold(params, a0, window)
+    found_lif = solver.solve(u0, i0, theta, window, params.tau_mem, params.tau_syn)[1]
     zero = jnp.zeros_like(u0[0])
     no = jnp.zeros(u0.shape[1:], bool)
 
@@ -169,10 +180,13 @@ def _search(params, solver, u0, i0, a0, window, inside):
         return jnp.any(~done & jnp.any(candidate, axis=0))
 
     def body(state):
+        # (A neuron's candidates stay set once it is done: `todo` masks them. Clearing
+        # them would make the `(L, N)` update depend on this round's decision, which XLA
+        # then recomputes for each of the `L` windows.)
         candidate, done, first, lo, hi, settled, dt_settled = state
         k = jnp.argmax(candidate, axis=0)
         todo = ~done & candidate[k, neurons]
-        u, i, a, w = (x[k, neurons] for x in (u0, i0, a0, window))
+        u, i, a, w = jax.lax.stop_gradient(at(k))
         adapting = a > 0
         crossing, undecided, lo_k, hi_k = _decide(params, u, i, a, w)
         settle = todo & adapting & ~crossing & undecided
@@ -182,11 +196,11 @@ def _search(params, solver, u0, i0, a0, window, inside):
         hit_k = settle & hit_k
         hit = todo & (~adapting | crossing | hit_k)
         return (
-            candidate.at[k, neurons].set(False) & ~(done | hit)[None, :],
+            candidate.at[k, neurons].set(False),
             done | hit,
             jnp.where(hit, k, first),
-            jnp.where(hit, jnp.where(adapting, lo_k, dt_lif[k, neurons]), lo),
-            jnp.where(hit, jnp.where(adapting, hi_k, dt_lif[k, neurons]), hi),
+            jnp.where(hit, lo_k, lo),
+            jnp.where(hit, hi_k, hi),
             jnp.where(hit, hit_k, settled),
             jnp.where(hit, dt_k, dt_settled),
         )
@@ -194,45 +208,61 @@ def _search(params, solver, u0, i0, a0, window, inside):
     first = jnp.zeros_like(jnp.argmax(inside, axis=0))
     init = (found_lif & inside, no, first, zero, zero, no, zero)
     _, found, first, lo, hi, settled, dt_settled = jax.lax.while_loop(cond, body, init)
-    return first, found, lo, hi, dt_lif[first, neurons], settled, dt_settled
+    return first, found, lo, hi, settled, dt_settled
 
 
-def first_crossing_window(params: ALIFParameters, solver, u0, i0, a0, window, inside):
+def first_crossing_window(params: ALIFParameters, solver, u0, i0, a0, window, inside, at=None):
     """Each neuron's first window with a crossing, among `(L, N)` windows from the states
     `(u0, i0, a0)` at their starts (`inside`: the windows to search): `(first, dt, found)`
     of shape `(N,)`, the time from the window's start differentiable by the
-    implicit-function theorem."""
-    sg = jax.lax.stop_gradient
-    static, u0s, i0s, a0s, window_s = sg((params, u0, i0, a0, window))
-    first, found, lo, hi, start, settled, dt_settled = _search(
-        static, solver, u0s, i0s, a0s, window_s, inside
-    )
-    neurons = jnp.arange(u0.shape[1])
+    implicit-function theorem.
 
-    def take(x):
-        return x[first, neurons]
+    `at(k)`, for `k` of shape `(N,)`, gives `(u0, i0, a0, window)` of window `k[n]` of
+    each neuron `n`, each of shape `(N,)`; by default they are gathered from the arrays.
+    The window scan passes one that recomputes them from what the windows are made of:
+    the `(L, N)` arrays are then used once, where the candidates are found, and XLA
+    fuses them into that pass instead of storing them for the search loop."""
+    sg = jax.lax.stop_gradient
+    at = _gathered(u0, i0, a0, window) if at is None else at
+    static, u0s, i0s, a0s, window_s = sg((params, u0, i0, a0, window))
+    first, found, lo, hi, settled, dt_settled = _search(
+        static, solver, u0s, i0s, a0s, window_s, inside, at
+    )
+    u, i, a, w = at(first)
+    us, i_s, a_s, ws = sg((u, i, a, w))
+    # The voltage's crossing of the window's lowest threshold: the crossing where there
+    # is no adaptation, a lower bound of it (the Newton start) where there is.
+    start = solver.solve(
+        us, i_s, _lowest_threshold(static, a_s, ws), ws, static.tau_mem, static.tau_syn
+    )[0]
+    plain = ~(a_s > 0)
+    lo, hi = jnp.where(plain, start, lo), jnp.where(plain, start, hi)
 
     # Where the bracket is wider than a point, the crossing is on a rising piece: Newton
     # from the voltage's crossing of the window's lowest threshold, a lower bound.
     newton = found & ~settled & (hi > lo)
-    c0, c, r = _terms(static, take(u0s), take(i0s), take(a0s))
+    c0, c, r = _terms(static, us, i_s, a_s)
 
     def solve_one(c0, c, r, lo, hi, active, start):
         return _solve(lambda t: _exp_sum_full(c0, c, r, t), lo, hi, active, start)
 
     lo_n, hi_n = jnp.where(newton, lo, 0.0), jnp.where(newton, hi, 1.0)
-    operands = (c0, c, r, lo_n, hi_n, newton, jnp.clip(start, lo_n, hi_n))
-    root = _once_if_any(newton, jax.vmap(solve_one), lo, *operands)
+    # (the terms as rows: each Newton step reads each term's row whole, not strided)
+    operands = (c0, c.T, r.T, lo_n, hi_n, newton, jnp.clip(start, lo_n, hi_n))
+    solve = jax.vmap(solve_one, in_axes=(0, 1, 1, 0, 0, 0, 0))
+    root = _once_if_any(newton, solve, lo, *operands)
     dt = jnp.where(newton, root, lo)
     dt = jnp.where(settled, dt_settled, dt)
-    dt = jnp.where(found, dt, take(window_s))
-    x0 = jnp.stack([take(u0), take(i0), take(a0)], axis=-1)
+    dt = jnp.where(found, dt, ws)
+    x0 = jnp.stack([u, i, a], axis=-1)
     dt = jax.vmap(lambda x, t, hit: implicit_time(params, x, t, hit))(x0, dt, found)
     return first, dt, found
 
 
-def crossing_exists(params: ALIFParameters, solver, u0, i0, a0, window, inside):
-    """Whether each neuron has a crossing in one of its `(L, N)` windows (no gradient)."""
+def crossing_exists(params: ALIFParameters, solver, u0, i0, a0, window, inside, at=None):
+    """Whether each neuron has a crossing in one of its `(L, N)` windows (no gradient;
+    `at` as for `first_crossing_window`)."""
     sg = jax.lax.stop_gradient
     args = sg((params, u0, i0, a0, window))
-    return _search(args[0], solver, *args[1:], inside)[1]
+    at = _gathered(*args[1:]) if at is None else at
+    return _search(args[0], solver, *args[1:], inside, at)[1]

@@ -158,8 +158,9 @@ def neuron_spikes(
     refractory = params.refractory
     adaptive = is_adaptive(params)
 
-    def windows(carry, view):
-        """Start, state, length and index of each neuron's search windows, `(L, N)`.
+    def windows(carry, view, rows=None):
+        """Start, state, length and index of each neuron's search windows, `(L, N)`, or
+        where `rows` (shape `(N,)`) is given, of window `rows[n]` of neuron `n`, `(1, N)`.
 
         `view`: "first" (every pointer at 0, no spike yet: a static slice), "all" (the
         window covers every interval; those before the pointer are masked, no gather) or
@@ -167,14 +168,20 @@ def neuron_spikes(
         """
         ptr, at_spike, s_last = carry.pointer, carry.at_spike, carry.last_time
         i_last, resets = carry.last_current, carry.resets
-        if view == "first":
+        if rows is not None:
+            k = rows[None, :] + (ptr[None, :] if view == "gather" else 0)
+            inside = (k < n_in) if view == "gather" else (k >= ptr[None, :])
+            k = jnp.minimum(k, n_in - 1)
+            t_start, end = sorted_in.time[k], sorted_in.end[k]
+            u_lin, i_lin = jnp.take_along_axis(u_in, k, 0), jnp.take_along_axis(i_in, k, 0)
+        elif view == "first":
             k = jnp.broadcast_to(jnp.arange(length)[:, None], (length, n_out))
             time, end = sorted_in.time[:length, None], sorted_in.end[:length, None]
             time = jnp.broadcast_to(time, k.shape)
             # (no spike yet: no adaptation either)
             states = (u_in[:length], i_in[:length], None)
             return time, states, end - time, jnp.ones_like(k, bool), k
-        if view == "all":
+        elif view == "all":
             k = jnp.broadcast_to(jnp.arange(n_in)[:, None], (n_in, n_out))
             inside = k >= ptr[None, :]
             t_start, end, u_lin, i_lin = sorted_in.time[:, None], sorted_in.end[:, None], u_in, i_in
@@ -198,12 +205,24 @@ def neuron_spikes(
             a0 = carry.adapt[None, :] * jnp.exp(-since / params.tau_adapt)
         return start, (u0, i0, a0), _length(end - start), inside, k
 
+    def window_at(carry, view):
+        """`k -> (u0, i0, a0, window)` of window `k[n]` of each neuron `n`, each `(N,)`."""
+
+        def at(rows):
+            _, (u0, i0, a0), window, _, _ = windows(carry, view, rows)
+            return u0[0], i0[0], a0[0], window[0]
+
+        return at
+
     def step(carry: _WindowState, view):
         start, (u0, i0, a0), window, inside, k = windows(carry, view)
         if a0 is not None:
             first, dt_first, any_found = first_crossing_window(
-                params, solver, u0, i0, a0, window, inside
+                params, solver, u0, i0, a0, window, inside, window_at(carry, view)
             )
+            # The chosen windows, recomputed (see `first_crossing_window`): `(1, N)`.
+            start, (_, i0, a0), _, _, k = windows(carry, view, first)
+            first = jnp.zeros_like(first)
         else:
             dt, found = solver(u0, i0, theta, window, params.tau_mem, params.tau_syn)
             found = found & inside
@@ -271,7 +290,9 @@ def neuron_spikes(
         carry, rows = jax.lax.scan(lambda c, _: step(c, "all"), carry, None, length=budget - 1)
         start, (u0, i0, a0), window, inside, _ = windows(carry, "all")
         if adaptive:
-            again = crossing_exists(params, solver, u0, i0, a0, window, inside & (window > 0))
+            inside = inside & (window > 0)
+            at = window_at(carry, "all")
+            again = crossing_exists(params, solver, u0, i0, a0, window, inside, at)
         else:
             exists = solver.exists(u0, i0, theta, window, params.tau_mem, params.tau_syn)
             again = jnp.any(exists & inside & (window > 0), axis=0)

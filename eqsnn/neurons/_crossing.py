@@ -69,34 +69,37 @@ def _solve(f, a, b, active, start=None):
     `active` is false nothing is iterated (under `vmap` only the active lanes decide how
     many iterations run) and the midpoint is returned. `f(x)` returns the value, the
     slope and the size of the terms that make up the value: the iteration stops where the
-    value is zero within their rounding, or the step or the bracket is below an ulp."""
+    value is zero within their rounding, or the step or the bracket is below an ulp.
+
+    The loop carries the bracket, the iterate, the count and whether to go on, decided at
+    the end of each step: under `vmap` every carried array is selected lane by lane after
+    each step, so the fewer and the cheaper to select, the faster one step."""
     dtype = jnp.result_type(a, b)
     eps = jnp.finfo(dtype).eps
     tiny = jnp.finfo(dtype).tiny
     f_a = f(a)[0]
 
-    def cond(state):
-        a, b, x, step, i, f_x, scale = state
+    def going(a, b, x, step, i, rounding):
         small = jnp.abs(step) <= 2 * eps * jnp.abs(x) + tiny
         wide = b - a > 2 * eps * jnp.abs(x) + tiny
-        rounding = jnp.abs(f_x) <= 4 * eps * scale
         return active & (i < _MAX_ITERATIONS) & ~small & ~rounding & wide
 
     def body(state):
-        a, b, x, _, i, _, _ = state
+        a, b, x, i, _ = state
         f_x, slope, scale = f(x)
         low = jnp.sign(f_x) == jnp.sign(f_a)
         a, b = jnp.where(low, x, a), jnp.where(low, b, x)
         newton = x - f_x / jnp.where(slope != 0, slope, 1.0)
         inside = (slope != 0) & (newton > a) & (newton < b) & jnp.isfinite(newton)
         x_new = jnp.where(inside, newton, 0.5 * (a + b))
-        x_new = jnp.where(jnp.abs(f_x) <= 4 * eps * scale, x, x_new)
-        return a, b, x_new, x_new - x, i + 1, f_x, scale
+        rounding = jnp.abs(f_x) <= 4 * eps * scale
+        x_new = jnp.where(rounding, x, x_new)
+        return a, b, x_new, i + 1, going(a, b, x_new, x_new - x, i + 1, rounding)
 
     start = 0.5 * (a + b) if start is None else start
-    one = jnp.ones((), dtype)
-    init = (a, b, start, b - a, jnp.zeros((), jnp.int32), one, jnp.zeros((), dtype))
-    a, b, x, _, _, _, _ = jax.lax.while_loop(cond, body, init)
+    i = jnp.zeros((), jnp.int32)
+    init = (a, b, start, i, going(a, b, start, b - a, i, jnp.zeros((), bool)))
+    a, b, x, _, _ = jax.lax.while_loop(lambda state: state[-1], body, init)
     return jnp.clip(x, a, b)
 
 
