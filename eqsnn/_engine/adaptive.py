@@ -147,7 +147,7 @@ def _settle(params, x0, width, settle):
 
 
 def _lowest_threshold(params: ALIFParameters, a0, window):
-    """The threshold above leak at a window's end, $\theta + a(\text{end})$: its lowest
+    r"""The threshold above leak at a window's end, $\theta + a(\text{end})$: its lowest
     in the window (the adaptation only decays)."""
     return params.v_th - params.v_leak + a0 * jnp.exp(-window / params.tau_adapt)
 
@@ -159,7 +159,7 @@ def _gathered(u0, i0, a0, window):
 
 
 def _search(params, solver, u0, i0, a0, window, inside, at):
-    """Each neuron's first window that crosses, among `(L, N)` windows (no gradient).
+    r"""Each neuron's first window that crosses, among `(L, N)` windows (no gradient).
 
     The candidates are the windows where the voltage reaches the window's lowest
     threshold, $\theta + a(\text{end})$ (the LIF's solver: a window without that crossing
