@@ -168,26 +168,23 @@ def neuron_spikes(
         """
         ptr, at_spike, s_last = carry.pointer, carry.at_spike, carry.last_time
         i_last, resets = carry.last_current, carry.resets
-        if rows is not None:
-            k = rows[None, :] + (ptr[None, :] if view == "gather" else 0)
-            inside = (k < n_in) if view == "gather" else (k >= ptr[None, :])
-            k = jnp.minimum(k, n_in - 1)
-            t_start, end = sorted_in.time[k], sorted_in.end[k]
-            u_lin, i_lin = jnp.take_along_axis(u_in, k, 0), jnp.take_along_axis(i_in, k, 0)
-        elif view == "first":
+        if view == "first" and rows is None:
             k = jnp.broadcast_to(jnp.arange(length)[:, None], (length, n_out))
             time, end = sorted_in.time[:length, None], sorted_in.end[:length, None]
             time = jnp.broadcast_to(time, k.shape)
             # (no spike yet: no adaptation either)
             states = (u_in[:length], i_in[:length], None)
             return time, states, end - time, jnp.ones_like(k, bool), k
-        elif view == "all":
+        if view == "all" and rows is None:
             k = jnp.broadcast_to(jnp.arange(n_in)[:, None], (n_in, n_out))
             inside = k >= ptr[None, :]
             t_start, end, u_lin, i_lin = sorted_in.time[:, None], sorted_in.end[:, None], u_in, i_in
         else:
-            k = ptr[None, :] + jnp.arange(length)[:, None]
-            inside = k < n_in
+            # The windows' offsets: from each neuron's pointer ("gather"), or the given rows
+            # (from the pointer in the "gather" view, from the first interval in "all").
+            j = jnp.arange(length)[:, None] if rows is None else rows[None, :]
+            k = ptr[None, :] + j if view == "gather" else j
+            inside = (k < n_in) if view == "gather" else (k >= ptr[None, :])
             k = jnp.minimum(k, n_in - 1)
             t_start, end = sorted_in.time[k], sorted_in.end[k]
             u_lin, i_lin = jnp.take_along_axis(u_in, k, 0), jnp.take_along_axis(i_in, k, 0)
@@ -220,7 +217,8 @@ def neuron_spikes(
             first, dt_first, any_found = first_crossing_window(
                 params, solver, u0, i0, a0, window, inside, window_at(carry, view)
             )
-            # The chosen windows, recomputed (see `first_crossing_window`): `(1, N)`.
+            # The chosen windows, recomputed (see `first_crossing_window`), shape `(1, N)`:
+            # read at row 0 below.
             start, (_, i0, a0), _, _, k = windows(carry, view, first)
             first = jnp.zeros_like(first)
         else:
