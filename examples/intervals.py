@@ -38,7 +38,8 @@ cross-entropy without the early-spike term (`--early-weight 0`: `exp(t / 6.4 ms)
 overflow); and silent neurons are revived by larger weight bumps (`--bump 0.1`: a sample
 whose correct output neuron stays silent gives no gradient). Writes the checkpoint (for
 --resume), `history.json` and plots to `--out` (default
-`runs/intervals-<delays>[-taus][-alif]-seed<seed>`) and the saved models (`model-*.eqx`, with
+`runs/intervals[-k<classes>]-<delays>[-taus][-alif]-seed<seed>`, with `-k<classes>` for a
+`--classes` other than 3) and the saved models (`model-*.eqx`, with
 their trained delays and parameters). A new run does not overwrite a run there without
 --overwrite.
 """
@@ -100,9 +101,12 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, list[dict]]:
 
 
 def default_out(cfg: argparse.Namespace) -> Path:
+    """`runs/intervals[-k<classes>]-<delays>[-taus][-alif]-seed<seed>`; the number of classes
+    appears when it is not the default 3 (so runs of the default task keep their folder)."""
+    classes = "" if cfg.classes == 3 else f"-k{cfg.classes}"
     taus = "-taus" if cfg.train_taus else ""
     neuron = "" if cfg.neuron == "lif" else f"-{cfg.neuron}"
-    return Path("runs") / f"intervals-{cfg.delays}{taus}{neuron}-seed{cfg.seed}"
+    return Path("runs") / f"intervals{classes}-{cfg.delays}{taus}{neuron}-seed{cfg.seed}"
 
 
 def load(cfg: argparse.Namespace):

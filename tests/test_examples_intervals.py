@@ -142,3 +142,6 @@ def test_alif_refuses_what_cannot_run(tmp_path):
     assert (out / "checkpoint.json").read_text() == "{}"  # --overwrite did not clear it
     cfg, _ = intervals.parse_args(["--out", str(tmp_path / "new"), *ALIF])
     assert intervals.default_out(cfg).name == "intervals-none-alif-seed0"
+    # runs of different numbers of classes get different default folders
+    cfg, _ = intervals.parse_args(["--out", str(tmp_path / "k8"), *ALIF, "--classes", "8"])
+    assert intervals.default_out(cfg).name == "intervals-k8-none-alif-seed0"
