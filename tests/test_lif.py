@@ -475,7 +475,50 @@ def test_identical_neurons_spike_together(name):
         _assert_same_spikes(out, ref)
 
 
-# --- 9. documentation -----------------------------------------------------------------------------
+# --- 9. one program per call ----------------------------------------------------------------------
+
+
+def test_eager_calls_compile_and_traced_calls_add_to_the_program():
+    """Eagerly (also under an eager `jax.vmap` or `jax.grad`) a layer runs one compiled
+    program (`compiled`); inside a program being traced (`jax.jit`, a scan body) it adds its
+    operations to that program directly, without a nested `jit` (JAX would re-trace one
+    through every transformation around it). The spikes are the same either way."""
+    from eqsnn._layers import base
+
+    contexts = []
+
+    def probe(x):
+        contexts.append(base.staged())
+        return x
+
+    x = jnp.ones(2)
+    probe(x)
+    jax.vmap(probe)(x)
+    jax.grad(lambda x: jnp.sum(probe(x)))(x)
+    assert contexts == [False, False, False]
+    jax.jit(probe)(x)
+    jax.jit(jax.vmap(jax.grad(lambda x: jnp.sum(probe(x)))))(jnp.ones((2, 2)))
+    jax.lax.scan(lambda c, _: (probe(c), None), x, None, length=2)
+    assert contexts[3:] == [True, True, True]
+
+    layer, spikes = _case("ratio-2")
+
+    def nested(jaxpr):
+        return [e for e in jaxpr.eqns if e.params.get("name") == base.compiled.__wrapped__.__name__]
+
+    assert not nested(jax.make_jaxpr(layer)(spikes).jaxpr)
+
+    def loss(time):
+        out = layer(eqx.tree_at(lambda s: s.time, spikes, time))
+        return jnp.sum(jnp.where(out.valid, out.time, 0.0))
+
+    assert not nested(jax.make_jaxpr(jax.grad(loss))(spikes.time).jaxpr)
+    eager, traced = layer(spikes), eqx.filter_jit(lambda m, s: m(s))(layer, spikes)
+    for a, b in zip(jax.tree.leaves(eager), jax.tree.leaves(traced), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+# --- 10. documentation ----------------------------------------------------------------------------
 
 
 @pytest.mark.standard_promotion  # as users run it

@@ -184,7 +184,8 @@ class AbstractSimulatedLayer(AbstractLayer):
         self._check_weight_shapes(who)
         spikes = check_input(spikes, self.in_size, who)
         layer = check_layer_weights(self, who)
-        return with_sources(compiled(_simulate, layer, spikes), self.size)
+        run = _with_overflow if staged() else compiled
+        return with_sources(run(_simulate, layer, spikes), self.size)
 
 
 def _simulate(layer: AbstractSimulatedLayer, spikes: Spikes) -> Spikes:
@@ -244,20 +245,43 @@ def check_input(spikes: Spikes, in_size: int, who: str) -> Spikes:
     return eqx.tree_at(lambda s: (s.time, s.idx), spikes, (time, idx))
 
 
-@eqx.filter_jit
-def compiled(simulate, layer, spikes: Spikes) -> Spikes:
-    """`simulate(layer, spikes)`, compiled once per layer configuration.
+def staged() -> bool:
+    """Whether the caller is being traced into a program (inside `jax.jit`, `lax.scan`,
+    `jax.make_jaxpr`, ...), as opposed to running eagerly, transformed or not (an eager
+    `jax.grad` or `jax.vmap`).
 
-    Layers route their simulation through this so that a call outside `jax.jit` (a
-    notebook, an eager `jax.grad`) runs one compiled program instead of dispatching the
-    event loops op by op, which recompiles every `lax.scan` body at every call. Inside a
-    user's `jax.jit` it is inlined. `simulate` must be a module-level function (it is
-    hashed as part of the cache key).
+    Reads JAX's trace stack through its private `jax._src.core` (no public API says this);
+    if that changes, the answer is `False`, which is always safe (see `compiled`)."""
+    try:
+        from jax._src import core
+        from jax._src.interpreters.partial_eval import DynamicJaxprTrace
 
-    `simulate` returns the spikes that the layer lost itself in `dropped`; here the layer's
-    `overflow` policy is applied to them (`report_dropped`) and the input's `dropped` (the
-    losses upstream) is added, so that the last buffer of a network counts the losses of
-    every layer.
-    """
+        stack = core.unsafe_get_trace_stack(core.unsafe_get_current_trace())
+    except Exception:  # a JAX without these internals
+        return False
+    return any(isinstance(trace, DynamicJaxprTrace) for trace in stack)
+
+
+def _with_overflow(simulate, layer, spikes: Spikes) -> Spikes:
+    """`simulate(layer, spikes)` with the layer's `overflow` policy applied to the spikes it
+    lost itself (`report_dropped`) and the input's `dropped` (the losses upstream) added, so
+    that the last buffer of a network counts the losses of every layer."""
     out = report_dropped(simulate(layer, spikes), layer)
     return eqx.tree_at(lambda s: s.dropped, out, out.dropped + spikes.dropped)
+
+
+compiled = eqx.filter_jit(_with_overflow)
+"""`_with_overflow(simulate, layer, spikes)`, compiled once per layer configuration.
+
+Layers run their simulation through this when called eagerly (a notebook, an eager
+`jax.grad` or `jax.vmap`), so that such a call runs one compiled program instead of
+dispatching the event loops op by op, which recompiles every `lax.scan` body at every call.
+Inside a program being traced (`staged()`: a user's `jax.jit`, a scan body) they call
+`_with_overflow` directly: the enclosing program compiles it anyway, and a nested `jit`
+would make JAX re-trace its body through every transformation around it (`vmap`, `jvp`,
+the transpose): about 30-45 % of the tracing time of a layer under
+`jit(vmap(value_and_grad))`, with the same compiled program and results bit for bit. (One
+staged context runs eagerly: `jax.checkpoint` outside `jax.jit` evaluates its body op by
+op, so a layer inside it does too; put the `jax.jit` outside.) `simulate` must be a
+module-level function (it is hashed as part of the cache key).
+"""
